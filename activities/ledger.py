@@ -1,0 +1,241 @@
+"""The tool ledger: claim, effect, record; a side effect happens once per key.
+
+Failure windows (DESIGN.md):
+- W1, crash after the claim and before the effect: the claim has a lease; once it expires,
+  or once Temporal has moved on to a newer attempt of the same activity, a retry takes over.
+- W2, crash after an external effect and before it is recorded: the retry repeats the call
+  with the same idempotency key, which the provider dedupes. A tool that cannot dedupe
+  downstream is marked `unknown` instead of being run again.
+- W3, crash after the record and before Temporal hears of it: the retry finds the record
+  and returns the stored result.
+- W4, two attempts at once: the primary key picks one winner; a stale attempt's record is
+  refused because it no longer owns the claim.
+- Database tools: claim, effect and record are one transaction, so no window exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from activities.db import Database
+from activities.tables import LedgerEntry, utcnow
+from interface import ToolCallOutput
+
+FINAL = ("succeeded", "failed", "unknown")
+
+Effect = Callable[[AsyncSession | None], Awaitable[ToolCallOutput]]
+
+
+class LedgerError(Exception):
+    """Base of the ledger's errors."""
+
+
+class LedgerKeyConflict(LedgerError):
+    """The key was recorded before with different arguments: a bug, never retried."""
+
+
+class LeaseHeld(LedgerError):
+    """Another live attempt holds the claim; retry once its lease may have ended."""
+
+    def __init__(self, key: str, retry_after: timedelta) -> None:
+        super().__init__(f"ledger key {key!r} is claimed by another attempt")
+        self.retry_after = retry_after
+
+
+class LeaseLost(LedgerError):
+    """This attempt's claim was taken over by a newer attempt; its result is discarded."""
+
+
+class LedgerHooks(Protocol):
+    """Points where fault-injection tests and the demo stop a worker."""
+
+    def after_claim(self, claim: Claim) -> None: ...
+    def after_effect(self, claim: Claim) -> None: ...
+    def after_commit(self, claim: Claim) -> None: ...
+
+
+class NoHooks:
+    def after_claim(self, claim: Claim) -> None:
+        pass
+
+    def after_effect(self, claim: Claim) -> None:
+        pass
+
+    def after_commit(self, claim: Claim) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who wants to run which effect, for how long."""
+
+    key: str
+    conversation_id: str
+    tool: str
+    args_hash: str
+    owner: str  # workflow run + activity ID: the same for every attempt of one activity
+    attempt: int
+    lease: timedelta
+    now: Callable[[], datetime] = field(default=utcnow, compare=False)
+
+
+@dataclass
+class _Claimed:
+    entry: LedgerEntry
+    stored: ToolCallOutput | None = None  # the recorded result of an earlier attempt
+    taken_over: bool = False  # an earlier attempt's claim was taken over
+
+
+def args_hash(tool: str, arguments: object) -> str:
+    canonical = json.dumps([tool, arguments], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Ledger:
+    """Runs tool effects at most once per key, and records their results."""
+
+    def __init__(self, db: Database, hooks: LedgerHooks | None = None) -> None:
+        self._db = db
+        self._hooks: LedgerHooks = hooks or NoHooks()
+
+    async def run_database(self, claim: Claim, effect: Effect) -> ToolCallOutput:
+        """Claim, effect and record in one transaction: the effect's writes and the ledger
+        row commit together or not at all."""
+        for _ in range(3):
+            try:
+                async with self._db.session() as session, session.begin():
+                    claimed = await self._claim(session, claim)
+                    if claimed.stored is not None:
+                        return claimed.stored
+                    output = await effect(session)
+                    _finalize(claimed.entry, output)
+                self._hooks.after_commit(claim)
+                return output
+            except IntegrityError:
+                continue  # a concurrent attempt inserted the key first: read its record
+        raise LeaseHeld(claim.key, timedelta(seconds=1))
+
+    async def run_external(
+        self, claim: Claim, effect: Effect, *, dedupes_downstream: bool
+    ) -> ToolCallOutput:
+        """Claim (committed), effect outside the database, then record if still the owner."""
+        async with self._db.session() as session, session.begin():
+            claimed = await self._claim(session, claim)
+            if claimed.stored is not None:
+                return claimed.stored
+            if claimed.taken_over and not dedupes_downstream:
+                return _mark_unknown(claimed.entry)
+        self._hooks.after_claim(claim)
+        try:
+            output = await effect(None)
+        except BaseException:
+            await self._release(claim)
+            raise
+        self._hooks.after_effect(claim)
+        await self._record(claim, output)
+        self._hooks.after_commit(claim)
+        return output
+
+    async def _claim(self, session: AsyncSession, claim: Claim) -> _Claimed:
+        entry = await session.get(LedgerEntry, claim.key, with_for_update=True)
+        if entry is None:
+            entry = _new_entry(claim)
+            session.add(entry)
+            await session.flush()
+            return _Claimed(entry)
+        if entry.args_hash != claim.args_hash:
+            raise LedgerKeyConflict(
+                f"ledger key {claim.key!r} was recorded for other arguments of {entry.tool!r}"
+            )
+        if entry.status in FINAL:
+            return _Claimed(entry, stored=ToolCallOutput.model_validate_json(entry.result or "{}"))
+        _take_over(entry, claim)
+        return _Claimed(entry, taken_over=True)
+
+    async def _record(self, claim: Claim, output: ToolCallOutput) -> None:
+        async with self._db.session() as session, session.begin():
+            result = await session.execute(
+                update(LedgerEntry)
+                .where(LedgerEntry.key == claim.key)
+                .where(LedgerEntry.owner == claim.owner, LedgerEntry.attempt == claim.attempt)
+                .where(LedgerEntry.status == "claimed")
+                .values(status=_status_of(output), result=output.model_dump_json())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLost(f"ledger key {claim.key!r} was taken over by a newer attempt")
+
+    async def _release(self, claim: Claim) -> None:
+        """End this attempt's lease now, so the next attempt takes over without waiting."""
+        async with self._db.session() as session, session.begin():
+            await session.execute(
+                update(LedgerEntry)
+                .where(LedgerEntry.key == claim.key, LedgerEntry.status == "claimed")
+                .where(LedgerEntry.owner == claim.owner, LedgerEntry.attempt == claim.attempt)
+                .values(lease_expires_at=claim.now())
+            )
+
+
+def _new_entry(claim: Claim) -> LedgerEntry:
+    now = claim.now()
+    return LedgerEntry(
+        key=claim.key,
+        conversation_id=claim.conversation_id,
+        tool=claim.tool,
+        args_hash=claim.args_hash,
+        status="claimed",
+        owner=claim.owner,
+        attempt=claim.attempt,
+        lease_expires_at=now + claim.lease,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _take_over(entry: LedgerEntry, claim: Claim) -> None:
+    now = claim.now()
+    expired = _aware(entry.lease_expires_at) <= now
+    superseded = entry.owner == claim.owner and entry.attempt < claim.attempt
+    if not (expired or superseded):
+        raise LeaseHeld(claim.key, _aware(entry.lease_expires_at) - now)
+    entry.owner = claim.owner
+    entry.attempt = claim.attempt
+    entry.lease_expires_at = now + claim.lease
+
+
+def _mark_unknown(entry: LedgerEntry) -> ToolCallOutput:
+    output = ToolCallOutput(
+        status="unknown",
+        content=json.dumps(
+            {
+                "error": "outcome_unknown",
+                "message": "An earlier attempt stopped after claiming this call; the tool "
+                "cannot dedupe downstream, so it was not run again. A person must check.",
+            }
+        ),
+        error_type="OutcomeUnknown",
+    )
+    _finalize(entry, output)
+    return output
+
+
+def _finalize(entry: LedgerEntry, output: ToolCallOutput) -> None:
+    entry.status = _status_of(output)
+    entry.result = output.model_dump_json()
+
+
+def _status_of(output: ToolCallOutput) -> str:
+    return {"ok": "succeeded", "unknown": "unknown"}.get(output.status, "failed")
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

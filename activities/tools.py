@@ -1,0 +1,156 @@
+"""The tool activity: validate, then run the tool under the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
+from agents.errors import ToolError, ToolRetryableError, UnknownAgent
+from agents.registry import AgentRegistry
+from agents.tools import Tool, ToolContext
+from interface import ToolCallInput, ToolCallOutput
+
+MAX_RESULT_CHARS = 64_000
+RETRYABLE = (ToolRetryableError, TimeoutError, ConnectionError, OperationalError)
+
+
+class ToolActivities:
+    def __init__(self, agents: AgentRegistry, ledger: Ledger) -> None:
+        self._agents = agents
+        self._ledger = ledger
+
+    @activity.defn(name="agent.call_tool-v1")
+    async def call_tool(self, request: ToolCallInput) -> ToolCallOutput:
+        """Unknown tools and invalid arguments come back as error results for the model;
+        retryable failures raise, so Temporal retries them under the tool's policy."""
+        try:
+            tool = self._agents.get(request.agent).tool(request.name)
+        except UnknownAgent as exc:
+            raise ApplicationError(str(exc), type="UnknownAgent", non_retryable=True) from None
+        if tool is None:
+            return _unknown_tool(request, self._agents.get(request.agent).tools)
+        args = _parse_arguments(tool, request.arguments)
+        if isinstance(args, ToolCallOutput):
+            return args
+        async with _heartbeating(tool.policy.heartbeat):
+            return await self._run(tool, args, request)
+
+    async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
+        ctx = ToolContext(request.conversation_id, request.turn, idempotency_key=request.key)
+        if tool.kind == "read":
+            return await invoke(tool, ctx, args)
+        claim = _claim(tool, args, request)
+        try:
+            if tool.kind == "database":
+                return await self._ledger.run_database(
+                    claim, lambda session: invoke(tool, ctx, args, session)
+                )
+            return await self._ledger.run_external(
+                claim, lambda _: invoke(tool, ctx, args), dedupes_downstream=tool.dedupes_downstream
+            )
+        except LedgerKeyConflict as exc:
+            raise ApplicationError(str(exc), type="LedgerKeyConflict", non_retryable=True) from None
+        except LeaseHeld as exc:
+            delay = min(exc.retry_after, timedelta(seconds=10))
+            raise ApplicationError(str(exc), type="LeaseHeld", next_retry_delay=delay) from None
+        except LeaseLost as exc:
+            raise ApplicationError(str(exc), type="LeaseLost") from None
+
+
+async def invoke(
+    tool: Tool, ctx: ToolContext, args: BaseModel, session: AsyncSession | None = None
+) -> ToolCallOutput:
+    """Run the tool and classify what it raises. A database tool runs in a savepoint, so a
+    tool that fails leaves none of its writes behind while its failure is recorded."""
+    ctx.session = session
+    try:
+        if session is not None:
+            async with session.begin_nested():
+                value = await tool.fn(ctx, args)
+        else:
+            value = await tool.fn(ctx, args)
+    except RETRYABLE as exc:
+        raise ApplicationError(f"{tool.name}: {exc}", type=type(exc).__name__) from None
+    except (ToolError, ValidationError) as exc:
+        return error_output(type(exc).__name__, str(exc))
+    except Exception as exc:  # a tool bug on odd input: the model hears of it, the turn goes on
+        activity.logger.warning("tool %s raised %s: %s", tool.name, type(exc).__name__, exc)
+        return error_output(type(exc).__name__, str(exc))
+    return ToolCallOutput(status="ok", content=render(value))
+
+
+def render(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        text = value.model_dump_json()
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, default=str)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"... [truncated {len(text) - MAX_RESULT_CHARS} chars]"
+    return text
+
+
+def error_output(error_type: str, message: str) -> ToolCallOutput:
+    content = json.dumps({"error": error_type, "message": message[:4000]})
+    return ToolCallOutput(status="error", content=content, error_type=error_type)
+
+
+def _claim(tool: Tool, args: BaseModel, request: ToolCallInput) -> Claim:
+    info = activity.info()
+    return Claim(
+        key=request.key,
+        conversation_id=request.conversation_id,
+        tool=tool.name,
+        args_hash=args_hash(tool.name, args.model_dump(mode="json")),
+        owner=f"{info.workflow_run_id}/{info.activity_id}",
+        attempt=info.attempt,
+        lease=tool.policy.start_to_close,
+    )
+
+
+def _parse_arguments(tool: Tool, arguments: str) -> BaseModel | ToolCallOutput:
+    try:
+        raw = json.loads(arguments or "{}")
+    except ValueError as exc:
+        return error_output("invalid_json", f"arguments are not valid JSON: {exc}")
+    try:
+        return tool.args_model.model_validate(raw)
+    except ValidationError as exc:
+        detail = exc.errors(include_url=False, include_input=False)
+        return error_output("invalid_arguments", json.dumps(detail, default=str))
+
+
+def _unknown_tool(request: ToolCallInput, tools: Any) -> ToolCallOutput:
+    names = sorted(t.name for t in tools)
+    return error_output("unknown_tool", f"no tool named {request.name!r}; available: {names}")
+
+
+@asynccontextmanager
+async def _heartbeating(interval: timedelta | None) -> AsyncIterator[None]:
+    """Heartbeat while the tool runs, so a killed worker is noticed within `interval`."""
+    if interval is None:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval.total_seconds() / 3)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -1,0 +1,56 @@
+"""Errors raised by agent definitions and tools.
+
+AgentError
+├── ConfigurationError      wiring is wrong; raised at worker start-up
+│   ├── DuplicateName       an agent or tool name registered twice
+│   └── UnknownAgent        a conversation names an agent the worker does not have
+└── ToolError               raised by a tool; the classes say whether to retry
+    ├── ToolInputError      arguments the tool cannot use: back to the model, no retry
+    ├── ToolBusinessError   a business rule refused the call: back to the model, no retry
+    └── ToolRetryableError  transient (a flaky service): retried under the tool's policy
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentError",
+    "ConfigurationError",
+    "DuplicateName",
+    "ToolBusinessError",
+    "ToolError",
+    "ToolInputError",
+    "ToolRetryableError",
+    "UnknownAgent",
+]
+
+
+class AgentError(Exception):
+    """Base of this package's errors."""
+
+
+class ConfigurationError(AgentError):
+    pass
+
+
+class DuplicateName(ConfigurationError):
+    pass
+
+
+class UnknownAgent(ConfigurationError):
+    pass
+
+
+class ToolError(AgentError):
+    pass
+
+
+class ToolInputError(ToolError):
+    pass
+
+
+class ToolBusinessError(ToolError):
+    pass
+
+
+class ToolRetryableError(ToolError):
+    pass

@@ -1,0 +1,26 @@
+"""The claims assistant: the demo's agent definition."""
+
+from __future__ import annotations
+
+from autogen_core.models import ChatCompletionClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agents.registry import AgentDefinition
+from demo.tools import claims_tools
+
+SYSTEM_MESSAGE = (
+    "You are a claims assistant for an insurance company. Use the tools to look up "
+    "policies and claims, add notes to a claim's file and email customers. Never invent "
+    "a claim's status: look it up. Keep answers short."
+)
+
+
+def claims_assistant(
+    model_client: ChatCompletionClient, sessions: async_sessionmaker[AsyncSession]
+) -> AgentDefinition:
+    return AgentDefinition(
+        name="claims-assistant",
+        system_message=SYSTEM_MESSAGE,
+        model_client=model_client,
+        tools=claims_tools(sessions),
+    )

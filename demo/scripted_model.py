@@ -1,0 +1,232 @@
+"""A deterministic scripted model: an AutoGen `ChatCompletionClient` with no network.
+
+It is not a language model. It reads the last user message and the tool results with a few
+rules, enough for the claims demo:
+- a claim number ("claim 123") -> get_claim_status
+- "note"                      -> create_claim_note on the last claim mentioned
+- "email"                     -> send_customer_email on the last claim mentioned
+- "POL-1001"                  -> lookup_policy
+- after tool results          -> a one-line summary of them
+
+Tests script it exactly with directives, one per line of the user message:
+- `!call NAME JSON`  call a tool (several lines: parallel calls in one response)
+- `!loop NAME JSON`  call the tool on every step, never answering (step-limit tests)
+- `!say TEXT`        answer with TEXT
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from autogen_core import CancellationToken, FunctionCall
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    CreateResult,
+    FunctionExecutionResult,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelFamily,
+    ModelInfo,
+    RequestUsage,
+    UserMessage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+CLAIM = re.compile(r"claim\s*(?:#|no\.?|number)?\s*(\d+)", re.I)
+POLICY = re.compile(r"\bPOL-\d+\b", re.I)
+HELP = (
+    "I can check a claim's status, look up a policy, add a note to a claim or email the customer."
+)
+
+Content = str | list[FunctionCall]
+
+
+class ScriptedChatCompletionClient(ChatCompletionClient):
+    def __init__(self) -> None:
+        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._last = RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        content = _decide(list(messages), {_tool_name(t) for t in tools})
+        self._last = RequestUsage(
+            prompt_tokens=sum(len(str(m.content)) for m in messages) // 4,
+            completion_tokens=len(str(content)) // 4 + 1,
+        )
+        self._total = RequestUsage(
+            prompt_tokens=self._total.prompt_tokens + self._last.prompt_tokens,
+            completion_tokens=self._total.completion_tokens + self._last.completion_tokens,
+        )
+        finish = "function_calls" if isinstance(content, list) else "stop"
+        return CreateResult(finish_reason=finish, content=content, usage=self._last, cached=False)
+
+    def create_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("the scripted model does not stream")
+
+    async def close(self) -> None:
+        pass
+
+    def actual_usage(self) -> RequestUsage:
+        return self._last
+
+    def total_usage(self) -> RequestUsage:
+        return self._total
+
+    def count_tokens(self, messages: Sequence[LLMMessage], **_: Any) -> int:
+        return sum(len(str(m.content)) for m in messages) // 4
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], **_: Any) -> int:
+        return 128_000 - self.count_tokens(messages)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+        return ModelCapabilities(vision=False, function_calling=True, json_output=False)  # type: ignore[typeddict-item]
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(
+            vision=False,
+            function_calling=True,
+            json_output=False,
+            family=ModelFamily.UNKNOWN,
+            structured_output=False,
+        )
+
+
+def _decide(messages: list[LLMMessage], tools: set[str]) -> Content:
+    user = _last_user_text(messages)
+    last = messages[-1] if messages else None
+    directives = _directives(user, len(messages))
+    if isinstance(last, FunctionExecutionResultMessage):
+        if directives and user.lstrip().startswith("!loop"):
+            return directives
+        return _summarize(last.content)
+    if directives:
+        return directives
+    if user.lstrip().startswith("!say"):
+        return user.lstrip()[4:].strip()
+    return _plan(user, messages, tools)
+
+
+def _directives(text: str, position: int) -> list[FunctionCall]:
+    calls = []
+    for line in text.splitlines():
+        verb, _, rest = line.strip().partition(" ")
+        if verb in ("!call", "!loop"):
+            name, _, arguments = rest.strip().partition(" ")
+            call_id = f"call_{position}_{len(calls)}"
+            calls.append(FunctionCall(id=call_id, name=name, arguments=arguments.strip() or "{}"))
+    return calls
+
+
+def _plan(text: str, messages: list[LLMMessage], tools: set[str]) -> Content:
+    lower = text.lower()
+    claim = _claim_in(text) or _last_claim(messages)
+    policy = POLICY.search(text)
+
+    def call(name: str, **arguments: Any) -> Content:
+        if name not in tools:
+            return HELP
+        return [
+            FunctionCall(id=f"call_{len(messages)}_0", name=name, arguments=json.dumps(arguments))
+        ]
+
+    if "email" in lower and claim:
+        body = f"Hello, this is an update on your claim {claim}. We are on it and will be in touch."
+        return call(
+            "send_customer_email", claim_id=claim, subject=f"Update on claim {claim}", body=body
+        )
+    if "note" in lower and claim:
+        return call("create_claim_note", claim_id=claim, text=_note_text(text))
+    if policy and not _claim_in(text):
+        return call("lookup_policy", policy_id=policy.group(0).upper())
+    if claim:
+        return call("get_claim_status", claim_id=claim)
+    return HELP
+
+
+def _summarize(results: list[FunctionExecutionResult]) -> str:
+    return " ".join(_summary(r) for r in results)
+
+
+def _summary(result: FunctionExecutionResult) -> str:
+    try:
+        data = json.loads(result.content)
+    except ValueError:
+        data = None
+    if result.is_error or not isinstance(data, dict):
+        detail = data.get("message", result.content) if isinstance(data, dict) else result.content
+        return f"{result.name} did not work: {detail}" if result.is_error else result.content
+    if result.name == "get_claim_status":
+        return (
+            f"Claim {data['claim_id']} is {data['status']}: {data['description']} "
+            f"(amount {data['amount']}, policy {data['policy_id']})."
+        )
+    if result.name == "create_claim_note":
+        return f"I added note #{data['note_id']} to claim {data['claim_id']}."
+    if result.name == "send_customer_email":
+        return f"I emailed {data['to']} about claim {data['claim_id']} (email #{data['email_id']})."
+    if result.name == "lookup_policy":
+        return (
+            f"Policy {data['policy_id']} ({data['product']}) for {data['holder']} is "
+            f"{data['status']}, coverage limit {data['coverage_limit']}."
+        )
+    return f"{result.name} returned {result.content}"
+
+
+def _note_text(text: str) -> str:
+    match = re.search(r"note(?:\s+that|:)?\s+(.*)", text, re.I | re.S)
+    note = (match.group(1) if match else text).strip().rstrip(".")
+    return (note[:1].upper() + note[1:] + ".") if note else text
+
+
+def _claim_in(text: str) -> int | None:
+    match = CLAIM.search(text)
+    return int(match.group(1)) if match else None
+
+
+def _last_claim(messages: list[LLMMessage]) -> int | None:
+    for message in reversed(messages):
+        if isinstance(message, UserMessage) and isinstance(message.content, str):
+            found = _claim_in(message.content)
+            if found:
+                return found
+        if isinstance(message, AssistantMessage) and isinstance(message.content, list):
+            for call in message.content:
+                found = _claim_in_arguments(call.arguments)
+                if found:
+                    return found
+    return None
+
+
+def _claim_in_arguments(arguments: str) -> int | None:
+    try:
+        value = json.loads(arguments).get("claim_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _last_user_text(messages: list[LLMMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, UserMessage):
+            return message.content if isinstance(message.content, str) else ""
+    return ""
+
+
+def _tool_name(tool: Tool | ToolSchema) -> str:
+    return tool["name"] if isinstance(tool, dict) else tool.name

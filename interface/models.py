@@ -1,0 +1,223 @@
+"""Every payload that crosses the workflow boundary: signals, updates, queries, activities.
+
+These are the stable public interface (see DESIGN.md). Clients in other languages send the
+same JSON. Adding a field with a default is backward-compatible; renaming or removing one
+is not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from interface.policies import ConversationSettings, ModelPolicy, ToolPolicy
+
+ConversationStatus = Literal["idle", "thinking", "waiting_approval", "ended"]
+ToolCallStatus = Literal["ok", "error", "denied", "unknown"]
+TurnStatus = Literal["completed", "step_limit", "failed", "duplicate"]
+
+WORKFLOW_TYPE = "AgentConversation"
+DEFAULT_TASK_QUEUE = "agent-conversations"
+
+
+# --- messages: the neutral form every framework is converted to and from ---------------
+
+
+class ToolCall(BaseModel):
+    """One function call requested by the model; `arguments` is the model's raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class Message(BaseModel):
+    """One transcript message in a framework-neutral form."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+    message_id: str | None = None
+    source: str | None = None
+
+
+class SeqMessage(BaseModel):
+    """A message with its position in the conversation's append-only transcript."""
+
+    seq: int
+    message: Message
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+# --- workflow input, signals, updates, queries ------------------------------------------
+
+
+class UserMessage(BaseModel):
+    """Input of the `user_message` signal and the `ask` update."""
+
+    message_id: str
+    text: str
+
+
+class ToolDecision(BaseModel):
+    """Input of the `decide_tool` signal."""
+
+    tool_call_id: str
+    approve: bool
+    reason: str = ""
+
+
+class EndConversation(BaseModel):
+    """Input of the `end` signal."""
+
+
+class ToolCallRecord(BaseModel):
+    """What happened to one tool call, as shown in a turn's result and in `state`."""
+
+    id: str
+    name: str
+    arguments: str
+    status: ToolCallStatus
+    result: str
+    turn: int = 0
+
+
+class TurnResult(BaseModel):
+    """Result of the `ask` update: what one user turn produced."""
+
+    message_id: str
+    turn: int
+    status: TurnStatus
+    reply: str
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    steps: int = 0
+
+
+class PendingApproval(BaseModel):
+    tool_call_id: str
+    name: str
+    arguments: str
+    turn: int
+
+
+class RecentMessage(BaseModel):
+    seq: int
+    role: str
+    content: str
+    name: str | None = None
+
+
+class ConversationState(BaseModel):
+    """Result of the `state` query."""
+
+    agent: str
+    status: ConversationStatus
+    turn_count: int
+    messages: list[RecentMessage] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    queued_turns: int = 0
+    run_turns: int = 0
+
+
+class CarriedState(BaseModel):
+    """Bounded state carried across continue-as-new. Never holds the whole transcript."""
+
+    turn_count: int = 0
+    next_seq: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    recent_message_ids: list[str] = Field(default_factory=list)
+    recent_results: list[TurnResult] = Field(default_factory=list)
+    queue: list[UserMessage] = Field(default_factory=list)
+    messages: list[RecentMessage] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    unsent: list[SeqMessage] = Field(default_factory=list)
+    end_requested: bool = False
+    runs: int = 1
+
+
+class StartConversation(BaseModel):
+    """Workflow input. Callers send `{"agent": ..., "metadata": {...}}`; the rest defaults."""
+
+    agent: str = "claims-assistant"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    settings: ConversationSettings = Field(default_factory=ConversationSettings)
+    carried: CarriedState | None = None
+
+
+class ConversationSummary(BaseModel):
+    """Workflow result, once the conversation has ended."""
+
+    agent: str
+    turn_count: int
+    usage: Usage
+
+
+# --- activity inputs and outputs --------------------------------------------------------
+
+
+class DescribeAgentInput(BaseModel):
+    agent: str
+
+
+class AgentSpec(BaseModel):
+    """What the workflow needs to know of an agent; the agent itself lives in the worker."""
+
+    agent: str
+    max_steps: int
+    model: ModelPolicy
+    tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+    default_tool: ToolPolicy = Field(default_factory=ToolPolicy)
+
+    def tool_policy(self, name: str) -> ToolPolicy:
+        return self.tools.get(name, self.default_tool)
+
+
+class ModelCallInput(BaseModel):
+    conversation_id: str
+    chain_id: str
+    agent: str
+    turn: int
+    step: int
+    new_messages: list[SeqMessage]
+    output_seq: int
+
+
+class ModelCallOutput(BaseModel):
+    message: Message
+    usage: Usage = Field(default_factory=Usage)
+    duplicate_message_id: str | None = None
+    replayed: bool = False
+
+
+class ToolCallInput(BaseModel):
+    conversation_id: str
+    chain_id: str
+    agent: str
+    turn: int
+    key: str
+    name: str
+    arguments: str
+    call_ids: list[str]
+
+
+class ToolCallOutput(BaseModel):
+    status: ToolCallStatus
+    content: str
+    error_type: str | None = None

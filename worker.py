@@ -1,0 +1,90 @@
+"""Run a worker: `python worker.py`.
+
+Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, DATABASE_URL and the model
+settings (settings.py). Against an empty database it creates its tables and seeds the demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.db import Database, redacted
+from activities.faults import KillAt
+from activities.ledger import Ledger, LedgerHooks
+from activities.model import ModelActivities
+from activities.tools import ToolActivities
+from activities.transcript import Transcript
+from agents.registry import AgentRegistry
+from demo.agent import claims_assistant
+from demo.seed import seed_demo
+from settings import WorkerSettings
+from workflows.conversation import AgentConversation
+
+log = logging.getLogger("worker")
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    db: Database,
+    agents: AgentRegistry,
+    hooks: LedgerHooks | None = None,
+) -> Worker:
+    model = ModelActivities(agents, Transcript(db))
+    tools = ToolActivities(agents, Ledger(db, hooks))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AgentConversation],
+        activities=[model.describe_agent, model.model_call, tools.call_tool],
+        # a killed worker's sticky tasks move to other workers after this long
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+async def prepare_database(db: Database) -> None:
+    await db.migrate()
+    await seed_demo(db.sessions)
+
+
+def default_agents(settings: WorkerSettings, db: Database) -> AgentRegistry:
+    return AgentRegistry([claims_assistant(settings.model_client(), db.sessions)])
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = WorkerSettings.from_env()
+    db = Database(settings.database_url)
+    await prepare_database(db)
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+    hooks = KillAt.from_env(settings.fault, settings.fault_once)
+    worker = build_worker(client, settings.task_queue, db, default_agents(settings, db), hooks)
+    log.info(
+        "worker polling %s on %s (namespace %s), database %s",
+        settings.task_queue,
+        settings.temporal_address,
+        settings.temporal_namespace,
+        redacted(db.url),
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    async with worker:
+        await stop.wait()
+    await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,439 @@
+"""The `AgentConversation` workflow: one conversation, its turn queue and its agent loop.
+
+Deterministic code only. Model and tool calls are activities named by string, so this file
+imports nothing but the SDK and the interface models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    # pydantic models only; passing them through avoids re-importing pydantic per run
+    from interface import (
+        AgentSpec,
+        CarriedState,
+        ConversationState,
+        ConversationStatus,
+        ConversationSummary,
+        DescribeAgentInput,
+        EndConversation,
+        Message,
+        ModelCallInput,
+        ModelCallOutput,
+        PendingApproval,
+        RecentMessage,
+        SeqMessage,
+        StartConversation,
+        ToolCall,
+        ToolCallInput,
+        ToolCallOutput,
+        ToolCallRecord,
+        ToolDecision,
+        ToolPolicy,
+        TurnResult,
+        Usage,
+        UserMessage,
+    )
+
+DESCRIBE_AGENT = "agent.describe-v1"
+MODEL_CALL = "agent.model_call-v1"
+CALL_TOOL = "agent.call_tool-v1"
+
+RECENT_TOOL_CALLS = 20
+STATE_TEXT_LIMIT = 2_000
+
+
+class _Turn:
+    """Mutable bookkeeping for the turn in progress."""
+
+    def __init__(self, number: int, message: UserMessage) -> None:
+        self.number = number
+        self.message = message
+        self.tool_calls: list[ToolCallRecord] = []
+        self.usage = Usage()
+        self.steps = 0
+
+
+@workflow.defn(name="AgentConversation")
+class AgentConversation:
+    @workflow.init
+    def __init__(self, start: StartConversation) -> None:
+        self._start = start
+        self._settings = start.settings
+        self._data = start.carried or CarriedState()
+        self._queue: deque[UserMessage] = deque(self._data.queue)
+        self._seen: set[str] = set(self._data.recent_message_ids)
+        self._seen.update(m.message_id for m in self._queue)
+        self._results = {r.message_id: r for r in self._data.recent_results}
+        self._status: ConversationStatus = "idle"
+        self._approvals: dict[str, PendingApproval] = {}
+        self._decisions: dict[str, ToolDecision] = {}
+        self._run_turns = 0
+        self._spec: AgentSpec | None = None
+
+    @workflow.run
+    async def run(self, start: StartConversation) -> ConversationSummary:
+        self._spec = await self._describe_agent()
+        while True:
+            await workflow.wait_condition(self._has_work)
+            if self._queue:
+                await self._run_turn(self._queue.popleft())
+            elif self._data.end_requested:
+                return await self._finish()
+            else:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._carry())
+
+    # --- handlers ------------------------------------------------------------------------
+
+    @workflow.signal(name="user_message")
+    def user_message(self, message: UserMessage) -> None:
+        problem = self._reject_reason(message)
+        if problem:
+            workflow.logger.warning("user_message %r dropped: %s", message.message_id, problem)
+            return
+        self._enqueue(message)
+
+    @workflow.update(name="ask")
+    async def ask(self, message: UserMessage) -> TurnResult:
+        self._enqueue(message)
+        await workflow.wait_condition(lambda: message.message_id in self._results)
+        return self._results[message.message_id]
+
+    @ask.validator
+    def _validate_ask(self, message: UserMessage) -> None:
+        problem = self._reject_reason(message)
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.signal(name="decide_tool")
+    def decide_tool(self, decision: ToolDecision) -> None:
+        if decision.tool_call_id not in self._approvals:
+            workflow.logger.warning(
+                "decide_tool for %r ignored: no pending approval", decision.tool_call_id
+            )
+            return
+        self._decisions[decision.tool_call_id] = decision
+
+    @workflow.signal(name="end")
+    def end(self, _: EndConversation | None = None) -> None:
+        self._data.end_requested = True
+
+    @workflow.query(name="state")
+    def state(self) -> ConversationState:
+        return ConversationState(
+            agent=self._start.agent,
+            status=self._status,
+            turn_count=self._data.turn_count,
+            messages=self._data.messages,
+            tool_calls=self._data.tool_calls,
+            pending_approvals=list(self._approvals.values()),
+            usage=self._data.usage,
+            queued_turns=len(self._queue),
+            run_turns=self._run_turns,
+        )
+
+    # --- queue and dedup -----------------------------------------------------------------
+
+    def _reject_reason(self, message: UserMessage) -> str | None:
+        if message.message_id in self._seen:
+            return None  # a retry: accepted and answered from the record
+        if not message.message_id.strip():
+            return "message_id is empty"
+        if len(message.message_id) > 200:
+            return "message_id is longer than 200 characters"
+        if not message.text.strip():
+            return "text is empty"
+        if len(message.text) > self._settings.max_message_chars:
+            return f"text is longer than {self._settings.max_message_chars} characters"
+        if self._data.end_requested:
+            return "the conversation is ending"
+        return None
+
+    def _enqueue(self, message: UserMessage) -> None:
+        if message.message_id in self._seen:
+            return
+        self._seen.add(message.message_id)
+        self._data.recent_message_ids.append(message.message_id)
+        self._queue.append(message)
+
+    def _has_work(self) -> bool:
+        return bool(self._queue) or self._data.end_requested or self._wants_new_run()
+
+    def _wants_new_run(self) -> bool:
+        if self._run_turns >= self._settings.max_turns_per_run:
+            return True
+        return workflow.info().is_continue_as_new_suggested()
+
+    # --- one turn: the agent loop ----------------------------------------------------------
+
+    async def _run_turn(self, message: UserMessage) -> None:
+        turn = _Turn(self._data.turn_count + 1, message)
+        self._set_status("thinking", f"turn {turn.number}: {message.message_id}")
+        user = Message(role="user", content=message.text, message_id=message.message_id)
+        pending = [self._seq(user)]
+        result = await self._agent_loop(turn, pending)
+        self._record_turn(turn, result)
+        self._set_status("idle", f"idle after turn {turn.number}")
+
+    async def _agent_loop(self, turn: _Turn, pending: list[SeqMessage]) -> TurnResult:
+        assert self._spec is not None
+        max_steps = self._settings.max_steps_per_turn or self._spec.max_steps
+        while turn.steps < max_steps:
+            turn.steps += 1
+            output = await self._call_model(turn, pending)
+            if output is None:
+                return self._turn_result(turn, "failed", "The model could not be reached.")
+            if output.duplicate_message_id:
+                return self._turn_result(turn, "duplicate", "")
+            if not output.message.tool_calls:
+                return self._turn_result(turn, "completed", output.message.content)
+            pending = await self._run_tools(turn, output.message.tool_calls)
+        self._data.unsent = pending  # sent with the next model call, so the transcript stays whole
+        text = f"I stopped after {max_steps} steps without a final answer."
+        return self._turn_result(turn, "step_limit", text)
+
+    async def _call_model(self, turn: _Turn, pending: list[SeqMessage]) -> ModelCallOutput | None:
+        assert self._spec is not None
+        new_messages = [*self._data.unsent, *pending]
+        self._data.unsent = new_messages  # until the activity has written them
+        output_seq = self._next_seq()
+        try:
+            output = await workflow.execute_activity(
+                MODEL_CALL,
+                self._model_input(turn, new_messages, output_seq),
+                result_type=ModelCallOutput,
+                activity_id=f"{self._conversation_id}/t{turn.number}/s{turn.steps}/model",
+                summary=f"model: {self._start.agent} (turn {turn.number}, step {turn.steps})",
+                start_to_close_timeout=self._spec.model.start_to_close,
+                retry_policy=self._spec.model.retry.to_temporal(),
+            )
+        except ActivityError as err:
+            workflow.logger.error("model call failed for turn %s: %s", turn.number, err.cause)
+            return None
+        self._data.unsent = []
+        turn.usage = turn.usage.plus(output.usage)
+        self._data.usage = self._data.usage.plus(output.usage)
+        self._remember(SeqMessage(seq=output_seq, message=output.message))
+        return output
+
+    def _model_input(self, turn: _Turn, new: list[SeqMessage], output_seq: int) -> ModelCallInput:
+        return ModelCallInput(
+            conversation_id=self._conversation_id,
+            chain_id=self._chain_id,
+            agent=self._start.agent,
+            turn=turn.number,
+            step=turn.steps,
+            new_messages=new,
+            output_seq=output_seq,
+        )
+
+    # --- tools ---------------------------------------------------------------------------
+
+    async def _run_tools(self, turn: _Turn, calls: list[ToolCall]) -> list[SeqMessage]:
+        groups = self._group_identical(calls)
+        outputs = await asyncio.gather(
+            *(self._call_tool(turn, index, group) for index, group in enumerate(groups))
+        )
+        by_call = {c.id: out for group, out in zip(groups, outputs, strict=True) for c in group}
+        messages = []
+        for call in calls:
+            out = by_call[call.id]
+            turn.tool_calls.append(_record(turn.number, call, out))
+            messages.append(self._seq(_tool_message(call, out)))
+        return messages
+
+    def _group_identical(self, calls: list[ToolCall]) -> list[list[ToolCall]]:
+        assert self._spec is not None
+        groups: dict[tuple[str, str], list[ToolCall]] = {}
+        for call in calls:
+            key = (call.name, _canonical(call.arguments))
+            if not self._spec.tool_policy(call.name).dedupe_identical_calls:
+                key = (call.name, f"\0{call.id}")
+            groups.setdefault(key, []).append(call)
+        return list(groups.values())
+
+    async def _call_tool(self, turn: _Turn, index: int, group: list[ToolCall]) -> ToolCallOutput:
+        assert self._spec is not None
+        call, policy = group[0], self._spec.tool_policy(group[0].name)
+        if policy.needs_approval:
+            denial = await self._await_approval(turn, call, policy)
+            if denial is not None:
+                return denial
+        key = f"{self._conversation_id}/{self._chain_id}/t{turn.number}/s{turn.steps}/c{index}"
+        try:
+            return await workflow.execute_activity(
+                CALL_TOOL,
+                self._tool_input(turn, key, group),
+                result_type=ToolCallOutput,
+                activity_id=f"{self._conversation_id}/t{turn.number}/s{turn.steps}/c{index}",
+                summary=f"call tool: {call.name}",
+                start_to_close_timeout=policy.start_to_close,
+                heartbeat_timeout=policy.heartbeat,
+                retry_policy=policy.retry.to_temporal(),
+            )
+        except ActivityError as err:
+            return _failed_tool(err)
+
+    def _tool_input(self, turn: _Turn, key: str, group: list[ToolCall]) -> ToolCallInput:
+        return ToolCallInput(
+            conversation_id=self._conversation_id,
+            chain_id=self._chain_id,
+            agent=self._start.agent,
+            turn=turn.number,
+            key=key,
+            name=group[0].name,
+            arguments=group[0].arguments,
+            call_ids=[c.id for c in group],
+        )
+
+    async def _await_approval(
+        self, turn: _Turn, call: ToolCall, policy: ToolPolicy
+    ) -> ToolCallOutput | None:
+        self._approvals[call.id] = PendingApproval(
+            tool_call_id=call.id, name=call.name, arguments=call.arguments, turn=turn.number
+        )
+        self._set_status("waiting_approval", f"turn {turn.number}: approve {call.name}?")
+        timeout = policy.approval_timeout
+        try:
+            await workflow.wait_condition(lambda: call.id in self._decisions, timeout=timeout)
+            decision = self._decisions.pop(call.id)
+        except TimeoutError:
+            decision = ToolDecision(
+                tool_call_id=call.id, approve=False, reason="approval timed out"
+            )
+        del self._approvals[call.id]
+        self._set_status("waiting_approval" if self._approvals else "thinking")
+        if decision.approve:
+            return None
+        return ToolCallOutput(status="denied", content=f"Denied: {decision.reason or 'no reason'}")
+
+    # --- state bookkeeping ---------------------------------------------------------------
+
+    @property
+    def _conversation_id(self) -> str:
+        return workflow.info().workflow_id
+
+    @property
+    def _chain_id(self) -> str:
+        return workflow.info().first_execution_run_id
+
+    def _next_seq(self) -> int:
+        seq = self._data.next_seq
+        self._data.next_seq += 1
+        return seq
+
+    def _seq(self, message: Message) -> SeqMessage:
+        item = SeqMessage(seq=self._next_seq(), message=message)
+        self._remember(item)
+        return item
+
+    def _remember(self, item: SeqMessage) -> None:
+        m = item.message
+        text = m.content or ", ".join(f"{c.name}({c.arguments})" for c in m.tool_calls)
+        recent = RecentMessage(
+            seq=item.seq, role=m.role, content=text[:STATE_TEXT_LIMIT], name=m.name
+        )
+        self._data.messages = [*self._data.messages, recent][-self._settings.recent_messages :]
+
+    def _turn_result(self, turn: _Turn, status: str, reply: str) -> TurnResult:
+        return TurnResult.model_validate(
+            dict(
+                message_id=turn.message.message_id,
+                turn=turn.number,
+                status=status,
+                reply=reply,
+                tool_calls=turn.tool_calls,
+                usage=turn.usage,
+                steps=turn.steps,
+            )
+        )
+
+    def _record_turn(self, turn: _Turn, result: TurnResult) -> None:
+        self._data.turn_count = turn.number
+        self._run_turns += 1
+        self._results[result.message_id] = result
+        keep = self._settings.recent_results
+        self._data.recent_results = [*self._data.recent_results, result][-keep:]
+        self._results = {r.message_id: r for r in self._data.recent_results}
+        self._data.tool_calls = [*self._data.tool_calls, *turn.tool_calls][-RECENT_TOOL_CALLS:]
+        ids = self._data.recent_message_ids[-self._settings.recent_message_ids :]
+        self._data.recent_message_ids = ids
+        self._seen = set(ids) | {m.message_id for m in self._queue}
+
+    def _set_status(self, status: ConversationStatus, details: str | None = None) -> None:
+        self._status = status
+        if details is not None:
+            workflow.set_current_details(details)
+
+    def _carry(self) -> StartConversation:
+        self._data.queue = list(self._queue)
+        self._data.runs += 1
+        return self._start.model_copy(update={"carried": self._data})
+
+    async def _finish(self) -> ConversationSummary:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._set_status("ended", "ended")
+        return ConversationSummary(
+            agent=self._start.agent, turn_count=self._data.turn_count, usage=self._data.usage
+        )
+
+    async def _describe_agent(self) -> AgentSpec:
+        try:
+            return await workflow.execute_local_activity(
+                DESCRIBE_AGENT,
+                DescribeAgentInput(agent=self._start.agent),
+                result_type=AgentSpec,
+                summary=f"describe agent: {self._start.agent}",
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        except ActivityError as err:
+            # an unknown agent breaks the conversation: fail it rather than retry forever
+            raise ApplicationError(
+                f"cannot start agent {self._start.agent!r}: {err.cause}",
+                type="UnknownAgent",
+                non_retryable=True,
+            ) from err
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return arguments
+
+
+def _record(turn: int, call: ToolCall, out: ToolCallOutput) -> ToolCallRecord:
+    return ToolCallRecord(
+        id=call.id,
+        name=call.name,
+        arguments=call.arguments,
+        status=out.status,
+        result=out.content,
+        turn=turn,
+    )
+
+
+def _tool_message(call: ToolCall, out: ToolCallOutput) -> Message:
+    return Message(
+        role="tool",
+        content=out.content,
+        tool_call_id=call.id,
+        name=call.name,
+        is_error=out.status != "ok",
+    )
+
+
+def _failed_tool(err: ActivityError) -> ToolCallOutput:
+    cause = err.cause
+    error_type = getattr(cause, "type", None) or type(cause).__name__
+    message = getattr(cause, "message", None) or str(cause)
+    content = json.dumps({"error": error_type, "message": message})
+    return ToolCallOutput(status="error", content=content, error_type=error_type)
