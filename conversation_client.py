@@ -1,0 +1,111 @@
+"""A thin typed client for conversations, used by starter.py, the demo and the tests.
+
+Any Temporal SDK can do the same with plain JSON; see the README's interface table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from interface import (
+    DEFAULT_TASK_QUEUE,
+    WORKFLOW_TYPE,
+    ConversationState,
+    StartConversation,
+    ToolDecision,
+    TurnResult,
+    UserMessage,
+)
+from workflows.conversation import AgentConversation
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
+
+
+@dataclass
+class Conversations:
+    client: Client
+    task_queue: str = DEFAULT_TASK_QUEUE
+
+    def _start(self, conversation_id: str, start: StartConversation | None) -> dict[str, object]:
+        return dict(
+            id=conversation_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"conversation with {(start or StartConversation()).agent}",
+        )
+
+    async def start(
+        self, conversation_id: str, start: StartConversation | None = None
+    ) -> WorkflowHandle:
+        """Start the conversation, or attach to it if it is already running."""
+        return await self.client.start_workflow(
+            AgentConversation.run,
+            start or StartConversation(),
+            **self._start(conversation_id, start),  # type: ignore[arg-type]
+        )
+
+    async def ask(
+        self,
+        conversation_id: str,
+        text: str,
+        message_id: str,
+        start: StartConversation | None = None,
+    ) -> TurnResult:
+        """Send a user turn and wait for its result; starts the conversation if needed.
+
+        The update ID is the message ID, so a retried call returns the recorded result."""
+        operation = WithStartWorkflowOperation(
+            AgentConversation.run,
+            start or StartConversation(),
+            **self._start(conversation_id, start),  # type: ignore[arg-type]
+        )
+        return await self.client.execute_update_with_start_workflow(
+            AgentConversation.ask,
+            UserMessage(message_id=message_id, text=text),
+            start_workflow_operation=operation,
+            id=message_id,
+        )
+
+    async def send(
+        self,
+        conversation_id: str,
+        text: str,
+        message_id: str,
+        start: StartConversation | None = None,
+    ) -> WorkflowHandle:
+        """Send a user turn without waiting (signal-with-start)."""
+        return await self.client.start_workflow(
+            AgentConversation.run,
+            start or StartConversation(),
+            start_signal="user_message",
+            start_signal_args=[UserMessage(message_id=message_id, text=text)],
+            **self._start(conversation_id, start),  # type: ignore[arg-type]
+        )
+
+    def handle(self, conversation_id: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle_for(AgentConversation.run, conversation_id)
+
+    async def state(self, conversation_id: str) -> ConversationState:
+        return await self.handle(conversation_id).query(AgentConversation.state)
+
+    async def decide(self, conversation_id: str, decision: ToolDecision) -> None:
+        await self.handle(conversation_id).signal(AgentConversation.decide_tool, decision)
+
+    async def end(self, conversation_id: str) -> None:
+        await self.handle(conversation_id).signal(AgentConversation.end)
+
+    async def list(self, query: str = "") -> AsyncIterator[tuple[str, str]]:
+        """(conversation ID, Temporal status) of conversations, newest first."""
+        full = f'WorkflowType="{WORKFLOW_TYPE}"' + (f" AND ({query})" if query else "")
+        async for execution in self.client.list_workflows(full):
+            status = execution.status.name if execution.status else "UNKNOWN"
+            yield execution.id, status
