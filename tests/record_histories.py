@@ -1,0 +1,131 @@
+"""Record workflow histories for the replay tests: `python -m tests.record_histories`.
+
+Committed histories are never regenerated or deleted: conversations live for weeks, and
+every history a release produced must keep replaying. This script writes new files only
+(named with today's date) and refuses to overwrite one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from activities.db import Database
+from agents.registry import AgentRegistry
+from conversation_client import Conversations
+from demo.agent import claims_assistant
+from demo.scripted_model import ScriptedChatCompletionClient
+from devserver import start_dev_server, worker_process
+from interface import ConversationSettings, StartConversation, ToolDecision
+from worker import build_worker, prepare_database
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+async def demo_with_kill(
+    conversations: Conversations, address: str, db_url: str, work: Path
+) -> str:
+    """The README demo: three turns, the worker SIGKILLed after create_claim_note commits."""
+    cid = f"replay-demo-{uuid.uuid4().hex[:6]}"
+    options = dict(
+        database_url=db_url,
+        temporal_address=address,
+        task_queue=conversations.task_queue,
+        log=work / "worker.log",
+        fault="after_commit:create_claim_note",
+        fault_once=work / "fired",
+    )
+    async with worker_process(**options) as doomed:  # type: ignore[arg-type]
+        await conversations.ask(cid, "Check policy status for claim 123", "m-1")
+        turn = asyncio.create_task(
+            conversations.ask(cid, "add a note that the customer called", "m-2")
+        )
+        await doomed.killed()
+    async with worker_process(**options):  # type: ignore[arg-type]
+        await turn
+        await conversations.ask(cid, "email the customer an update", "m-3")
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    return cid
+
+
+async def features(conversations: Conversations) -> str:
+    """Tool errors, identical-call dedup, approval (approve and deny), step limit and
+    continue-as-new, in one conversation."""
+    cid = f"replay-features-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(
+        settings=ConversationSettings(max_turns_per_run=3, max_steps_per_turn=2)
+    )
+    ask = lambda text, mid: conversations.ask(cid, text, mid, start)  # noqa: E731
+    await ask(
+        '!call get_claim_status {"claim_id": 123}\n!call get_claim_status {"claim_id":123}', "f-1"
+    )
+    await ask('!call no_such_tool {}\n!call create_claim_note {"claim_id": "x"}', "f-2")
+    await ask('!loop get_claim_status {"claim_id": 124}', "f-3")
+    for mid, approve in (("f-4", True), ("f-5", False)):
+        turn = asyncio.create_task(ask("email the customer about claim 123", mid))
+        await _decide_when_pending(conversations, cid, approve)
+        await turn
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
+    for _ in range(200):
+        state = await conversations.state(cid)
+        if state.pending_approvals:
+            call = state.pending_approvals[0].tool_call_id
+            decision = ToolDecision(tool_call_id=call, approve=approve, reason="recorded")
+            return await conversations.decide(cid, decision)
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no approval became pending")
+
+
+async def main() -> None:
+    env = await start_dev_server()
+    work = Path(tempfile.mkdtemp(prefix="record-"))
+    db_url = f"sqlite:///{work}/agents.db"
+    db = Database(db_url)
+    await prepare_database(db)
+    conversations = Conversations(env.client, f"record-{uuid.uuid4()}")
+    today = datetime.date.today().isoformat()
+    recorded = {
+        f"demo-kill-{today}": await demo_with_kill(
+            conversations, env.client.service_client.config.target_host, db_url, work
+        )
+    }
+    agents = AgentRegistry(
+        [claims_assistant(ScriptedChatCompletionClient(), db.sessions, email_needs_approval=True)]
+    )
+    async with build_worker(env.client, conversations.task_queue, db, agents):
+        recorded[f"features-{today}"] = await features(conversations)
+    for name, cid in recorded.items():
+        await _save(env, name, cid)
+    await db.dispose()
+    await env.shutdown()
+
+
+async def _save(env, name: str, cid: str) -> None:  # type: ignore[no-untyped-def]
+    async for execution in env.client.list_workflows(f'WorkflowId="{cid}"'):
+        handle = env.client.get_workflow_handle(cid, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        path = HISTORIES / f"{name}-run-{execution.run_id[:8]}.json"
+        if path.exists():
+            sys.exit(f"{path} exists: committed histories are never overwritten")
+        record = {
+            "workflow_id": cid,
+            "run_id": execution.run_id,
+            "history": json.loads(history.to_json()),
+        }
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {path.relative_to(HISTORIES.parent.parent)} ({len(history.events)} events)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,48 @@
+"""Every committed history replays against today's workflow code without nondeterminism.
+
+Add new histories with `python -m tests.record_histories`; never edit or delete one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.conversation import AgentConversation
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    """Files hold `{"workflow_id", "run_id", "history"}`; the ID must match the recording."""
+    record = json.loads(path.read_text())
+    return WorkflowHistory.from_json(record["workflow_id"], record["history"])
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[AgentConversation], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+def test_committed_histories_cover_the_hard_cases() -> None:
+    events = {p.stem: [e.event_type for e in load(p).events] for p in HISTORIES}
+    demo = [load(p).events for p in HISTORIES if p.stem.startswith("demo-kill")]
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in demo[0]
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert max(attempts) >= 2, "no activity retried after the worker kill"
+    features = [types for name, types in events.items() if name.startswith("features")]
+    continued = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    assert any(continued in types for types in features), "no continue-as-new"
+    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    assert any(signalled in types for types in features), "no approval signal"
