@@ -35,22 +35,22 @@ class Conversations:
     client: Client
     task_queue: str = DEFAULT_TASK_QUEUE
 
-    def _start(self, conversation_id: str, start: StartConversation | None) -> dict[str, object]:
-        return dict(
-            id=conversation_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"conversation with {(start or StartConversation()).agent}",
-        )
+    @staticmethod
+    def _summary(start: StartConversation) -> str:
+        return f"conversation with {start.agent}"
 
     async def start(
         self, conversation_id: str, start: StartConversation | None = None
     ) -> WorkflowHandle:
         """Start the conversation, or attach to it if it is already running."""
+        start = start or StartConversation()
         return await self.client.start_workflow(
             AgentConversation.run,
-            start or StartConversation(),
-            **self._start(conversation_id, start),  # type: ignore[arg-type]
+            start,
+            id=conversation_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=self._summary(start),
         )
 
     async def ask(
@@ -63,13 +63,17 @@ class Conversations:
         """Send a user turn and wait for its result; starts the conversation if needed.
 
         The update ID is the message ID, so a retried call returns the recorded result."""
+        start = start or StartConversation()
         operation = WithStartWorkflowOperation(
             AgentConversation.run,
-            start or StartConversation(),
-            **self._start(conversation_id, start),  # type: ignore[arg-type]
+            start,
+            id=conversation_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=self._summary(start),
         )
         return await self.client.execute_update_with_start_workflow(
-            AgentConversation.ask,
+            AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
             UserMessage(message_id=message_id, text=text),
             start_workflow_operation=operation,
             id=message_id,
@@ -83,12 +87,16 @@ class Conversations:
         start: StartConversation | None = None,
     ) -> WorkflowHandle:
         """Send a user turn without waiting (signal-with-start)."""
+        start = start or StartConversation()
         return await self.client.start_workflow(
             AgentConversation.run,
-            start or StartConversation(),
+            start,
+            id=conversation_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=self._summary(start),
             start_signal="user_message",
             start_signal_args=[UserMessage(message_id=message_id, text=text)],
-            **self._start(conversation_id, start),  # type: ignore[arg-type]
         )
 
     def handle(self, conversation_id: str) -> WorkflowHandle:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import tempfile
 import uuid
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -170,7 +171,7 @@ async def _report(db: Database, cid: str, ui: str | None) -> None:
         console.print(f"Web UI: {ui}/namespaces/default/workflows/{cid}")
 
 
-def _transcript_table(bodies: list[str]) -> Table:
+def _transcript_table(bodies: Sequence[str]) -> Table:
     table = Table(title="Transcript (from the SQL store)")
     table.add_column("#")
     table.add_column("role")

@@ -123,7 +123,7 @@ def _decide(messages: list[LLMMessage], tools: set[str]) -> Content:
 
 
 def _directives(text: str, position: int) -> list[FunctionCall]:
-    calls = []
+    calls: list[FunctionCall] = []
     for line in text.splitlines():
         verb, _, rest = line.strip().partition(" ")
         if verb in ("!call", "!loop"):

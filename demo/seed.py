@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from demo.tables import Claim, Policy
 
-POLICIES = [
+POLICIES: list[Policy | Claim] = [
     Policy(
         id="POL-1001",
         holder_name="Ada Lovelace",
@@ -32,7 +32,7 @@ POLICIES = [
         coverage_limit=5_000,
     ),
 ]
-CLAIMS = [
+CLAIMS: list[Policy | Claim] = [
     Claim(
         id=123,
         policy_id="POL-1001",

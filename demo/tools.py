@@ -91,7 +91,7 @@ def claims_tools(sessions: async_sessionmaker[AsyncSession]) -> list[Tool]:
 
 async def _send(session: AsyncSession, ctx: ToolContext, args: SendEmailArgs, to: str) -> int:
     """Insert into the outbox; a repeated idempotency key sends nothing new."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
     statement = (
         insert(OutboxEmail)
