@@ -329,3 +329,24 @@ async def test_end_finishes_after_accepted_turns(
                 AgentConversation.ask, UserMessage(message_id="m-2", text="late")
             )
     assert summary.turn_count == 1
+
+
+async def test_ask_for_a_turn_older_than_the_kept_results_does_not_hang(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    cid = new_id()
+    start = StartConversation(settings=ConversationSettings(recent_results=2))
+    async with run_worker(db):
+        for n in range(4):
+            await conversations.ask(cid, f"!say r{n}", f"m-{n}", start)
+        old = await asyncio.wait_for(conversations.ask(cid, "!say r0", "m-0-again", start), 10)
+        retried = await asyncio.wait_for(
+            conversations.handle(cid).execute_update(
+                AgentConversation.ask, UserMessage(message_id="m-0", text="!say r0")
+            ),
+            10,
+        )
+        state = await conversations.state(cid)
+    assert old.reply == "r0" and old.turn == 5
+    assert retried.status == "duplicate" and retried.turn == 0
+    assert state.turn_count == 5

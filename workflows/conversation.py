@@ -77,6 +77,7 @@ class AgentConversation:
         self._decisions: dict[str, ToolDecision] = {}
         self._run_turns = 0
         self._spec: AgentSpec | None = None
+        self._current: UserMessage | None = None
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
@@ -103,6 +104,8 @@ class AgentConversation:
 
     @workflow.update(name="ask")
     async def ask(self, message: UserMessage) -> TurnResult:
+        if self._answered_long_ago(message.message_id):
+            return _forgotten(message.message_id)
         self._enqueue(message)
         await workflow.wait_condition(lambda: message.message_id in self._results)
         return self._results[message.message_id]
@@ -164,6 +167,13 @@ class AgentConversation:
         self._data.recent_message_ids.append(message.message_id)
         self._queue.append(message)
 
+    def _answered_long_ago(self, message_id: str) -> bool:
+        """Seen and answered, but the result is older than the kept window."""
+        if message_id not in self._seen or message_id in self._results:
+            return False
+        in_progress = self._current is not None and self._current.message_id == message_id
+        return not in_progress and all(m.message_id != message_id for m in self._queue)
+
     def _has_work(self) -> bool:
         return bool(self._queue) or self._data.end_requested or self._wants_new_run()
 
@@ -175,12 +185,14 @@ class AgentConversation:
     # --- one turn: the agent loop ----------------------------------------------------------
 
     async def _run_turn(self, message: UserMessage) -> None:
+        self._current = message
         turn = _Turn(self._data.turn_count + 1, message)
         self._set_status("thinking", f"turn {turn.number}: {message.message_id}")
         user = Message(role="user", content=message.text, message_id=message.message_id)
         pending = [self._seq(user)]
         result = await self._agent_loop(turn, pending)
         self._record_turn(turn, result)
+        self._current = None
         self._set_status("idle", f"idle after turn {turn.number}")
 
     async def _agent_loop(self, turn: _Turn, pending: list[SeqMessage]) -> TurnResult:
@@ -401,6 +413,15 @@ class AgentConversation:
                 type="UnknownAgent",
                 non_retryable=True,
             ) from err
+
+
+def _forgotten(message_id: str) -> TurnResult:
+    return TurnResult(
+        message_id=message_id,
+        turn=0,
+        status="duplicate",
+        reply="This message was answered earlier; its result is no longer kept.",
+    )
 
 
 def _canonical(arguments: str) -> str:
