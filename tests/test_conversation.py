@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from datetime import timedelta
 
 import pytest
 from pydantic import BaseModel
@@ -14,20 +16,26 @@ from temporalio.service import RPCError
 
 from activities.db import Database
 from activities.tables import LedgerEntry, TranscriptMessage
-from agents.errors import ToolBusinessError
+from agents.errors import ToolBusinessError, ToolRetryableError
 from agents.registry import AgentDefinition, AgentRegistry
 from agents.tools import ToolContext, tool
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import ClaimNote, OutboxEmail
-from interface import ConversationSettings, StartConversation, UserMessage
+from interface import (
+    ConversationSettings,
+    RetrySettings,
+    StartConversation,
+    ToolPolicy,
+    UserMessage,
+)
 from tests.conftest import WorkerFactory, new_id
 from workflows.conversation import AgentConversation
 
-
-class Counter(BaseModel):
-    value: int = 0
+FAST_RETRIES = ToolPolicy(
+    retry=RetrySettings(initial_interval=timedelta(milliseconds=50), maximum_attempts=3)
+)
 
 
 class EchoArgs(BaseModel):
@@ -53,12 +61,26 @@ def make_agents(db: Database, calls: list[str]) -> AgentRegistry:
         """A business rule says no."""
         raise ToolBusinessError("not allowed")
 
+    @tool(kind="read", policy=FAST_RETRIES)
+    async def flaky(ctx: ToolContext, args: EchoArgs) -> str:
+        """Fails with a retryable error until it has been called `text` times."""
+        calls.append("flaky")
+        if calls.count("flaky") < int(args.text):
+            raise ToolRetryableError("service unavailable")
+        return "recovered"
+
+    @tool(kind="read", policy=ToolPolicy(dedupe_identical_calls=False))
+    async def roll(ctx: ToolContext, args: EchoArgs) -> str:
+        """Not deduplicated: identical calls each run."""
+        calls.append(f"roll {args.text}")
+        return args.text
+
     model = ScriptedChatCompletionClient()
     tester = AgentDefinition(
         name="tester",
         system_message="test",
         model_client=model,
-        tools=[echo, explode, refuse],
+        tools=[echo, explode, refuse, flaky, roll],
         max_steps=3,
     )
     return AgentRegistry([claims_assistant(model, db.sessions), tester])
@@ -247,6 +269,32 @@ async def test_identical_calls_in_one_response_run_once(
     assert ids == [f"{cid}/t1/s1/c0", f"{cid}/t1/s1/c1"]
 
 
+async def test_retryable_tool_errors_are_retried_under_the_tools_policy(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    cid, calls = new_id(), []
+    async with run_worker(db, make_agents(db, calls)):
+        start = StartConversation(agent="tester")
+        recovered = await conversations.ask(cid, '!call flaky {"text": "3"}', "m-1", start)
+        calls.clear()
+        exhausted = await conversations.ask(cid, '!call flaky {"text": "4"}', "m-2", start)
+    assert recovered.tool_calls[0].status == "ok" and recovered.tool_calls[0].result == "recovered"
+    assert exhausted.tool_calls[0].status == "error"
+    assert json.loads(exhausted.tool_calls[0].result)["error"] == "ToolRetryableError"
+    assert calls == ["flaky"] * 3  # maximum_attempts=3, then the model hears of it
+    assert exhausted.status == "completed"
+
+
+async def test_tools_can_opt_out_of_identical_call_dedup(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    cid, calls = new_id(), []
+    script = '!call roll {"text": "d6"}\n!call roll {"text": "d6"}'
+    async with run_worker(db, make_agents(db, calls)):
+        await conversations.ask(cid, script, "m-1", StartConversation(agent="tester"))
+    assert calls == ["roll d6", "roll d6"]
+
+
 async def test_step_limit_is_reported_and_the_conversation_goes_on(
     db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
@@ -278,9 +326,11 @@ async def test_bad_user_messages_are_rejected(
     db: Database,
     run_worker: WorkerFactory,
     conversations: Conversations,
+    caplog: pytest.LogCaptureFixture,
     text: str,
     reason: str,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="temporalio.workflow")
     cid = new_id()
     start = StartConversation(settings=ConversationSettings(max_message_chars=32))
     async with run_worker(db):
@@ -291,6 +341,8 @@ async def test_bad_user_messages_are_rejected(
         state = await conversations.state(cid)
     assert reason in str(raised.value.cause)
     assert ok.turn == 1 and state.turn_count == 1  # neither bad message made a turn
+    dropped = [r.getMessage() for r in caplog.records if "m-bad-signal" in r.getMessage()]
+    assert dropped and reason in dropped[0]
 
 
 async def test_continue_as_new_loses_and_repeats_no_turn(
