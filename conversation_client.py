@@ -40,9 +40,14 @@ class Conversations:
         return f"conversation with {start.agent}"
 
     async def start(
-        self, conversation_id: str, start: StartConversation | None = None
+        self,
+        conversation_id: str,
+        start: StartConversation | None = None,
+        *,
+        first_message: UserMessage | None = None,
     ) -> WorkflowHandle:
-        """Start the conversation, or attach to it if it is already running."""
+        """Start the conversation, or attach to it if it is already running; with a first
+        message, signal-with-start delivers it in the same request."""
         start = start or StartConversation()
         return await self.client.start_workflow(
             AgentConversation.run,
@@ -51,6 +56,8 @@ class Conversations:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=self._summary(start),
+            start_signal="user_message" if first_message else None,
+            start_signal_args=[first_message] if first_message else [],
         )
 
     async def ask(
@@ -87,17 +94,8 @@ class Conversations:
         start: StartConversation | None = None,
     ) -> WorkflowHandle:
         """Send a user turn without waiting (signal-with-start)."""
-        start = start or StartConversation()
-        return await self.client.start_workflow(
-            AgentConversation.run,
-            start,
-            id=conversation_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=self._summary(start),
-            start_signal="user_message",
-            start_signal_args=[UserMessage(message_id=message_id, text=text)],
-        )
+        message = UserMessage(message_id=message_id, text=text)
+        return await self.start(conversation_id, start, first_message=message)
 
     def handle(self, conversation_id: str) -> WorkflowHandle:
         return self.client.get_workflow_handle_for(AgentConversation.run, conversation_id)
