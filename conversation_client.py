@@ -5,8 +5,11 @@ Any Temporal SDK can do the same with plain JSON; see the README's interface tab
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -22,6 +25,25 @@ from interface import (
     UserMessage,
 )
 from workflows.conversation import AgentConversation
+
+
+def run_then_exit(main: Callable[[], object]) -> NoReturn:
+    """Run a short-lived client program, then leave without interpreter teardown.
+
+    The Temporal client's Rust threads can abort CPython's finalization (exit 134,
+    "PyGILState_Release: thread state ... must be current", temporalio/sdk-python#300);
+    we saw it in 3 of 10 demo runs. All work is done and output flushed by then.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def connect(address: str, namespace: str = "default") -> Client:

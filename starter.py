@@ -17,7 +17,7 @@ from rich.table import Table
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from conversation_client import Conversations, connect
+from conversation_client import Conversations, connect, run_then_exit
 from interface import (
     DEFAULT_TASK_QUEUE,
     ConversationState,
@@ -250,4 +250,4 @@ def list_(
 
 
 if __name__ == "__main__":
-    app()
+    run_then_exit(app)

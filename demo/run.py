@@ -24,7 +24,7 @@ from temporalio.client import Client
 
 from activities.db import Database
 from activities.tables import TranscriptMessage
-from conversation_client import Conversations, connect
+from conversation_client import Conversations, connect, run_then_exit
 from demo.tables import ClaimNote, OutboxEmail
 from devserver import ROOT, WorkerProcess, start_dev_server, worker_process
 from interface import DEFAULT_TASK_QUEUE, Message, TurnResult
@@ -188,4 +188,4 @@ def _transcript_table(bodies: Sequence[str]) -> Table:
 
 
 if __name__ == "__main__":
-    app()
+    run_then_exit(app)
