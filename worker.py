@@ -22,6 +22,7 @@ from activities.model import ModelActivities
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
 from agents.registry import AgentRegistry
+from conversation_client import run_then_exit
 from demo.agent import claims_assistant
 from demo.seed import seed_demo
 from settings import WorkerSettings
@@ -87,4 +88,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_then_exit(lambda: asyncio.run(main()))
