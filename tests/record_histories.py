@@ -115,7 +115,7 @@ async def _save(env, name: str, cid: str) -> None:  # type: ignore[no-untyped-de
     async for execution in env.client.list_workflows(f'WorkflowId="{cid}"'):
         handle = env.client.get_workflow_handle(cid, run_id=execution.run_id)
         history = await handle.fetch_history()
-        path = HISTORIES / f"{name}-run-{execution.run_id[:8]}.json"
+        path = HISTORIES / f"{name}-run-{execution.run_id}.json"
         if path.exists():
             sys.exit(f"{path} exists: committed histories are never overwritten")
         record = {
