@@ -24,7 +24,7 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from workflows.conversation import AgentConversation
+from agent_workflows.conversation import AgentConversation
 
 
 def run_then_exit(main: Callable[[], object]) -> NoReturn:

@@ -26,7 +26,7 @@ from conversation_client import run_then_exit
 from demo.agent import claims_assistant
 from demo.seed import seed_demo
 from settings import WorkerSettings
-from workflows.conversation import AgentConversation
+from agent_workflows.conversation import AgentConversation
 
 log = logging.getLogger("worker")
 

@@ -18,28 +18,76 @@ from interface import Message, SeqMessage, ToolCall
 MISSING_RESULT = '{"error": "no_result", "message": "no result was recorded for this call"}'
 
 
-def to_autogen(system_message: str, history: list[SeqMessage], agent: str) -> list[LLMMessage]:
-    """The model's context: the system message, then the transcript window, repaired so
-    that every tool call has a result and the window starts at a user message."""
-    messages: list[LLMMessage] = [SystemMessage(content=system_message)] if system_message else []
+def window_with_results(history: list[SeqMessage]) -> list[Message]:
+    """The transcript window from its first user message, with exactly one result after
+    every tool call (a synthetic error where none was recorded), in call order."""
     window = _from_first_user_message([item.message for item in history])
+    repaired: list[Message] = []
     for index, message in enumerate(window):
         if message.role == "tool":
-            continue  # folded into the assistant message's result group below
-        messages.append(_to_autogen_one(message, agent))
-        if message.tool_calls:
-            messages.append(_results_for(message, _following_tool_messages(window, index)))
-    return messages
+            continue  # placed right after the call it answers, below
+        repaired.append(message)
+        results = {m.tool_call_id: m for m in _following_tool_messages(window, index)}
+        repaired += [results.get(call.id) or _missing(call) for call in message.tool_calls]
+    return repaired
+
+
+def to_autogen(system_message: str, history: list[SeqMessage], agent: str) -> list[LLMMessage]:
+    """The model's context: the system message, then the repaired transcript window."""
+    messages: list[LLMMessage] = [SystemMessage(content=system_message)] if system_message else []
+    return messages + messages_to_autogen(window_with_results(history), agent)
+
+
+def messages_to_autogen(messages: list[Message], agent: str) -> list[LLMMessage]:
+    """Neutral messages to AutoGen's; consecutive tool results become one result message."""
+    converted: list[LLMMessage] = []
+    for message in messages:
+        if message.role != "tool":
+            converted.append(_to_autogen_one(message, agent))
+        elif converted and isinstance(converted[-1], FunctionExecutionResultMessage):
+            converted[-1].content.append(_result(message))
+        else:
+            converted.append(FunctionExecutionResultMessage(content=[_result(message)]))
+    return converted
+
+
+def messages_from_autogen(messages: list[LLMMessage]) -> list[Message]:
+    """AutoGen's messages to neutral ones: the inverse of `messages_to_autogen`."""
+    converted: list[Message] = []
+    for message in messages:
+        if isinstance(message, FunctionExecutionResultMessage):
+            converted += [
+                Message(
+                    role="tool",
+                    content=r.content,
+                    tool_call_id=r.call_id,
+                    name=r.name,
+                    is_error=bool(r.is_error),
+                )
+                for r in message.content
+            ]
+        elif isinstance(message, SystemMessage):
+            converted.append(Message(role="system", content=message.content))
+        elif isinstance(message, UserMessage):
+            content = message.content if isinstance(message.content, str) else ""
+            converted.append(Message(role="user", content=content, source=message.source))
+        else:
+            converted.append(_assistant(message.content, message.thought, message.source))
+    return converted
 
 
 def from_create_result(result: CreateResult, agent: str) -> Message:
-    if isinstance(result.content, str):
-        return Message(role="assistant", content=result.content, source=agent)
+    return _assistant(result.content, result.thought, agent)
+
+
+def _assistant(content: str | list[FunctionCall], thought: str | None, source: str) -> Message:
+    if isinstance(content, str):
+        return Message(role="assistant", content=content, source=source)
     calls = [
         ToolCall(id=c.id or f"call_{i}", name=c.name, arguments=_text(c.arguments))
-        for i, c in enumerate(result.content)
+        for i, c in enumerate(content)
     ]
-    return Message(role="assistant", content=result.thought or "", tool_calls=calls, source=agent)
+    return Message(role="assistant", content=thought or "", tool_calls=calls, source=source)
 
 
 def _to_autogen_one(message: Message, agent: str) -> LLMMessage:
@@ -57,22 +105,19 @@ def _to_autogen_one(message: Message, agent: str) -> LLMMessage:
     return AssistantMessage(content=message.content, source=message.source or agent)
 
 
-def _results_for(
-    assistant: Message, tool_messages: list[Message]
-) -> FunctionExecutionResultMessage:
-    by_id = {m.tool_call_id: m for m in tool_messages}
-    results = []
-    for call in assistant.tool_calls:
-        found = by_id.get(call.id)
-        results.append(
-            FunctionExecutionResult(
-                content=found.content if found else MISSING_RESULT,
-                name=call.name,
-                call_id=call.id,
-                is_error=found.is_error if found else True,
-            )
-        )
-    return FunctionExecutionResultMessage(content=results)
+def _result(message: Message) -> FunctionExecutionResult:
+    return FunctionExecutionResult(
+        content=message.content,
+        name=message.name or "",
+        call_id=message.tool_call_id or "",
+        is_error=message.is_error,
+    )
+
+
+def _missing(call: ToolCall) -> Message:
+    return Message(
+        role="tool", content=MISSING_RESULT, tool_call_id=call.id, name=call.name, is_error=True
+    )
 
 
 def _following_tool_messages(window: list[Message], index: int) -> list[Message]:

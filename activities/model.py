@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import cast
 
 import openai
+from autogen_core.models import ChatCompletionClient
+from llama_index.core.llms import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.tools import FunctionTool as LlamaFunctionTool
+from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.convert import from_create_result, to_autogen
+from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.transcript import Transcript
 from agents.errors import UnknownAgent
 from agents.registry import AgentDefinition, AgentRegistry
+from agents.tools import Tool
 from interface import (
     AgentSpec,
     DescribeAgentInput,
@@ -53,34 +61,69 @@ class ModelActivities:
         recorded = await self._transcript.get(chain, request.output_seq)
         if recorded is not None:
             return ModelCallOutput(message=recorded, replayed=True)
-        message, usage = await self._complete(agent, chain, request.output_seq)
+        history = await self._transcript.recent(chain, request.output_seq, agent.context_messages)
+        try:
+            message, usage = await complete(agent, history, request.tools_enabled)
+        except Exception as exc:
+            raise model_error(exc) from None
         await self._transcript.append(
             conversation, chain, [SeqMessage(seq=request.output_seq, message=message)]
         )
         return ModelCallOutput(message=message, usage=usage)
-
-    async def _complete(
-        self, agent: AgentDefinition, chain: str, output_seq: int
-    ) -> tuple[Message, Usage]:
-        history = await self._transcript.recent(chain, output_seq, agent.context_messages)
-        messages = to_autogen(agent.system_message, history, agent.name)
-        try:
-            result = await agent.model_client.create(
-                messages, tools=[t.schema for t in agent.tools]
-            )
-        except Exception as exc:
-            raise model_error(exc) from None
-        usage = Usage(
-            prompt_tokens=result.usage.prompt_tokens,
-            completion_tokens=result.usage.completion_tokens,
-        )
-        return from_create_result(result, agent.name), usage
 
     def _agent(self, name: str) -> AgentDefinition:
         try:
             return self._agents.get(name)
         except UnknownAgent as exc:
             raise ApplicationError(str(exc), type="UnknownAgent", non_retryable=True) from None
+
+
+async def complete(
+    agent: AgentDefinition, history: list[SeqMessage], tools_enabled: bool
+) -> tuple[Message, Usage]:
+    """One model call through the agent's own framework client."""
+    if isinstance(agent.model_client, ChatCompletionClient):
+        return await _complete_autogen(agent, history, tools_enabled)
+    if isinstance(agent.model_client, LLM):
+        return await _complete_llamaindex(agent, history, tools_enabled)
+    raise TypeError(f"unsupported model client {type(agent.model_client).__name__}")
+
+
+async def _complete_autogen(
+    agent: AgentDefinition, history: list[SeqMessage], tools_enabled: bool
+) -> tuple[Message, Usage]:
+    messages = to_autogen(agent.system_message, history, agent.name)
+    tools = [t.schema for t in agent.tools] if tools_enabled else []
+    result = await agent.model_client.create(messages, tools=tools)
+    usage = Usage(
+        prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens
+    )
+    return from_create_result(result, agent.name), usage
+
+
+async def _complete_llamaindex(
+    agent: AgentDefinition, history: list[SeqMessage], tools_enabled: bool
+) -> tuple[Message, Usage]:
+    llm = cast(LLM, agent.model_client)
+    messages = to_llamaindex(agent.system_message, history)
+    if tools_enabled and agent.tools and isinstance(llm, FunctionCallingLLM):
+        tools = [_llama_schema_tool(t) for t in agent.tools]
+        response = await llm.achat_with_tools(
+            tools, chat_history=messages, allow_parallel_tool_calls=True
+        )
+    else:
+        response = await llm.achat(messages)
+    return message_from_llamaindex(response.message, agent.name), usage_of(response)
+
+
+def _llama_schema_tool(tool: Tool) -> LlamaFunctionTool:
+    """A stand-in carrying only the tool's schema: tools run in the tool activity."""
+    metadata = ToolMetadata(name=tool.name, description=tool.description, fn_schema=tool.args_model)
+    return LlamaFunctionTool(fn=_not_called, metadata=metadata)
+
+
+def _not_called(**_: object) -> None:
+    raise RuntimeError("tools run in the tool activity, not in the model activity")
 
 
 def model_error(exc: Exception) -> Exception:

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
 from agents.errors import ToolError, ToolRetryableError, UnknownAgent
 from agents.registry import AgentRegistry
-from agents.tools import Tool, ToolContext
+from agents.tools import Tool, ToolContext, running
 from interface import ToolCallInput, ToolCallOutput
 
 MAX_RESULT_CHARS = 64_000
@@ -75,11 +75,12 @@ async def invoke(
     tool that fails leaves none of its writes behind while its failure is recorded."""
     ctx.session = session
     try:
-        if session is not None:
-            async with session.begin_nested():
+        with running(ctx):
+            if session is not None:
+                async with session.begin_nested():
+                    value = await tool.fn(ctx, args)
+            else:
                 value = await tool.fn(ctx, args)
-        else:
-            value = await tool.fn(ctx, args)
     except RETRYABLE as exc:
         raise ApplicationError(f"{tool.name}: {exc}", type=type(exc).__name__) from None
     except (ToolError, ValidationError) as exc:

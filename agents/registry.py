@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 
 from agents.errors import DuplicateName, UnknownAgent
 from agents.tools import Tool
 from interface import AgentSpec, ModelPolicy
+
+ModelClient = Any
+"""An AutoGen `ChatCompletionClient` or a LlamaIndex `LLM`."""
 
 
 @dataclass
@@ -18,13 +22,20 @@ class AgentDefinition:
 
     name: str
     system_message: str
-    model_client: ChatCompletionClient
+    model_client: ChatCompletionClient | ModelClient
     tools: Sequence[Tool] = ()
     max_steps: int = 8
     """Model calls per turn before the turn stops with `step_limit`."""
     context_messages: int = 60
     """Transcript messages sent to the model per call (the newest ones)."""
     model_policy: ModelPolicy = field(default_factory=ModelPolicy)
+    max_tool_iterations: int | None = None
+    """AutoGen semantics when set: at most this many rounds of tool calls per turn, then a
+    reflection or a summary. None: loop until the model answers in text (LlamaIndex)."""
+    reflect_on_tool_use: bool = True
+    """After the last tool round: another model call (True) or the summary below (False)."""
+    tool_call_summary_format: str = "{result}"
+    """AutoGen's per-call summary template: {tool_name}, {arguments}, {result}, {is_error}."""
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tools]
@@ -42,25 +53,55 @@ class AgentDefinition:
             max_steps=self.max_steps,
             model=self.model_policy,
             tools={t.name: t.policy for t in self.tools},
+            max_tool_iterations=self.max_tool_iterations,
+            reflect_on_tool_use=self.reflect_on_tool_use,
+            tool_call_summary_format=self.tool_call_summary_format,
         )
 
 
+Factory = Callable[[], object]
+"""Returns an AutoGen `AssistantAgent`, a LlamaIndex `FunctionAgent` or an `AgentDefinition`."""
+
+
+@dataclass
+class _Entry:
+    definition: AgentDefinition
+    rebuild: Callable[[], AgentDefinition] | None = None
+
+
 class AgentRegistry:
-    def __init__(self, agents: Iterable[AgentDefinition] = ()) -> None:
-        self._agents: dict[str, AgentDefinition] = {}
+    def __init__(self, agents: Sequence[AgentDefinition] = ()) -> None:
+        self._agents: dict[str, _Entry] = {}
         for agent in agents:
             self.register(agent)
 
     def register(self, agent: AgentDefinition) -> None:
-        if agent.name in self._agents:
-            raise DuplicateName(f"agent {agent.name!r} is registered twice")
-        self._agents[agent.name] = agent
+        self._add(agent.name, _Entry(agent))
+
+    def add(
+        self, name: str, factory: Factory, *, fresh_per_call: bool = False, tools: Any = None
+    ) -> None:
+        """Register a framework agent by name. The factory runs once now, so wiring errors
+        surface at start-up; with `fresh_per_call` it runs again for every activity, so
+        no agent object is shared between conversations."""
+        from agents.frameworks import definition_from
+
+        def build() -> AgentDefinition:
+            return definition_from(factory(), name, tools)
+
+        self._add(name, _Entry(build(), build if fresh_per_call else None))
 
     def get(self, name: str) -> AgentDefinition:
         try:
-            return self._agents[name]
+            entry = self._agents[name]
         except KeyError:
             raise UnknownAgent(f"no agent named {name!r}; known: {sorted(self._agents)}") from None
+        return entry.rebuild() if entry.rebuild else entry.definition
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._agents.values())
+    def __iter__(self) -> Iterator[AgentDefinition]:
+        return iter(entry.definition for entry in self._agents.values())
+
+    def _add(self, name: str, entry: _Entry) -> None:
+        if name in self._agents:
+            raise DuplicateName(f"agent {name!r} is registered twice")
+        self._agents[name] = entry

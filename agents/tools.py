@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints
 
@@ -38,6 +40,27 @@ class ToolContext:
         return self.session
 
 
+_current: ContextVar[ToolContext | None] = ContextVar("tool_context", default=None)
+
+
+def current_tool_context() -> ToolContext:
+    """The running tool's context, for tools written as plain functions (AutoGen or
+    LlamaIndex `FunctionTool`s) that need the ledger's session or the idempotency key."""
+    ctx = _current.get()
+    if ctx is None:
+        raise ConfigurationError("current_tool_context() is only set while a tool runs")
+    return ctx
+
+
+@contextmanager
+def running(ctx: ToolContext) -> Iterator[None]:
+    token = _current.set(ctx)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -49,11 +72,15 @@ class Tool:
     dedupes_downstream: bool = True
     """external tools: False if the provider ignores idempotency keys; a crashed attempt
     is then reported as `unknown` instead of being run again."""
+    parameters: dict[str, Any] | None = None
+    """The JSON schema shown to the model; by default, the argument model's."""
 
     @property
     def schema(self) -> ToolSchema:
-        parameters = self.args_model.model_json_schema()
-        parameters.pop("title", None)
+        parameters = self.parameters
+        if parameters is None:
+            parameters = self.args_model.model_json_schema()
+            parameters.pop("title", None)
         return ToolSchema(name=self.name, description=self.description, parameters=parameters)  # type: ignore[typeddict-item]
 
 

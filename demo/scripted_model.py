@@ -36,6 +36,8 @@ from autogen_core.models import (
     UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
+from llama_index.core.llms.mock import MockFunctionCallingLLM
 from pydantic import BaseModel
 
 CLAIM = re.compile(r"claim\s*(?:#|no\.?|number)?\s*(\d+)", re.I)
@@ -105,6 +107,54 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
             family=ModelFamily.UNKNOWN,
             structured_output=False,
         )
+
+
+def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
+    """The same rules as a LlamaIndex LLM: LlamaIndex's own function-calling mock, answering
+    through `ScriptedChatCompletionClient`'s decisions."""
+
+    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        tools = {t.metadata.get_name() for t in kwargs.get("tools") or []}
+        content = _decide(_from_llamaindex(messages), tools)
+        if isinstance(content, str):
+            return ChatMessage(role=MessageRole.ASSISTANT, content=content)
+        blocks = [
+            ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=c.arguments)
+            for c in content
+        ]
+        return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
+def _from_llamaindex(messages: Sequence[ChatMessage]) -> list[LLMMessage]:
+    converted: list[LLMMessage] = []
+    for m in messages:
+        calls = [b for b in m.blocks if isinstance(b, ToolCallBlock)]
+        if m.role == MessageRole.USER:
+            converted.append(UserMessage(content=m.content or "", source="user"))
+        elif m.role == MessageRole.TOOL:
+            result = FunctionExecutionResult(
+                content=m.content or "",
+                name=m.additional_kwargs.get("name", ""),
+                call_id=m.additional_kwargs.get("tool_call_id", ""),
+                is_error=m.additional_kwargs.get("is_error", False),
+            )
+            if converted and isinstance(converted[-1], FunctionExecutionResultMessage):
+                converted[-1].content.append(result)
+            else:
+                converted.append(FunctionExecutionResultMessage(content=[result]))
+        elif m.role == MessageRole.ASSISTANT and calls:
+            function_calls = [
+                FunctionCall(
+                    id=c.tool_call_id or "", name=c.tool_name, arguments=str(c.tool_kwargs)
+                )
+                for c in calls
+            ]
+            converted.append(AssistantMessage(content=function_calls, source="assistant"))
+        elif m.role == MessageRole.ASSISTANT:
+            converted.append(AssistantMessage(content=m.content or "", source="assistant"))
+    return converted
 
 
 def _decide(messages: list[LLMMessage], tools: set[str]) -> Content:
@@ -230,3 +280,7 @@ def _last_user_text(messages: list[LLMMessage]) -> str:
 
 def _tool_name(tool: Tool | ToolSchema) -> str:
     return tool["name"] if isinstance(tool, dict) else tool.name
+
+
+def _json(arguments: object) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)

@@ -184,6 +184,10 @@ class AgentSpec(BaseModel):
     model: ModelPolicy
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
     default_tool: ToolPolicy = Field(default_factory=ToolPolicy)
+    max_tool_iterations: int | None = None
+    """AutoGen loop: tool rounds per turn, then reflection or summary; None: until text."""
+    reflect_on_tool_use: bool = True
+    tool_call_summary_format: str = "{result}"
 
     def tool_policy(self, name: str) -> ToolPolicy:
         return self.tools.get(name, self.default_tool)
@@ -197,6 +201,8 @@ class ModelCallInput(BaseModel):
     step: int
     new_messages: list[SeqMessage]
     output_seq: int
+    tools_enabled: bool = True
+    """False for AutoGen's reflection call, made without tools."""
 
 
 class ModelCallOutput(BaseModel):

@@ -31,7 +31,7 @@ from interface import (
     UserMessage,
 )
 from tests.conftest import WorkerFactory, new_id
-from workflows.conversation import AgentConversation
+from agent_workflows.conversation import AgentConversation
 
 FAST_RETRIES = ToolPolicy(
     retry=RetrySettings(initial_interval=timedelta(milliseconds=50), maximum_attempts=3)

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.conversation import AgentConversation
+from agent_workflows.conversation import AgentConversation
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

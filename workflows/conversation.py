@@ -197,30 +197,66 @@ class AgentConversation:
 
     async def _agent_loop(self, turn: _Turn, pending: list[SeqMessage]) -> TurnResult:
         assert self._spec is not None
+        if self._spec.max_tool_iterations is not None:
+            return await self._tool_rounds(turn, pending, self._spec.max_tool_iterations)
         max_steps = self._settings.max_steps_per_turn or self._spec.max_steps
         while turn.steps < max_steps:
-            turn.steps += 1
             output = await self._call_model(turn, pending)
-            if output is None:
-                return self._turn_result(turn, "failed", "The model could not be reached.")
-            if output.duplicate_message_id:
-                return self._turn_result(turn, "duplicate", "")
-            if not output.message.tool_calls:
-                return self._turn_result(turn, "completed", output.message.content)
+            if output is None or output.duplicate_message_id or not output.message.tool_calls:
+                return self._answer(turn, output)
             pending = await self._run_tools(turn, output.message.tool_calls)
         self._data.unsent = pending  # sent with the next model call, so the transcript stays whole
         text = f"I stopped after {max_steps} steps without a final answer."
         return self._turn_result(turn, "step_limit", text)
 
-    async def _call_model(self, turn: _Turn, pending: list[SeqMessage]) -> ModelCallOutput | None:
+    async def _tool_rounds(self, turn: _Turn, pending: list[SeqMessage], rounds: int) -> TurnResult:
+        """AutoGen's AssistantAgent: up to `rounds` rounds of tool calls, then a reflection
+        (a model call without tools) or a summary of the last round's results."""
         assert self._spec is not None
+        output = await self._call_model(turn, pending)
+        for round_number in range(1, rounds + 1):
+            if output is None or output.duplicate_message_id or not output.message.tool_calls:
+                return self._answer(turn, output)
+            pending = await self._run_tools(turn, output.message.tool_calls)
+            last_round = turn.tool_calls[-len(output.message.tool_calls) :]
+            if round_number < rounds:
+                output = await self._call_model(turn, pending)
+        if self._spec.reflect_on_tool_use:
+            return self._answer(turn, await self._call_model(turn, pending, tools_enabled=False))
+        self._data.unsent = pending
+        return self._turn_result(turn, "completed", self._summary(last_round))
+
+    def _answer(self, turn: _Turn, output: ModelCallOutput | None) -> TurnResult:
+        if output is None:
+            return self._turn_result(turn, "failed", "The model could not be reached.")
+        if output.duplicate_message_id:
+            return self._turn_result(turn, "duplicate", "")
+        return self._turn_result(turn, "completed", output.message.content)
+
+    def _summary(self, calls: list[ToolCallRecord]) -> str:
+        assert self._spec is not None
+        template = self._spec.tool_call_summary_format
+        return "\n".join(
+            template.format(
+                tool_name=c.name, arguments=c.arguments, result=c.result, is_error=c.status != "ok"
+            )
+            for c in calls
+        )
+
+    async def _call_model(
+        self, turn: _Turn, pending: list[SeqMessage], tools_enabled: bool = True
+    ) -> ModelCallOutput | None:
+        assert self._spec is not None
+        turn.steps += 1
         new_messages = [*self._data.unsent, *pending]
         self._data.unsent = new_messages  # until the activity has written them
         output_seq = self._next_seq()
+        request = self._model_input(turn, new_messages, output_seq)
+        request.tools_enabled = tools_enabled
         try:
             output = await workflow.execute_activity(
                 MODEL_CALL,
-                self._model_input(turn, new_messages, output_seq),
+                request,
                 result_type=ModelCallOutput,
                 activity_id=f"{self._conversation_id}/t{turn.number}/s{turn.steps}/model",
                 summary=f"model: {self._start.agent} (turn {turn.number}, step {turn.steps})",
