@@ -160,7 +160,7 @@ def _from_llamaindex(messages: Sequence[ChatMessage]) -> list[LLMMessage]:
 def _decide(messages: list[LLMMessage], tools: set[str]) -> Content:
     user = _last_user_text(messages)
     last = messages[-1] if messages else None
-    directives = _directives(user, len(messages))
+    directives = _directives(user, len(messages)) if tools else []  # no tools: reflection
     if isinstance(last, FunctionExecutionResultMessage):
         if directives and user.lstrip().startswith("!loop"):
             return directives
