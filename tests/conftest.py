@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from activities.db import Database  # noqa: E402
+from agents.frameworks import offline_defaults  # noqa: E402
 from activities.ledger import LedgerHooks  # noqa: E402
 from agents.registry import AgentRegistry  # noqa: E402
 from conversation_client import Conversations  # noqa: E402
@@ -30,6 +31,7 @@ from devserver import start_dev_server  # noqa: E402
 from settings import WorkerSettings  # noqa: E402
 from worker import build_worker, default_agents, prepare_database  # noqa: E402
 
+offline_defaults()
 POSTGRES_URL = os.environ.get("DATABASE_URL", "")
 HAS_POSTGRES = POSTGRES_URL.startswith("postgres")
 DATABASES = ["sqlite", *(["postgresql"] if HAS_POSTGRES else [])]

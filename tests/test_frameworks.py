@@ -158,3 +158,10 @@ async def test_plain_python_functions_become_tools(
         )
     assert turn.tool_calls[0].result == "SHOUT"
     assert json.loads(json.dumps(agent.tools[0].schema))["parameters"]["required"] == ["text"]
+
+
+def test_token_counting_needs_no_download() -> None:
+    import tiktoken
+
+    # no network here: this works only from llama-index-core's bundled encodings
+    assert tiktoken.get_encoding("cl100k_base").encode("claim 123")
