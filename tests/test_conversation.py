@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from agent_workflows.conversation import AgentConversation
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
@@ -31,7 +32,6 @@ from interface import (
     UserMessage,
 )
 from tests.conftest import WorkerFactory, new_id
-from agent_workflows.conversation import AgentConversation
 
 FAST_RETRIES = ToolPolicy(
     retry=RetrySettings(initial_interval=timedelta(milliseconds=50), maximum_attempts=3)

@@ -9,12 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+from agent_workflows.conversation import AgentConversation
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
-
-from agent_workflows.conversation import AgentConversation
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
