@@ -1,4 +1,5 @@
-"""Record workflow histories for the replay tests: `python -m tests.record_histories`.
+"""Record workflow histories for the replay tests: `python -m tests.record_histories
+[demo-kill] [features] [autogen-agent]` (all three by default).
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -19,8 +20,9 @@ from activities.db import Database
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
-from demo.scripted_model import ScriptedChatCompletionClient
+from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from devserver import start_dev_server, worker_process
+from examples import register_examples
 from interface import ConversationSettings, StartConversation, ToolDecision
 from worker import build_worker, prepare_database
 
@@ -76,6 +78,18 @@ async def features(conversations: Conversations) -> str:
     return cid
 
 
+async def framework_agents(conversations: Conversations) -> str:
+    """The claims assistant as an AutoGen AssistantAgent (tool rounds, reflection)."""
+    cid = f"replay-autogen-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(agent="claims-autogen")
+    await conversations.ask(cid, "Check policy status for claim 123", "a-1", start)
+    await conversations.ask(cid, "add a note that the customer called", "a-2", start)
+    await conversations.ask(cid, '!loop get_claim_status {"claim_id": 124}', "a-3", start)
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -95,16 +109,22 @@ async def main() -> None:
     await prepare_database(db)
     conversations = Conversations(env.client, f"record-{uuid.uuid4()}")
     today = datetime.date.today().isoformat()
-    recorded = {
-        f"demo-kill-{today}": await demo_with_kill(
-            conversations, env.client.service_client.config.target_host, db_url, work
-        )
-    }
+    wanted = set(sys.argv[1:]) or {"demo-kill", "features", "autogen-agent"}
+    recorded: dict[str, str] = {}
+    if "demo-kill" in wanted:
+        address = env.client.service_client.config.target_host
+        recorded[f"demo-kill-{today}"] = await demo_with_kill(conversations, address, db_url, work)
     agents = AgentRegistry(
         [claims_assistant(ScriptedChatCompletionClient(), db.sessions, email_needs_approval=True)]
     )
+    register_examples(
+        agents, db.sessions, ScriptedChatCompletionClient(), scripted_llamaindex_llm()
+    )
     async with build_worker(env.client, conversations.task_queue, db, agents):
-        recorded[f"features-{today}"] = await features(conversations)
+        if "features" in wanted:
+            recorded[f"features-{today}"] = await features(conversations)
+        if "autogen-agent" in wanted:
+            recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
     for name, cid in recorded.items():
         await _save(env, name, cid)
     await db.dispose()
