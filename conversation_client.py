@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from agent_workflows.conversation import AgentConversation
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -24,7 +25,6 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from agent_workflows.conversation import AgentConversation
 
 
 def run_then_exit(main: Callable[[], object]) -> NoReturn:

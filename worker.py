@@ -11,6 +11,7 @@ import logging
 import signal
 from datetime import timedelta
 
+from agent_workflows.conversation import AgentConversation
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -26,7 +27,6 @@ from conversation_client import run_then_exit
 from demo.agent import claims_assistant
 from demo.seed import seed_demo
 from settings import WorkerSettings
-from agent_workflows.conversation import AgentConversation
 
 log = logging.getLogger("worker")
 

@@ -177,8 +177,9 @@ def _check_autogen_supported(agent: AssistantAgent) -> None:
     missing = [a for a in ("_model_client", "_system_messages", "_tools") if not hasattr(agent, a)]
     if missing:
         raise ConfigurationError(f"unsupported autogen-agentchat version: no {missing}")
+    formatter = agent._tool_call_summary_formatter
     unsupported = {
-        "tool_call_summary_formatter (use tool_call_summary_format)": agent._tool_call_summary_formatter,
+        "tool_call_summary_formatter (use tool_call_summary_format)": formatter,
         "structured output (output_content_type)": agent._output_content_type,
         "memory": agent._memory,
         "handoffs (register a team instead)": agent._handoffs,
