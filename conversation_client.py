@@ -15,6 +15,7 @@ from agent_workflows.conversation import AgentConversation
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
 from interface import (
     DEFAULT_TASK_QUEUE,
@@ -46,9 +47,12 @@ def run_then_exit(main: Callable[[], object]) -> NoReturn:
     os._exit(code)
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
+async def connect(
+    address: str, namespace: str = "default", data_converter: DataConverter | None = None
+) -> Client:
+    """A client with the pydantic data converter, or `data_converter` (e.g. encrypting)."""
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
+        address, namespace=namespace, data_converter=data_converter or pydantic_data_converter
     )
 
 

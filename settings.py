@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 from pydantic import BaseModel, SecretStr
+from temporalio.converter import DataConverter
 
+from codec import KeyRing, data_converter_for
 from interface import DEFAULT_TASK_QUEUE
 
 ENV = {
@@ -18,6 +20,8 @@ ENV = {
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
     "model": "MODEL",
+    "codec_keys": "AGENT_CODEC_KEYS",
+    "codec_key_file": "AGENT_CODEC_KEY_FILE",
 }
 """Setting -> environment variable. docker-compose.yml sets exactly these for the worker."""
 
@@ -34,6 +38,10 @@ class WorkerSettings(BaseModel):
     """With a key, a real OpenAI-compatible model is used; without one, the scripted model."""
     openai_base_url: str | None = None
     model: str = "gpt-4o-mini"
+    codec_keys: SecretStr | None = None
+    """Payload encryption keys, `ID:BASE64[,ID:BASE64...]`, the active one first (codec/)."""
+    codec_key_file: str | None = None
+    """A file of such keys (a mounted secret); with neither set, payloads are not encrypted."""
     fault: str | None = None
     fault_once: str | None = None
 
@@ -42,6 +50,13 @@ class WorkerSettings(BaseModel):
         names = {**ENV, **TEST_ENV}
         values = {field: env[var] for field, var in names.items() if env.get(var)}
         return cls.model_validate(values)
+
+    def data_converter(self) -> DataConverter:
+        """The pydantic data converter, encrypting payloads when keys are configured.
+
+        Raises codec.KeyConfigError, naming the problem, for missing or malformed keys."""
+        keys = self.codec_keys.get_secret_value() if self.codec_keys else None
+        return data_converter_for(KeyRing.from_config(keys, self.codec_key_file))
 
     def model_client(self) -> ChatCompletionClient:
         """The scripted model, or an OpenAI-compatible client with its own retries off."""

@@ -17,6 +17,7 @@ from rich.table import Table
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from codec import KeyConfigError
 from conversation_client import Conversations, connect, run_then_exit
 from interface import (
     DEFAULT_TASK_QUEUE,
@@ -25,6 +26,7 @@ from interface import (
     ToolCallRecord,
     ToolDecision,
 )
+from settings import WorkerSettings
 
 T = TypeVar("T")
 
@@ -69,7 +71,11 @@ def fail(message: str, code: int) -> NoReturn:
 
 async def _with_client(target: Target, action: Callable[[Conversations], Awaitable[T]]) -> T:
     try:
-        client = await connect(target.address, target.namespace)
+        converter = WorkerSettings.from_env().data_converter()  # AGENT_CODEC_KEYS, as the worker
+    except KeyConfigError as error:
+        fail(f"payload encryption: {error}", 2)
+    try:
+        client = await connect(target.address, target.namespace, converter)
     except RuntimeError as error:
         raise Unreachable(str(error)) from error
     return await action(Conversations(client, target.task_queue))

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from agent_workflows.conversation import AgentConversation
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.db import Database, redacted
@@ -23,6 +22,7 @@ from activities.model import ModelActivities
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
 from agents.registry import AgentRegistry
+from codec import KeyConfigError, encryption_summary
 from conversation_client import run_then_exit
 from demo.agent import claims_assistant
 from demo.seed import seed_demo
@@ -63,12 +63,16 @@ def default_agents(settings: WorkerSettings, db: Database) -> AgentRegistry:
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = WorkerSettings.from_env()
+    try:
+        data_converter = settings.data_converter()
+    except KeyConfigError as bad:
+        raise SystemExit(f"payload encryption: {bad}") from None
     db = Database(settings.database_url)
     await prepare_database(db)
     client = await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     hooks = KillAt.from_env(settings.fault, settings.fault_once)
     worker = build_worker(client, settings.task_queue, db, default_agents(settings, db), hooks)
@@ -79,6 +83,7 @@ async def main() -> None:
         settings.temporal_namespace,
         redacted(db.url),
     )
+    log.info(encryption_summary(data_converter))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -24,6 +24,13 @@ from temporalio.client import Client
 
 from activities.db import Database
 from activities.tables import TranscriptMessage
+from codec import (
+    KeyConfigError,
+    KeyRing,
+    encrypted_data_converter,
+    encryption_summary,
+    generate_key_entry,
+)
 from conversation_client import Conversations, connect, run_then_exit
 from demo.tables import ClaimNote, OutboxEmail
 from devserver import ROOT, WorkerProcess, start_dev_server, worker_process
@@ -45,15 +52,36 @@ def main(
     keep_running: bool = typer.Option(
         False, help="Keep the embedded server and Web UI up after the demo, until Ctrl-C."
     ),
+    encrypt: bool = typer.Option(
+        False,
+        envvar="AGENT_DEMO_ENCRYPT",
+        help="Encrypt payloads (AES-256-GCM) with AGENT_CODEC_KEYS or AGENT_CODEC_KEY_FILE, "
+        "or with a key made for this run. On by itself when either variable is set.",
+    ),
 ) -> None:
     """Run the demo conversation on the embedded default."""
-    asyncio.run(_demo(keep_running))
+    asyncio.run(_demo(keep_running, encrypt))
 
 
-async def _demo(keep_running: bool) -> None:
+def _encryption(encrypt: bool) -> tuple[KeyRing | None, dict[str, str]]:
+    """The configured key ring; with --encrypt and none configured, a new key for the workers."""
+    try:
+        ring = KeyRing.from_config(
+            os.environ.get("AGENT_CODEC_KEYS"), os.environ.get("AGENT_CODEC_KEY_FILE")
+        )
+    except KeyConfigError as bad:
+        raise SystemExit(f"payload encryption: {bad}") from None
+    if ring or not encrypt:
+        return ring, {}
+    entry = generate_key_entry("demo")
+    return KeyRing.parse(entry), {"AGENT_CODEC_KEYS": entry}
+
+
+async def _demo(keep_running: bool, encrypt: bool = False) -> None:
     address = os.environ.get("TEMPORAL_ADDRESS")
     database_url = os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / '.data' / 'demo.db'}")
     task_queue = os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+    ring, worker_env = _encryption(encrypt)
     async with AsyncExitStack() as stack:
         ui, client = None, None
         if address is None:
@@ -68,8 +96,15 @@ async def _demo(keep_running: bool) -> None:
         db = Database(database_url)
         stack.push_async_callback(db.dispose)
         await prepare_database(db)
+        if ring:
+            converter = encrypted_data_converter(ring)
+            client = await connect(address, data_converter=converter)
+            console.print(
+                f"Encryption on: {encryption_summary(converter)}, AES-256-GCM; the server and "
+                "its Web UI see only ciphertext (README, Encryption)"
+            )
         client = client or await connect(address)
-        cid = await _conversation(client, address, database_url, task_queue, stack)
+        cid = await _conversation(client, address, database_url, task_queue, stack, worker_env)
         await _report(db, cid, ui)
         if keep_running and ui:
             console.print("Server and Web UI stay up; Ctrl-C to stop.")
@@ -104,7 +139,12 @@ class _Workers:
 
 
 async def _conversation(
-    client: Client, address: str, database_url: str, task_queue: str, stack: AsyncExitStack
+    client: Client,
+    address: str,
+    database_url: str,
+    task_queue: str,
+    stack: AsyncExitStack,
+    worker_env: dict[str, str] | None = None,
 ) -> str:
     conversations = Conversations(client, task_queue)
     cid = f"demo-{uuid.uuid4().hex[:8]}"
@@ -117,6 +157,7 @@ async def _conversation(
         log=workdir / "worker.log",
         fault=FAULT,
         fault_once=workdir / "fault-fired",
+        extra_env=worker_env,
     )
     console.print(f"Conversation [bold]{cid}[/]; worker logs in {workdir / 'worker.log'}")
     with console.status("starting a worker that will be killed inside create_claim_note"):

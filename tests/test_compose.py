@@ -9,18 +9,12 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from codec import SERVER_ENV
+from settings import ENV
+
 COMPOSE_PATH = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 
-# TODO(settings): compare with the worker settings model once it exists
-WORKER_ENV = {
-    "TEMPORAL_ADDRESS",
-    "TEMPORAL_NAMESPACE",
-    "TEMPORAL_TASK_QUEUE",
-    "DATABASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "MODEL",
-}
+WORKER_ENV = set(ENV.values())
 
 EXPECTED_SERVICES = {
     "postgresql",
@@ -29,6 +23,7 @@ EXPECTED_SERVICES = {
     "temporal-ui",
     "ledger-db",
     "worker",
+    "codec-server",
 }
 
 SEARCH_ATTRIBUTES = {
@@ -39,6 +34,10 @@ SEARCH_ATTRIBUTES = {
 
 # "${VAR}" / "${VAR:-default}" / "${VAR-default}" (compose interpolation)
 ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}$")
+# "${VAR:?message}": compose refuses to start while VAR is unset or empty.
+REQUIRED_REF = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}$")
+# 32 bytes in base64: what a literal AES-256 key would look like
+LITERAL_KEY = re.compile(r"[A-Za-z0-9+/_-]{43}=")
 # An image tag pinned through a variable with a non-empty, non-"latest" default.
 PINNED_TAG = re.compile(r":\$\{[A-Z_]+_VERSION:-(?!latest\})[^}]+\}$")
 
@@ -223,3 +222,32 @@ def test_no_literal_secrets(raw_text, services):
     assert api_key is not None and ENV_REF.match(api_key), (
         f"OPENAI_API_KEY must be an environment reference, got {api_key!r}"
     )
+
+
+@pytest.mark.parametrize("service", ["worker", "codec-server"])
+def test_encryption_is_on_and_keys_come_from_the_environment(services, service):
+    keys = env_of(services[service])["AGENT_CODEC_KEYS"]
+    match = REQUIRED_REF.match(keys or "")
+    assert match and match["name"] == "AGENT_CODEC_KEYS", (
+        f"{service}: AGENT_CODEC_KEYS must be a required reference, got {keys!r}"
+    )
+
+
+def test_no_literal_codec_keys_or_tokens(raw_text, services):
+    assert not LITERAL_KEY.search(raw_text), "a literal key in docker-compose.yml"
+    token = env_of(services["codec-server"])["AGENT_CODEC_SERVER_TOKEN"]
+    assert REQUIRED_REF.match(token or ""), f"the codec server token must be required: {token!r}"
+    key_file = env_of(services["worker"])["AGENT_CODEC_KEY_FILE"]
+    assert key_file is not None and ENV_REF.match(key_file), key_file
+
+
+def test_codec_server(services):
+    server = services["codec-server"]
+    assert server.get("build") == "."
+    assert command_text(server).startswith("python -m codec serve")
+    env = env_of(server)
+    assert env.keys() <= set(SERVER_ENV.values()), sorted(env.keys() - set(SERVER_ENV.values()))
+    assert env["TEMPORAL_NAMESPACE"] == env_of(services["worker"])["TEMPORAL_NAMESPACE"]
+    assert "http://localhost:8080" in env["AGENT_CODEC_CORS_ORIGINS"]  # the Web UI
+    assert command_text(server).endswith("--port 8081")
+    assert server.get("ports") == ["127.0.0.1:8081:8081"], "publish on the host's loopback only"

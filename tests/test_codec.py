@@ -1,0 +1,496 @@
+"""Encrypted conversations: the AES-GCM codec, its keys, rotation, the codec server, the CLI.
+
+The session's `client` fixture has no codec: it sees what the Temporal server stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from google.protobuf import json_format
+from google.protobuf.message import Message as ProtoMessage
+from sqlalchemy import select
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+from temporalio.worker import Worker
+
+from activities.db import Database
+from codec import (
+    ENCODING,
+    KEY_ID_METADATA,
+    CodecServerSettings,
+    DecryptionError,
+    EncryptionCodec,
+    KeyConfigError,
+    KeyRing,
+    build_app,
+    encrypted_data_converter,
+    generate_key_entry,
+)
+from conversation_client import Conversations, connect
+from demo.tables import ClaimNote
+from devserver import binary
+from interface import StartConversation
+from settings import ENV, WorkerSettings
+from tests.conftest import ROOT, new_id
+from worker import build_worker, default_agents
+
+K1 = generate_key_entry("k1")
+K2 = generate_key_entry("k2")
+TOKEN = f"codec-test-{uuid.uuid4().hex}"
+NAMESPACE = "default"
+SECRET_TURN = "add a note to claim 123 that the secret word is pineapple"
+UI_ORIGIN = "http://localhost:8080"
+
+
+def ring(*entries: str) -> KeyRing:
+    return KeyRing.parse(",".join(entries))
+
+
+def plain(text: str) -> Payload:
+    return pydantic_data_converter.payload_converter.to_payloads([text])[0]
+
+
+def payloads_in(message: ProtoMessage) -> Iterator[Payload]:
+    """Every Payload inside a proto message, except search attributes (never encoded)."""
+    for field, value in message.ListFields():
+        if field.message_type is None or field.name == "search_attributes":
+            continue
+        if isinstance(value, ProtoMessage):
+            items = [value]
+        elif hasattr(value, "values"):  # a map field
+            items = list(value.values())
+        else:
+            items = list(value)
+        for item in items:
+            if isinstance(item, Payload):
+                yield item
+            elif isinstance(item, ProtoMessage):
+                yield from payloads_in(item)
+
+
+# the codec and its keys
+
+
+async def test_payloads_are_sealed_under_the_active_key_id() -> None:
+    codec = EncryptionCodec(ring(K1))
+    original = plain(SECRET_TURN)
+    [sealed] = await codec.encode([original])
+    assert sealed.metadata["encoding"] == ENCODING
+    assert sealed.metadata[KEY_ID_METADATA] == b"k1"
+    assert b"pineapple" not in sealed.SerializeToString()
+    assert (await codec.decode([sealed])) == [original]
+    [again] = await codec.encode([original])
+    assert again.data != sealed.data, "a nonce was reused"
+
+
+async def test_old_payloads_decode_after_rotation() -> None:
+    [old] = await EncryptionCodec(ring(K1)).encode([plain("from before")])
+    rotated = EncryptionCodec(ring(K2, K1))
+    [new] = await rotated.encode([plain("from after")])
+    assert new.metadata[KEY_ID_METADATA] == b"k2"
+    assert await rotated.decode([old, new]) == [plain("from before"), plain("from after")]
+    with pytest.raises(DecryptionError, match="unknown key ID 'k1'"):
+        await EncryptionCodec(ring(K2)).decode([old])
+
+
+async def test_tampered_or_foreign_payloads_are_refused_and_plain_ones_pass() -> None:
+    codec = EncryptionCodec(ring(K1))
+    [sealed] = await codec.encode([plain("x")])
+    tampered = Payload(metadata=sealed.metadata, data=sealed.data[:-1] + b"\0")
+    with pytest.raises(DecryptionError, match="failed authentication"):
+        await codec.decode([tampered])
+    other_k1 = generate_key_entry("k1")
+    with pytest.raises(DecryptionError, match="failed authentication"):
+        await EncryptionCodec(ring(other_k1)).decode([sealed])
+    assert await codec.decode([plain("legacy")]) == [plain("legacy")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no keys"),
+        ("# only a comment\n", "no keys"),
+        ("k1", "expected KEY_ID:BASE64_KEY"),
+        ("k 1:" + K1.split(":")[1], "key ID must match"),
+        ("k1:not base64!", "not valid base64"),
+        ("k1:c2hvcnQ=", "5 bytes; expected 32"),
+        (f"{K1},{K1}", "appears twice"),
+    ],
+)
+def test_bad_key_config_is_a_clear_error_without_the_key(text: str, message: str) -> None:
+    with pytest.raises(KeyConfigError, match=message) as raised:
+        KeyRing.parse(text)
+    assert K1.split(":")[1] not in str(raised.value)
+
+
+def test_keys_from_variable_and_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "codec-keys"
+    key_file.write_text(f"# rotated in 2025\n{K2}\n{K1}\n")
+    from_file = KeyRing.from_config(key_file=key_file)
+    assert from_file is not None and from_file.ids == ["k2", "k1"]
+    k3 = generate_key_entry("k3")
+    both = KeyRing.from_config(k3, key_file)
+    assert both is not None and both.ids == ["k3", "k2", "k1"]
+    assert KeyRing.from_config(None, None) is None
+    with pytest.raises(KeyConfigError, match="cannot read"):
+        KeyRing.from_config(key_file=tmp_path / "missing")
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(KeyConfigError, match="AGENT_CODEC_KEY_FILE: no keys"):
+        KeyRing.from_config(key_file=tmp_path / "empty")
+    assert K1.split(":")[1] not in repr(from_file)
+
+
+def test_worker_settings_choose_the_converter(tmp_path: Path) -> None:
+    assert {"AGENT_CODEC_KEYS", "AGENT_CODEC_KEY_FILE"} <= set(ENV.values())
+    assert WorkerSettings.from_env({}).data_converter() is pydantic_data_converter
+    converter = WorkerSettings.from_env({"AGENT_CODEC_KEYS": f"{K2},{K1}"}).data_converter()
+    assert isinstance(converter.payload_codec, EncryptionCodec)
+    assert converter.payload_codec.ring.ids == ["k2", "k1"]
+    assert isinstance(converter.failure_converter, DefaultFailureConverterWithEncodedAttributes)
+    assert K1.split(":")[1] not in repr(WorkerSettings.from_env({"AGENT_CODEC_KEYS": K1}))
+    with pytest.raises(KeyConfigError):
+        WorkerSettings.from_env({"AGENT_CODEC_KEY_FILE": str(tmp_path / "nope")}).data_converter()
+
+
+async def test_worker_refuses_to_start_with_bad_keys() -> None:
+    bad_key = "k1:" + K1.split(":")[1][:20]
+    env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "worker.py"),
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT), "AGENT_CODEC_KEYS": bad_key},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "payload encryption: AGENT_CODEC_KEYS, entry 1 (k1)" in err.decode()
+    assert bad_key.split(":")[1] not in (out + err).decode()
+
+
+# conversations on the dev server
+
+
+EncryptedWorker = Callable[[Client, Database], AbstractAsyncContextManager[Worker]]
+
+
+@pytest.fixture
+def encrypted_worker(task_queue: str) -> EncryptedWorker:
+    """`async with encrypted_worker(client, db):` a worker on a client with a codec."""
+
+    @asynccontextmanager
+    async def start(client: Client, db: Database) -> AsyncIterator[Worker]:
+        agents = default_agents(WorkerSettings(), db)
+        async with build_worker(client, task_queue, db, agents) as worker:
+            yield worker
+
+    return start
+
+
+async def encrypted_client(address: str, key_ring: KeyRing) -> Client:
+    return await connect(address, NAMESPACE, data_converter=encrypted_data_converter(key_ring))
+
+
+async def raw_history(client: Client, cid: str) -> tuple[list[Payload], bytes]:
+    """The history as the server stores it: its payloads, and all its bytes."""
+    history = await client.get_workflow_handle(cid).fetch_history()
+    payloads = []
+    for event in history.events:
+        # a local-activity marker's "data" is the SDK's own bookkeeping (sequence, activity
+        # type, times) and bypasses the codec; the marker's "result" does not
+        marker = event.marker_recorded_event_attributes
+        sdk_data = list(marker.details["data"].payloads) if "data" in marker.details else []
+        payloads += [p for p in payloads_in(event) if p not in sdk_data]
+    return payloads, b"".join(event.SerializeToString() for event in history.events)
+
+
+async def test_history_without_the_codec_has_no_plaintext(
+    client: Client,
+    temporal_address: str,
+    task_queue: str,
+    db: Database,
+    encrypted_worker: EncryptedWorker,
+) -> None:
+    secure = await encrypted_client(temporal_address, ring(K1))
+    conversations = Conversations(secure, task_queue)
+    cid = new_id("enc")
+    async with encrypted_worker(secure, db):
+        result = await conversations.ask(cid, SECRET_TURN, "m-1")
+        state = await conversations.state(cid)
+    [call] = result.tool_calls
+    assert call.name == "create_claim_note" and call.status == "ok"
+    assert "pineapple" in json.dumps(call.arguments) and result.reply.startswith("I added note")
+    assert any("pineapple" in m.content for m in state.messages if m.role == "user")
+    async with db.session() as session:
+        notes = await session.scalars(select(ClaimNote.text).where(ClaimNote.claim_id == 123))
+        assert any("pineapple" in text for text in notes.all())
+
+    payloads, stored = await raw_history(client, cid)
+    assert len(payloads) >= 6  # start input, update, 2 model calls, tool call, results
+    assert {p.metadata["encoding"] for p in payloads} == {ENCODING}
+    assert {p.metadata[KEY_ID_METADATA] for p in payloads} == {b"k1"}
+    for plaintext in (b"pineapple", b"secret word", b"claim_id", b"note_id", b"I added note"):
+        assert plaintext not in stored, f"{plaintext!r} is readable in the stored history"
+
+
+async def test_failure_messages_are_encrypted(
+    client: Client,
+    temporal_address: str,
+    task_queue: str,
+    db: Database,
+    encrypted_worker: EncryptedWorker,
+) -> None:
+    secure = await encrypted_client(temporal_address, ring(K1))
+    conversations = Conversations(secure, task_queue)
+    cid = new_id("enc-fail")
+    async with encrypted_worker(secure, db):
+        handle = await conversations.start(cid, StartConversation(agent="pineapple-agent"))
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    assert "pineapple-agent" in str(failed.value.cause)
+    _, stored = await raw_history(client, cid)
+    assert b"pineapple" not in stored
+    assert b"Encoded failure" in stored
+
+
+async def test_a_conversation_started_under_k1_goes_on_under_k2(
+    client: Client,
+    temporal_address: str,
+    task_queue: str,
+    db: Database,
+    encrypted_worker: EncryptedWorker,
+) -> None:
+    cid = new_id("rotate")
+    before = await encrypted_client(temporal_address, ring(K1))
+    async with encrypted_worker(before, db):
+        first = await Conversations(before, task_queue).ask(cid, "Check claim 123", "m-1")
+    after = await encrypted_client(temporal_address, ring(K2, K1))
+    # a fresh worker replays the whole history, written under k1, before the next turn
+    async with encrypted_worker(after, db):
+        second = await Conversations(after, task_queue).ask(cid, SECRET_TURN, "m-2")
+        state = await Conversations(after, task_queue).state(cid)
+    assert first.status == second.status == "completed"
+    assert state.turn_count == 2
+    payloads, stored = await raw_history(client, cid)
+    assert {p.metadata[KEY_ID_METADATA] for p in payloads} == {b"k1", b"k2"}
+    assert b"pineapple" not in stored
+
+
+# the codec server
+
+
+def server_app(*origins: str) -> FastAPI:
+    return build_app(
+        EncryptionCodec(ring(K2, K1)),
+        token=TOKEN,
+        namespace=NAMESPACE,
+        cors_origins=origins or (UI_ORIGIN,),
+    )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=server_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec") as client:
+        yield client
+
+
+def as_json(payloads: list[Payload]) -> str:
+    return json_format.MessageToJson(Payloads(payloads=payloads))
+
+
+def from_json(text: str) -> list[Payload]:
+    return list(json_format.Parse(text, Payloads()).payloads)
+
+
+GOOD = {"Authorization": f"Bearer {TOKEN}", "X-Namespace": NAMESPACE}
+
+
+async def test_codec_server_decodes_with_the_token(http: httpx.AsyncClient) -> None:
+    originals = [plain(SECRET_TURN), plain("second")]
+    sealed = await EncryptionCodec(ring(K1)).encode(originals)
+    body = as_json(sealed)
+    assert json.loads(body)["payloads"][0]["metadata"]["encryption-key-id"]  # proto JSON
+    response = await http.post("/decode", content=body, headers=GOOD)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert from_json(response.text) == originals
+    under_path = await http.post(f"/{NAMESPACE}/decode", content=body, headers=GOOD)
+    assert from_json(under_path.text) == originals
+
+
+async def test_codec_server_encodes_with_the_active_key(http: httpx.AsyncClient) -> None:
+    response = await http.post("/encode", content=as_json([plain("hello")]), headers=GOOD)
+    assert response.status_code == 200, response.text
+    [sealed] = from_json(response.text)
+    assert sealed.metadata[KEY_ID_METADATA] == b"k2"
+    assert await EncryptionCodec(ring(K2)).decode([sealed]) == [plain("hello")]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/decode", {"X-Namespace": NAMESPACE}, 401),
+        (
+            "/decode",
+            {"Authorization": "Bearer wrong-token-0123456789", "X-Namespace": NAMESPACE},
+            401,
+        ),
+        ("/decode", {"Authorization": TOKEN, "X-Namespace": NAMESPACE}, 401),
+        ("/encode", {"X-Namespace": NAMESPACE}, 401),
+        ("/decode", {"Authorization": f"Bearer {TOKEN}", "X-Namespace": "other"}, 403),
+        ("/decode", {"Authorization": f"Bearer {TOKEN}"}, 403),
+        ("/other/decode", GOOD, 403),
+    ],
+)
+async def test_codec_server_refuses(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], status: int
+) -> None:
+    [sealed] = await EncryptionCodec(ring(K1)).encode([plain(SECRET_TURN)])
+    response = await http.post(path, content=as_json([sealed]), headers=headers)
+    assert response.status_code == status
+    assert "pineapple" not in response.text
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_codec_server_reports_bad_input(http: httpx.AsyncClient) -> None:
+    assert (await http.post("/decode", content=b"{not json", headers=GOOD)).status_code == 400
+    [foreign] = await EncryptionCodec(ring(generate_key_entry("k9"))).encode([plain("x")])
+    response = await http.post("/decode", content=as_json([foreign]), headers=GOOD)
+    assert response.status_code == 400 and "unknown key ID 'k9'" in response.text
+
+
+async def test_codec_server_allows_the_ui_origin_only(http: httpx.AsyncClient) -> None:
+    def preflight(origin: str) -> dict[str, str]:
+        return {
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+        }
+
+    allowed = await http.options("/decode", headers=preflight(UI_ORIGIN))
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert "x-namespace" in allowed.headers["access-control-allow-headers"].lower()
+    refused = await http.options("/decode", headers=preflight("http://evil.example"))
+    assert "access-control-allow-origin" not in refused.headers
+    response = await http.post(
+        "/encode", content=as_json([plain("x")]), headers={**GOOD, "Origin": UI_ORIGIN}
+    )
+    assert response.headers["access-control-allow-origin"] == UI_ORIGIN
+
+
+def test_codec_server_settings_need_a_token_and_keys() -> None:
+    with pytest.raises(KeyConfigError, match="AGENT_CODEC_SERVER_TOKEN is not set"):
+        CodecServerSettings.from_env({"AGENT_CODEC_KEYS": K1})
+    with pytest.raises(KeyConfigError, match="at least 16") as short:
+        CodecServerSettings.from_env({"AGENT_CODEC_SERVER_TOKEN": "hunter2"})
+    assert "hunter2" not in str(short.value)
+    with pytest.raises(KeyConfigError, match="AGENT_CODEC_KEYS or AGENT_CODEC_KEY_FILE"):
+        CodecServerSettings.from_env({"AGENT_CODEC_SERVER_TOKEN": TOKEN}).app()
+    settings = CodecServerSettings.from_env(
+        {
+            "AGENT_CODEC_SERVER_TOKEN": TOKEN,
+            "AGENT_CODEC_KEYS": K1,
+            "TEMPORAL_NAMESPACE": "claims",
+            "AGENT_CODEC_CORS_ORIGINS": "https://ui.example, http://localhost:8080",
+        }
+    )
+    assert settings.namespace == "claims"
+    assert settings.cors_origins == ["https://ui.example", "http://localhost:8080"]
+    assert TOKEN not in repr(settings) and K1 not in repr(settings)
+    assert isinstance(settings.app(), FastAPI)
+
+
+# the temporal CLI through the codec server
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """The app on 127.0.0.1 (a free port) in this event loop; yields its URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "codec server did not start"
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def temporal_cli(address: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        binary("temporal"),
+        *args,
+        "--address",
+        address,
+        "-o",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, (out + err).decode()
+
+
+def payload_data(value: object) -> Iterator[str]:
+    """The decoded `data` of every payload in the CLI's JSON output (base64 there)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("data"), str) and "metadata" in value:
+            yield base64.b64decode(value["data"]).decode(errors="replace")
+        for item in value.values():
+            yield from payload_data(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from payload_data(item)
+
+
+async def test_temporal_cli_reads_an_encrypted_conversation_through_the_server(
+    temporal_address: str, task_queue: str, db: Database, encrypted_worker: EncryptedWorker
+) -> None:
+    secure = await encrypted_client(temporal_address, ring(K1))
+    conversations = Conversations(secure, task_queue)
+    cid = new_id("enc-cli")
+    async with encrypted_worker(secure, db):
+        await conversations.ask(cid, SECRET_TURN, "m-1")
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    wf = ("--workflow-id", cid)
+    async with serving(server_app()) as url:
+        codec = ("--codec-endpoint", url, "--codec-auth", f"Bearer {TOKEN}")
+        code, shown = await temporal_cli(temporal_address, "workflow", "show", *wf, *codec)
+        assert code == 0, shown
+        assert any("pineapple" in data for data in payload_data(json.loads(shown)))
+        code, result = await temporal_cli(temporal_address, "workflow", "result", *wf, *codec)
+        assert code == 0, result
+        assert json.loads(result)["result"]["turn_count"] == 1
+        wrong = ("--codec-endpoint", url, "--codec-auth", "Bearer wrong-token-0123456789")
+        code, refused = await temporal_cli(temporal_address, "workflow", "show", *wf, *wrong)
+        assert code != 0 and "pineapple" not in refused
+    code, raw = await temporal_cli(temporal_address, "workflow", "show", *wf)
+    assert code == 0, raw
+    assert not any("pineapple" in data for data in payload_data(json.loads(raw)))
