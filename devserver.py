@@ -17,6 +17,8 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from interface import search_attributes
+
 ROOT = Path(__file__).resolve().parent
 
 # the stock dev server polls one internal queue at 20/s, adding 30-40 ms after every
@@ -42,6 +44,7 @@ async def start_dev_server(
         ui=ui,
         ui_port=ui_port,
         port=port,
+        search_attributes=search_attributes.ALL,
     )
 
 

@@ -12,7 +12,9 @@ import signal
 from datetime import timedelta
 
 from agent_workflows.conversation import AgentConversation
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.db import Database, redacted
@@ -26,6 +28,7 @@ from codec import KeyConfigError, encryption_summary
 from conversation_client import run_then_exit
 from demo.agent import claims_assistant
 from demo.seed import seed_demo
+from interface import search_attributes
 from settings import WorkerSettings
 
 log = logging.getLogger("worker")
@@ -37,8 +40,9 @@ def build_worker(
     db: Database,
     agents: AgentRegistry,
     hooks: LedgerHooks | None = None,
+    search_attributes: bool = False,
 ) -> Worker:
-    model = ModelActivities(agents, Transcript(db))
+    model = ModelActivities(agents, Transcript(db), search_attributes)
     tools = ToolActivities(agents, Ledger(db, hooks))
     return Worker(
         client,
@@ -49,6 +53,23 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
+
+
+async def has_search_attributes(client: Client) -> bool:
+    """Whether the namespace has AgentName, ConversationStatus and TurnCount. Upserting an
+    unregistered one would fail the workflow task forever, so conversations skip them."""
+    request = ListSearchAttributesRequest(namespace=client.namespace)
+    try:
+        found = await client.operator_service.list_search_attributes(request)
+    except RPCError as error:
+        log.warning("cannot list search attributes (%s); conversations will not set them", error)
+        return False
+    missing = [key.name for key in search_attributes.ALL if key.name not in found.custom_attributes]
+    if missing:
+        log.warning(
+            "search attributes %s are not registered; conversations will not set them", missing
+        )
+    return not missing
 
 
 async def prepare_database(db: Database) -> None:
@@ -75,7 +96,9 @@ async def main() -> None:
         data_converter=data_converter,
     )
     hooks = KillAt.from_env(settings.fault, settings.fault_once)
-    worker = build_worker(client, settings.task_queue, db, default_agents(settings, db), hooks)
+    agents = default_agents(settings, db)
+    indexed = await has_search_attributes(client)
+    worker = build_worker(client, settings.task_queue, db, agents, hooks, indexed)
     log.info(
         "worker polling %s on %s (namespace %s), database %s",
         settings.task_queue,

@@ -36,13 +36,18 @@ _SECRET = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
 
 
 class ModelActivities:
-    def __init__(self, agents: AgentRegistry, transcript: Transcript) -> None:
+    def __init__(
+        self, agents: AgentRegistry, transcript: Transcript, search_attributes: bool = False
+    ) -> None:
         self._agents = agents
         self._transcript = transcript
+        self._search_attributes = search_attributes
 
     @activity.defn(name="agent.describe-v1")
     async def describe_agent(self, request: DescribeAgentInput) -> AgentSpec:
-        return self._agent(request.agent).spec()
+        spec = self._agent(request.agent).spec()
+        spec.search_attributes = self._search_attributes
+        return spec
 
     @activity.defn(name="agent.model_call-v1")
     async def model_call(self, request: ModelCallInput) -> ModelCallOutput:

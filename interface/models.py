@@ -188,6 +188,8 @@ class AgentSpec(BaseModel):
     """AutoGen loop: tool rounds per turn, then reflection or summary; None: until text."""
     reflect_on_tool_use: bool = True
     tool_call_summary_format: str = "{result}"
+    search_attributes: bool = False
+    """The namespace has AgentName, ConversationStatus and TurnCount: keep them current."""
 
     def tool_policy(self, name: str) -> ToolPolicy:
         return self.tools.get(name, self.default_tool)

@@ -29,7 +29,12 @@ from agents.registry import AgentRegistry  # noqa: E402
 from conversation_client import Conversations  # noqa: E402
 from devserver import start_dev_server  # noqa: E402
 from settings import WorkerSettings  # noqa: E402
-from worker import build_worker, default_agents, prepare_database  # noqa: E402
+from worker import (  # noqa: E402
+    build_worker,
+    default_agents,
+    has_search_attributes,
+    prepare_database,
+)
 
 offline_defaults()
 POSTGRES_URL = os.environ.get("DATABASE_URL", "")
@@ -98,8 +103,14 @@ def task_queue() -> str:
     return f"tq-{uuid.uuid4()}"
 
 
+@pytest.fixture(scope="session")
+async def indexed(client: Client) -> bool:
+    """The dev server registers the search attributes; check as the worker does."""
+    return await has_search_attributes(client)
+
+
 @pytest.fixture
-def run_worker(client: Client, task_queue: str) -> WorkerFactory:
+def run_worker(client: Client, task_queue: str, indexed: bool) -> WorkerFactory:
     """`async with run_worker(db, agents=None, hooks=None):` an in-process worker."""
 
     @asynccontextmanager
@@ -109,7 +120,7 @@ def run_worker(client: Client, task_queue: str) -> WorkerFactory:
         hooks: LedgerHooks | None = None,
     ) -> AsyncIterator[Worker]:
         registry = agents or default_agents(WorkerSettings(), database)
-        async with build_worker(client, task_queue, database, registry, hooks) as worker:
+        async with build_worker(client, task_queue, database, registry, hooks, indexed) as worker:
             yield worker
 
     return start

@@ -120,7 +120,9 @@ async def main() -> None:
     register_examples(
         agents, db.sessions, ScriptedChatCompletionClient(), scripted_llamaindex_llm()
     )
-    async with build_worker(env.client, conversations.task_queue, db, agents):
+    async with build_worker(
+        env.client, conversations.task_queue, db, agents, search_attributes=True
+    ):
         if "features" in wanted:
             recorded[f"features-{today}"] = await features(conversations)
         if "autogen-agent" in wanted:

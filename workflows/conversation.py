@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
         UserMessage,
     )
+    from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 DESCRIBE_AGENT = "agent.describe-v1"
 MODEL_CALL = "agent.model_call-v1"
@@ -78,10 +79,17 @@ class AgentConversation:
         self._run_turns = 0
         self._spec: AgentSpec | None = None
         self._current: UserMessage | None = None
+        self._indexed = False
+        self._upserted: tuple[str, int] | None = None
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
+        # before any await: a marker recorded after a local activity's result may land in
+        # a later workflow task than replay expects. Older histories have no marker.
+        indexed = workflow.patched("search-attributes")
         self._spec = await self._describe_agent()
+        self._indexed = indexed and self._spec.search_attributes
+        self._upsert()
         while True:
             await workflow.wait_condition(self._has_work)
             if self._queue:
@@ -420,6 +428,21 @@ class AgentConversation:
         self._status = status
         if details is not None:
             workflow.set_current_details(details)
+        self._upsert()
+
+    def _upsert(self) -> None:
+        """Keep AgentName, ConversationStatus and TurnCount current, for list queries."""
+        values = (self._status, self._data.turn_count)
+        if not self._indexed or values == self._upserted:
+            return
+        self._upserted = values
+        workflow.upsert_search_attributes(
+            [
+                AGENT_NAME.value_set(self._start.agent),
+                CONVERSATION_STATUS.value_set(self._status),
+                TURN_COUNT.value_set(self._data.turn_count),
+            ]
+        )
 
     def _carry(self) -> StartConversation:
         self._data.queue = list(self._queue)
