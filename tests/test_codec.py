@@ -212,10 +212,13 @@ async def raw_history(client: Client, cid: str) -> tuple[list[Payload], bytes]:
     history = await client.get_workflow_handle(cid).fetch_history()
     payloads = []
     for event in history.events:
-        # a local-activity marker's "data" is the SDK's own bookkeeping (sequence, activity
-        # type, times) and bypasses the codec; the marker's "result" does not
+        # the SDK's own bookkeeping bypasses the codec: a local-activity marker's "data"
+        # (sequence, activity type, times; its "result" is encoded) and a patch marker's
+        # details (the patch ID, here "search-attributes")
         marker = event.marker_recorded_event_attributes
         sdk_data = list(marker.details["data"].payloads) if "data" in marker.details else []
+        if marker.marker_name == "core_patch":
+            sdk_data += [p for details in marker.details.values() for p in details.payloads]
         payloads += [p for p in payloads_in(event) if p not in sdk_data]
     return payloads, b"".join(event.SerializeToString() for event in history.events)
 
