@@ -1,0 +1,49 @@
+"""`python -m gateway`: serve the HTTP gateway with uvicorn.
+
+Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and AGENT_CODEC_KEYS /
+AGENT_CODEC_KEY_FILE as the worker does; GATEWAY_HOST, GATEWAY_PORT and GATEWAY_ASK_TIMEOUT
+through its options.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from codec import KeyConfigError
+from conversation_client import run_then_exit
+from gateway import GatewaySettings, connector, create_app
+from settings import WorkerSettings
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="GATEWAY_HOST", help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="GATEWAY_PORT", help="bind port")] = 8000,
+    ask_timeout: Annotated[
+        float,
+        typer.Option(envvar="GATEWAY_ASK_TIMEOUT", help="seconds a sync message waits; then 202"),
+    ] = GatewaySettings().ask_timeout,
+) -> None:
+    """Serve the gateway; it connects to Temporal on the first request."""
+    import uvicorn
+
+    settings = WorkerSettings.from_env()
+    try:
+        converter = settings.data_converter()  # AGENT_CODEC_KEYS, as the worker
+    except KeyConfigError as error:
+        raise SystemExit(f"payload encryption: {error}") from None
+    factory = connector(
+        settings.temporal_address, settings.temporal_namespace, settings.task_queue, converter
+    )
+    asgi = create_app(factory, GatewaySettings(ask_timeout=ask_timeout))
+    target = f"{settings.temporal_address} ({settings.temporal_namespace}, {settings.task_queue})"
+    print(f"gateway for {target} on http://{host}:{port}", flush=True)
+    uvicorn.run(asgi, host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    run_then_exit(app)

@@ -1,0 +1,373 @@
+"""The HTTP gateway: conversations for front-ends that speak HTTP and JSON."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowExecution,
+    WorkflowUpdateFailedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from conversation_client import Conversations
+from gateway import _paging as paging
+from gateway._errors import ApiError, from_exception, log
+from gateway._models import (
+    AGENT_PATTERN,
+    MAX_ID_CHARS,
+    Accepted,
+    ConversationItem,
+    ConversationPage,
+    ErrorBody,
+    GatewaySettings,
+    ListedStatus,
+    SendMessage,
+)
+from gateway._temporal import (
+    ConversationsFactory,
+    Temporal,
+    ask,
+    list_page,
+    list_query,
+    missing_or_ended,
+    missing_search_attributes,
+    send,
+    why_closed,
+)
+from interface import (
+    ConversationState,
+    StartConversation,
+    ToolDecision,
+    TurnResult,
+    UserMessage,
+)
+from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
+
+DESCRIPTION = """\
+Durable agent conversations on Temporal, over HTTP. Each conversation is one
+`AgentConversation` workflow; its ID is chosen by the caller. Every error is JSON:
+`{"error": code, "message": ...}`; a 503 carries `Retry-After`.
+"""
+
+ConversationId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID_CHARS, description="the conversation's workflow ID"),
+]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="becomes the message ID: a retried request returns the same turn",
+    ),
+]
+Mode = Annotated[
+    Literal["sync", "async"],
+    Query(description="sync: wait for the reply; async: 202 at once, then poll the state"),
+]
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    """An OpenAPI response entry with the error body, and `Retry-After` on a 503."""
+    entry: dict[str, Any] = {"model": ErrorBody, "description": description}
+    if retry:
+        seconds = {"schema": {"type": "integer"}, "description": "seconds to wait"}
+        entry["headers"] = {"Retry-After": seconds}
+    return entry
+
+
+Responses = dict[int | str, dict[str, Any]]
+COMMON_ERRORS: Responses = {
+    422: _error("invalid body, header or parameter, or a message the workflow rejected"),
+    502: _error("Temporal refused the call, or the gateway failed unexpectedly (logged)"),
+    503: _error("Temporal, or every worker, is unavailable: retry later", retry=True),
+    504: _error("Temporal or its workers did not answer in time"),
+}
+NOT_FOUND: Responses = {404: _error("no conversation with this ID")}
+ENDED: Responses = {409: _error("the conversation has ended, or is ending")}
+
+
+class GuardedRoute(APIRoute):
+    """A route whose every exception becomes a JSON error: never a bare 500."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except (HTTPException, RequestValidationError):
+                raise  # answered by the app's handlers below
+            except Exception as error:
+                return _error_response(request, error)
+
+        return guarded
+
+
+def _error_response(request: Request, error: Exception) -> Response:
+    """Map, log (5xx only; never bodies or headers) and answer."""
+    api_error = from_exception(error, request.path_params.get("conversation_id"))
+    where = f"{request.method} {request.url.path}"
+    if api_error.code == "unexpected_error":
+        log.error("unexpected %s on %s", type(error).__name__, where, exc_info=error)
+    elif api_error.status >= 500:
+        log.warning("%s on %s: %s", api_error.code, where, api_error.message)
+    return api_error.response(_settings(request).retry_after)
+
+
+router = APIRouter(route_class=GuardedRoute)
+
+
+def _settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+async def _conversations(request: Request) -> Conversations:
+    temporal: Temporal = request.app.state.temporal
+    return await temporal.conversations()
+
+
+def _accepted(request: Request, conversation_id: str, **ids: str) -> Accepted:
+    quoted = quote(conversation_id, safe="")  # Location must be ASCII; IDs may be any text
+    url = str(request.url_for("get_conversation", conversation_id=quoted))
+    return Accepted(conversation_id=conversation_id, state_url=url, **ids)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=TurnResult,
+    responses={
+        202: {"model": Accepted, "description": "accepted; the turn runs on (see Location)"},
+        **ENDED,
+        **COMMON_ERRORS,
+    },
+    summary="Send a user message; get the turn's result",
+)
+async def post_message(
+    request: Request,
+    conversation_id: ConversationId,
+    body: SendMessage,
+    idempotency_key: IdempotencyKey,
+    mode: Mode = "sync",
+) -> TurnResult | JSONResponse:
+    """Start the conversation if needed and run one turn. Retries with the same
+    Idempotency-Key return the same result and make no new turn."""
+    conversations = await _conversations(request)
+    message = UserMessage(message_id=idempotency_key, text=body.text)
+    start = StartConversation(agent=body.agent) if body.agent else StartConversation()
+    if mode == "sync":
+        result = await _wait_for_turn(request, conversations, conversation_id, message, start)
+        if result is not None:
+            return result
+    await send(conversations, conversation_id, message, start)
+    accepted = _accepted(request, conversation_id, message_id=message.message_id)
+    headers = {"Location": accepted.state_url}
+    return JSONResponse(accepted.model_dump(exclude_none=True), 202, headers)
+
+
+async def _wait_for_turn(
+    request: Request,
+    conversations: Conversations,
+    conversation_id: str,
+    message: UserMessage,
+    start: StartConversation,
+) -> TurnResult | None:
+    """The `ask` update's result, or None once `ask_timeout` has passed."""
+    try:
+        turn = ask(conversations, conversation_id, message, start)
+        return await asyncio.wait_for(turn, _settings(request).ask_timeout)
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        return None  # the turn goes on; the caller's signal is a no-op if the update got there
+    except WorkflowUpdateFailedError as error:
+        if from_exception(error, conversation_id).code != "conversation_ended":
+            raise
+        raise await why_closed(conversations, conversation_id) from error
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationState,
+    name="get_conversation",
+    responses={**NOT_FOUND, **COMMON_ERRORS},
+    summary="A conversation's state",
+)
+async def get_conversation(request: Request, conversation_id: ConversationId) -> ConversationState:
+    """The `state` query: status, turns, recent messages, tool calls, pending approvals."""
+    conversations = await _conversations(request)
+    timeout = _settings(request).query_timeout
+    try:
+        return await asyncio.wait_for(conversations.state(conversation_id), timeout)
+    except TimeoutError:
+        hint = f"is a worker polling task queue {conversations.task_queue!r}?"
+        message = f"no worker answered the state query within {timeout:g} s; {hint}"
+        raise ApiError(504, "temporal_timeout", message) from None
+
+
+async def _signal(
+    request: Request, conversation_id: str, send_signal: Callable[[Conversations], Awaitable[None]]
+) -> None:
+    """Send a signal; NOT_FOUND becomes 404 or, for a closed conversation, 409."""
+    conversations = await _conversations(request)
+    try:
+        await send_signal(conversations)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise await missing_or_ended(conversations, conversation_id) from error
+
+
+@router.post(
+    "/conversations/{conversation_id}/tool-decisions",
+    status_code=202,
+    response_model=Accepted,
+    responses={**NOT_FOUND, **ENDED, **COMMON_ERRORS},
+    summary="Approve or deny a tool call that waits for a person",
+)
+async def post_tool_decision(
+    request: Request, conversation_id: ConversationId, decision: ToolDecision
+) -> Accepted:
+    """The `decide_tool` signal. A decision for a call that is not waiting is ignored."""
+    await _signal(request, conversation_id, lambda c: c.decide(conversation_id, decision))
+    return _accepted(request, conversation_id, tool_call_id=decision.tool_call_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/end",
+    status_code=202,
+    response_model=Accepted,
+    responses={**NOT_FOUND, **ENDED, **COMMON_ERRORS},
+    summary="End the conversation after its accepted turns",
+)
+async def post_end(request: Request, conversation_id: ConversationId) -> Accepted:
+    """The `end` signal; later messages get 409."""
+    await _signal(request, conversation_id, lambda c: c.end(conversation_id))
+    return _accepted(request, conversation_id)
+
+
+@router.get(
+    "/conversations",
+    response_model=ConversationPage,
+    responses={501: _error("filters need search attributes this namespace lacks"), **COMMON_ERRORS},
+    summary="List conversations, newest first",
+)
+async def list_conversations(
+    request: Request,
+    agent: Annotated[str | None, Query(pattern=AGENT_PATTERN)] = None,
+    status: ListedStatus | None = None,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page_token: Annotated[
+        str | None,
+        Query(
+            max_length=4096, pattern=paging.PAGE_TOKEN, description="`next_page_token` of a page"
+        ),
+    ] = None,
+) -> ConversationPage:
+    """A Temporal list query; `agent` and `status` filter on the search attributes
+    AgentName and ConversationStatus."""
+    filters = [f'{AGENT_NAME.name}="{agent}"'] if agent else []
+    filters += [f'{CONVERSATION_STATUS.name}="{status}"'] if status else []
+    query = list_query(filters)
+    token = paging.decode(query, page_token)
+    client = (await _conversations(request)).client
+    try:
+        page, next_token = await list_page(client, query, page_size, token)
+    except RPCError as error:
+        if error.status not in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
+            raise
+        raise await _list_refused(request, error, filters, page_token) from error
+    return ConversationPage(
+        conversations=[_item(e) for e in page], next_page_token=paging.encode(query, next_token)
+    )
+
+
+async def _list_refused(
+    request: Request, error: RPCError, filters: list[str], page_token: str | None
+) -> ApiError:
+    """Temporal's INVALID_ARGUMENT (or UNKNOWN, its answer to a bad token): 501 if the
+    filters' search attributes are not registered, else 422 for the token or the query."""
+    client = (await _conversations(request)).client
+    names = [AGENT_NAME.name, CONVERSATION_STATUS.name]
+    missing = await missing_search_attributes(client, names) if filters else []
+    if missing:
+        message = (
+            f"filtering by agent or status needs the search attributes {', '.join(missing)}, "
+            f"which namespace {client.namespace!r} has not registered (see the README)"
+        )
+        return ApiError(501, "filter_unavailable", message)
+    if page_token:
+        return paging.bad_page_token()
+    if error.status == RPCStatusCode.UNKNOWN:
+        return from_exception(error)
+    return ApiError(422, "invalid_request", f"Temporal refused the list query: {error.message}")
+
+
+def _item(execution: WorkflowExecution) -> ConversationItem:
+    attributes = execution.typed_search_attributes
+    return ConversationItem(
+        conversation_id=execution.id,
+        run_id=execution.run_id,
+        workflow_status=execution.status.name if execution.status else "UNKNOWN",
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+        agent=attributes.get(AGENT_NAME),
+        status=attributes.get(CONVERSATION_STATUS),
+        turn_count=attributes.get(TURN_COUNT),
+    )
+
+
+def _validation_error(request: Request, error: Exception) -> Response:
+    """422 with each problem's location and message (never the input, which may be large)."""
+    assert isinstance(error, RequestValidationError)
+    details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    message = "; ".join(f"{'.'.join(str(part) for part in d['loc'])}: {d['msg']}" for d in details)
+    body = ErrorBody(error="invalid_request", message=message, details=jsonable_encoder(details))
+    return JSONResponse(body.model_dump(exclude_none=True), 422)
+
+
+def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own errors (unknown path, wrong method) in the gateway's shape."""
+    assert isinstance(error, HTTPException)
+    if error.status_code == 400:  # FastAPI's "error parsing the body": not UTF-8, say
+        return ApiError(422, "invalid_request", str(error.detail)).response(0)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    body = ErrorBody(error=codes.get(error.status_code, "http_error"), message=str(error.detail))
+    return JSONResponse(body.model_dump(exclude_none=True), error.status_code, error.headers)
+
+
+def _unexpected(request: Request, error: Exception) -> Response:
+    """The last resort, outside any route: still JSON, still not a 500."""
+    return _error_response(request, error)
+
+
+def create_app(
+    conversations: Conversations | ConversationsFactory,
+    settings: GatewaySettings | None = None,
+) -> FastAPI:
+    """The gateway's ASGI app, on a connected `Conversations` or a factory of one
+    (`connector(...)`), called on the first request and again while connecting fails."""
+    app = FastAPI(
+        title="Agent conversations gateway",
+        version="1",
+        description=DESCRIPTION,
+        generate_unique_id_function=lambda route: route.name,
+    )
+    app.state.temporal = Temporal(conversations)
+    app.state.settings = settings or GatewaySettings()
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.include_router(router)
+    return app

@@ -1,0 +1,188 @@
+"""What the gateway asks of Temporal: a client connected on first use, and conversation calls.
+
+Messages go through update-with-start and signal-with-start as in `Conversations.ask` and
+`Conversations.send`, with one difference: an ended conversation is never restarted
+(`ALLOW_DUPLICATE_FAILED_ONLY`), so a request retried after the end cannot start a new run
+and repeat its turn. A conversation that failed (an unknown agent) may be started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from agent_workflows.conversation import AgentConversation
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError, TemporalError
+from temporalio.service import RPCError, RPCStatusCode
+
+from conversation_client import Conversations, connect
+from gateway._errors import ApiError, ended, not_found, unavailable
+from interface import WORKFLOW_TYPE, StartConversation, TurnResult, UserMessage
+
+log = logging.getLogger("gateway")
+
+ConversationsFactory = Callable[[], Awaitable[Conversations]]
+NEVER_RESTART_ENDED = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+UNKNOWN_AGENT = "UnknownAgent"
+"""The workflow's failure type when no worker knows the agent (workflows/conversation.py)."""
+EXPLAIN_TIMEOUT = 5.0
+
+
+def connector(
+    address: str,
+    namespace: str,
+    task_queue: str,
+    data_converter: DataConverter | None = None,
+) -> ConversationsFactory:
+    """A factory connecting to Temporal as `conversation_client.connect` does."""
+
+    async def connect_now() -> Conversations:
+        """Connect; the SDK raises RuntimeError when the server cannot be reached."""
+        return Conversations(await connect(address, namespace, data_converter), task_queue)
+
+    return connect_now
+
+
+class Temporal:
+    """`Conversations`, connected on the first request and again after a failed connect."""
+
+    def __init__(self, source: Conversations | ConversationsFactory) -> None:
+        self._conversations = source if isinstance(source, Conversations) else None
+        self._factory = None if isinstance(source, Conversations) else source
+        self._lock = asyncio.Lock()
+
+    async def conversations(self) -> Conversations:
+        """The connected client; 503 while Temporal cannot be reached."""
+        if self._conversations is None:
+            async with self._lock:
+                if self._conversations is None:
+                    self._conversations = await self._connect()
+        return self._conversations
+
+    async def _connect(self) -> Conversations:
+        assert self._factory is not None
+        try:
+            return await self._factory()
+        except RuntimeError as error:
+            raise unavailable(str(error)) from error
+
+
+def _start_operation(
+    conversations: Conversations, conversation_id: str, start: StartConversation
+) -> WithStartWorkflowOperation:
+    return WithStartWorkflowOperation(
+        AgentConversation.run,
+        start,
+        id=conversation_id,
+        task_queue=conversations.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=NEVER_RESTART_ENDED,
+        static_summary=Conversations._summary(start),  # the summary the CLI's starts get
+    )
+
+
+async def ask(
+    conversations: Conversations,
+    conversation_id: str,
+    message: UserMessage,
+    start: StartConversation,
+) -> TurnResult:
+    """The `ask` update, with start; its update ID is the message ID."""
+    operation = _start_operation(conversations, conversation_id, start)
+    try:
+        return await conversations.client.execute_update_with_start_workflow(
+            AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
+            message,
+            start_workflow_operation=operation,
+            id=message.message_id,
+        )
+    except BaseException:
+        _retrieve_start_error(operation)
+        raise
+
+
+def _retrieve_start_error(operation: WithStartWorkflowOperation) -> None:
+    """The SDK also puts a failed start's error in a future nobody awaits; retrieve it, or
+    asyncio logs "Future exception was never retrieved" with a traceback."""
+    started = operation._workflow_handle
+    if started.done() and not started.cancelled():
+        started.exception()
+
+
+async def send(
+    conversations: Conversations,
+    conversation_id: str,
+    message: UserMessage,
+    start: StartConversation,
+) -> None:
+    """The `user_message` signal, with start; the workflow dedupes it by message ID."""
+    await conversations.client.start_workflow(
+        AgentConversation.run,
+        start,
+        id=conversation_id,
+        task_queue=conversations.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=NEVER_RESTART_ENDED,
+        static_summary=Conversations._summary(start),
+        start_signal="user_message",
+        start_signal_args=[message],
+    )
+
+
+async def why_closed(conversations: Conversations, conversation_id: str) -> ApiError:
+    """After a run closed under an accepted message: 422 for an unknown agent, else 409."""
+    try:
+        await asyncio.wait_for(conversations.handle(conversation_id).result(), EXPLAIN_TIMEOUT)
+    except WorkflowFailureError as failure:
+        cause = failure.cause
+        if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_AGENT:
+            return ApiError(422, "unknown_agent", cause.message)
+    except (TemporalError, RPCError, TimeoutError) as error:
+        log.warning("cannot tell why %s closed: %s", conversation_id, type(error).__name__)
+    return ended(conversation_id)
+
+
+async def missing_or_ended(conversations: Conversations, conversation_id: str) -> ApiError:
+    """After NOT_FOUND from a signal: 404 if the ID is unknown, 409 if its run has closed."""
+    try:
+        description = await conversations.handle(conversation_id).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return not_found(conversation_id)
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return not_found(conversation_id)
+    return ended(conversation_id)
+
+
+def list_query(filters: list[str]) -> str:
+    """Conversations' runs, one per conversation (continued-as-new runs left out)."""
+    base = [f'WorkflowType="{WORKFLOW_TYPE}"', 'ExecutionStatus!="ContinuedAsNew"']
+    return " AND ".join([*base, *filters])
+
+
+async def list_page(
+    client: Client, query: str, page_size: int, token: bytes | None
+) -> tuple[list[WorkflowExecution], bytes | None]:
+    """One page of a list query, and the token of the next page (None on the last)."""
+    pages = client.list_workflows(query, page_size=page_size, next_page_token=token)
+    await pages.fetch_next_page()
+    return list(pages.current_page or []), pages.next_page_token
+
+
+async def missing_search_attributes(client: Client, names: list[str]) -> list[str]:
+    """Those of `names` the namespace has not registered."""
+    request = ListSearchAttributesRequest(namespace=client.namespace)
+    found = await client.operator_service.list_search_attributes(request)
+    return [name for name in names if name not in found.custom_attributes]
