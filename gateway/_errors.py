@@ -112,6 +112,8 @@ def _update_failed(error: WorkflowUpdateFailedError, conversation_id: str) -> Ap
         return ended(conversation_id)
     if reason == ENDING_REASON:
         return ApiError(409, "conversation_ending", f"rejected: {reason}")
+    if getattr(cause, "type", None) == "UnknownAgent":  # the workflow fails pending asks with it
+        return ApiError(422, "unknown_agent", reason)
     return ApiError(422, "message_rejected", f"rejected: {reason}")
 
 

@@ -1,5 +1,5 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
-[demo-kill] [features] [autogen-agent]` (all three by default).
+[demo-kill] [features] [autogen-agent] [unknown-agent]` (all by default).
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -9,12 +9,15 @@ every history a release produced must keep replaying. This script writes new fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import sys
 import tempfile
 import uuid
 from pathlib import Path
+
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from activities.db import Database
 from agents.registry import AgentRegistry
@@ -90,6 +93,16 @@ async def framework_agents(conversations: Conversations) -> str:
     return cid
 
 
+async def unknown_agent(conversations: Conversations) -> str:
+    """An ask to an agent the worker does not have: the ask fails, then the workflow."""
+    cid = f"replay-unknown-{uuid.uuid4().hex[:6]}"
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await conversations.ask(cid, "hello", "u-1", StartConversation(agent="nobody"))
+    with contextlib.suppress(WorkflowFailureError):
+        await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -109,7 +122,7 @@ async def main() -> None:
     await prepare_database(db)
     conversations = Conversations(env.client, f"record-{uuid.uuid4()}")
     today = datetime.date.today().isoformat()
-    wanted = set(sys.argv[1:]) or {"demo-kill", "features", "autogen-agent"}
+    wanted = set(sys.argv[1:]) or {"demo-kill", "features", "autogen-agent", "unknown-agent"}
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
         address = env.client.service_client.config.target_host
@@ -125,6 +138,8 @@ async def main() -> None:
     ):
         if "features" in wanted:
             recorded[f"features-{today}"] = await features(conversations)
+        if "unknown-agent" in wanted:
+            recorded[f"unknown-agent-{today}"] = await unknown_agent(conversations)
         if "autogen-agent" in wanted:
             recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
     for name, cid in recorded.items():

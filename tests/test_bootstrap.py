@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from activities.db import Database
 from conversation_client import Conversations
@@ -49,4 +49,16 @@ async def test_unknown_agent_fails_the_conversation(
         with pytest.raises(WorkflowFailureError) as raised:
             await handle.result()
     assert raised.value.cause.type == "UnknownAgent"  # type: ignore[attr-defined]
-    assert "no-such-agent" in str(raised.value.cause)
+    assert "cannot start agent 'no-such-agent'" in str(raised.value.cause)
+
+
+async def test_an_ask_to_an_unknown_agent_fails_with_the_reason(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    cid = new_id()
+    async with run_worker(db):
+        with pytest.raises(WorkflowUpdateFailedError) as raised:
+            await conversations.ask(cid, "hello", "m-1", StartConversation(agent="nobody"))
+        with pytest.raises(WorkflowFailureError):
+            await conversations.handle(cid).result()
+    assert raised.value.cause.type == "UnknownAgent"  # type: ignore[attr-defined]

@@ -190,8 +190,6 @@ async def test_an_unknown_conversation_is_404(http: httpx.AsyncClient) -> None:
     assert_error(await http.get("/no/such/path"), 404, "not_found")
 
 
-# the run fails under the pending `ask`; the SDK warns of it, and warnings are errors here
-@pytest.mark.filterwarnings("ignore::temporalio.workflow.UnfinishedUpdateHandlersWarning")
 async def test_an_unknown_agent_is_422_and_the_failed_id_can_start_again(
     db: Database, run_worker: WorkerFactory, http: httpx.AsyncClient
 ) -> None:

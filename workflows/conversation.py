@@ -80,6 +80,7 @@ class AgentConversation:
         self._spec: AgentSpec | None = None
         self._current: UserMessage | None = None
         self._indexed = False
+        self._broken: ApplicationError | None = None
         self._upserted: tuple[str, int] | None = None
 
     @workflow.run
@@ -115,7 +116,11 @@ class AgentConversation:
         if self._answered_long_ago(message.message_id):
             return _forgotten(message.message_id)
         self._enqueue(message)
-        await workflow.wait_condition(lambda: message.message_id in self._results)
+        await workflow.wait_condition(
+            lambda: message.message_id in self._results or self._broken is not None
+        )
+        if self._broken is not None:
+            raise self._broken
         return self._results[message.message_id]
 
     @ask.validator
@@ -465,13 +470,18 @@ class AgentConversation:
                 summary=f"describe agent: {self._start.agent}",
                 start_to_close_timeout=timedelta(seconds=30),
             )
-        except ActivityError as err:
-            # an unknown agent breaks the conversation: fail it rather than retry forever
-            raise ApplicationError(
-                f"cannot start agent {self._start.agent!r}: {err.cause}",
+        except (ActivityError, ApplicationError) as err:
+            # an unknown agent breaks the conversation: fail it rather than retry forever,
+            # after failing the asks that wait for an answer with the same reason. A local
+            # activity's non-retryable failure arrives as the ApplicationError itself.
+            cause = err.cause if isinstance(err, ActivityError) else err
+            self._broken = ApplicationError(
+                f"cannot start agent {self._start.agent!r}: {cause}",
                 type="UnknownAgent",
                 non_retryable=True,
-            ) from err
+            )
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise self._broken from err
 
 
 def _forgotten(message_id: str) -> TurnResult:
