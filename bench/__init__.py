@@ -1,0 +1,1 @@
+"""Benchmarks: our conversation workflow against a bare-Temporal floor (`python -m bench`)."""
