@@ -43,10 +43,10 @@ from codec import (
 )
 from conversation_client import Conversations, connect
 from demo.tables import ClaimNote
-from devserver import binary
 from interface import StartConversation
 from settings import ENV, WorkerSettings
 from tests.conftest import ROOT, new_id
+from tests.test_plain_json import temporal_cli
 from worker import build_worker, default_agents
 
 K1 = generate_key_entry("k1")
@@ -444,22 +444,6 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
-async def temporal_cli(address: str, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        binary("temporal"),
-        *args,
-        "--address",
-        address,
-        "-o",
-        "json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, (out + err).decode()
-
-
 def payload_data(value: object) -> Iterator[str]:
     """The decoded `data` of every payload in the CLI's JSON output (base64 there)."""
     if isinstance(value, dict):
@@ -485,15 +469,15 @@ async def test_temporal_cli_reads_an_encrypted_conversation_through_the_server(
     wf = ("--workflow-id", cid)
     async with serving(server_app()) as url:
         codec = ("--codec-endpoint", url, "--codec-auth", f"Bearer {TOKEN}")
-        code, shown = await temporal_cli(temporal_address, "workflow", "show", *wf, *codec)
-        assert code == 0, shown
+        code, shown, err = await temporal_cli(temporal_address, "workflow", "show", *wf, *codec)
+        assert code == 0, err
         assert any("pineapple" in data for data in payload_data(json.loads(shown)))
-        code, result = await temporal_cli(temporal_address, "workflow", "result", *wf, *codec)
-        assert code == 0, result
+        code, result, err = await temporal_cli(temporal_address, "workflow", "result", *wf, *codec)
+        assert code == 0, err
         assert json.loads(result)["result"]["turn_count"] == 1
         wrong = ("--codec-endpoint", url, "--codec-auth", "Bearer wrong-token-0123456789")
-        code, refused = await temporal_cli(temporal_address, "workflow", "show", *wf, *wrong)
-        assert code != 0 and "pineapple" not in refused
-    code, raw = await temporal_cli(temporal_address, "workflow", "show", *wf)
-    assert code == 0, raw
+        code, out, err = await temporal_cli(temporal_address, "workflow", "show", *wf, *wrong)
+        assert code != 0 and "pineapple" not in out + err
+    code, raw, err = await temporal_cli(temporal_address, "workflow", "show", *wf)
+    assert code == 0, err
     assert not any("pineapple" in data for data in payload_data(json.loads(raw)))

@@ -10,7 +10,8 @@ from devserver import binary
 from tests.conftest import WorkerFactory, new_id
 
 
-async def temporal(address: str, *args: str) -> str:
+async def temporal_cli(address: str, *args: str) -> tuple[int, str, str]:
+    """Run the `temporal` CLI with JSON output: (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         binary("temporal"),
         *args,
@@ -22,8 +23,15 @@ async def temporal(address: str, *args: str) -> str:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def temporal(address: str, *args: str) -> str:
+    """The CLI's stdout, for a call that must succeed."""
+    code, out, err = await temporal_cli(address, *args)
+    assert code == 0, err
+    return out
 
 
 async def test_temporal_cli_drives_a_conversation_with_plain_json(

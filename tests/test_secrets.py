@@ -7,9 +7,7 @@ sent (the fake checks the `Authorization` header) and every call path runs.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +21,10 @@ from devserver import worker_process
 from settings import WorkerSettings
 from tests.conftest import WorkerFactory, new_id
 from tests.test_codec import payloads_in
-from tests.test_model_endpoint import FakeOpenAI, error, text, tool_call
+from tests.test_model_endpoint import FakeOpenAI, error, fake_openai, text, tool_call
 from worker import default_agents
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+__all__ = ["fake_openai"]  # the fixture, re-used
 
 
 def new_secret() -> str:
@@ -78,15 +68,15 @@ async def test_model_key_in_the_environment_stays_out_of_history_and_logs(
     client: Client,
     run_worker: WorkerFactory,
     conversations: Conversations,
-    fake: FakeOpenAI,
+    fake_openai: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = new_secret()
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.url)
     settings = WorkerSettings.from_env()
-    fake.script = [tool_call(), text("Claim 123 is in review."), error(400)]
+    fake_openai.script = [tool_call(), text("Claim 123 is in review."), error(400)]
     caplog.set_level(logging.DEBUG)
     cid = new_id("secret")
     async with run_worker(db, default_agents(settings, db)):
@@ -94,7 +84,7 @@ async def test_model_key_in_the_environment_stays_out_of_history_and_logs(
         failed = await conversations.ask(cid, "And now?", "m-2")
         state = await conversations.state(cid)
     assert ok.status == "completed" and failed.status == "failed"
-    assert {r["auth"] for _, r in fake.requests} == {f"Bearer {secret}"}, "key not used"
+    assert {r["auth"] for _, r in fake_openai.requests} == {f"Bearer {secret}"}, "key not used"
     assert len(caplog.records) > 20, "DEBUG logs were not captured"
     views = await stored_views(conversations.handle(cid))
     assert "Claim 123 is in review." in views["history"]  # plain history: the check bites
@@ -111,7 +101,7 @@ async def test_model_key_in_the_environment_stays_out_of_history_and_logs(
 
 
 async def test_worker_process_keeps_model_and_codec_keys_out_of_everything(
-    tmp_path: Path, temporal_address: str, task_queue: str, fake: FakeOpenAI
+    tmp_path: Path, temporal_address: str, task_queue: str, fake_openai: FakeOpenAI
 ) -> None:
     model_key = new_secret()
     codec_entry = generate_key_entry("k1")
@@ -119,7 +109,7 @@ async def test_worker_process_keeps_model_and_codec_keys_out_of_everything(
     ring = KeyRing.parse(codec_entry)
     secure = await connect(temporal_address, data_converter=encrypted_data_converter(ring))
     conversations = Conversations(secure, task_queue)
-    fake.script = [tool_call(), text("Claim 123 is in review.")]
+    fake_openai.script = [tool_call(), text("Claim 123 is in review.")]
     log = tmp_path / "worker.log"
     cid = new_id("secret-proc")
     async with worker_process(
@@ -129,13 +119,13 @@ async def test_worker_process_keeps_model_and_codec_keys_out_of_everything(
         log=log,
         extra_env={
             "OPENAI_API_KEY": model_key,
-            "OPENAI_BASE_URL": fake.url,
+            "OPENAI_BASE_URL": fake_openai.url,
             "AGENT_CODEC_KEYS": codec_entry,
         },
     ):
         result = await conversations.ask(cid, "How is claim 123?", "m-1")
     assert result.reply == "Claim 123 is in review."
-    assert fake.requests[0][1]["auth"] == f"Bearer {model_key}"
+    assert fake_openai.requests[0][1]["auth"] == f"Bearer {model_key}"
     views = await stored_views(conversations.handle(cid), EncryptionCodec(ring))
     assert "Claim 123 is in review." in views["decoded payloads"]
     views["worker log"] = log.read_text()
