@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, get_type_hints
 
 from autogen_core.tools import ToolSchema
@@ -75,8 +76,9 @@ class Tool:
     parameters: dict[str, Any] | None = None
     """The JSON schema shown to the model; by default, the argument model's."""
 
-    @property
+    @cached_property
     def schema(self) -> ToolSchema:
+        """Built once: the model activity sends it on every call."""
         parameters = self.parameters
         if parameters is None:
             parameters = self.args_model.model_json_schema()
