@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from agent_workflows.conversation import AgentConversation
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
@@ -48,11 +48,20 @@ def run_then_exit(main: Callable[[], object]) -> NoReturn:
 
 
 async def connect(
-    address: str, namespace: str = "default", data_converter: DataConverter | None = None
+    address: str,
+    namespace: str = "default",
+    data_converter: DataConverter | None = None,
+    **options: Any,
 ) -> Client:
-    """A client with the pydantic data converter, or `data_converter` (e.g. encrypting)."""
+    """A client with the pydantic data converter, or `data_converter` (e.g. encrypting).
+
+    `options` go to `Client.connect`: `WorkerSettings.connect_options()` gives TLS, the API
+    key and the tracing interceptor as the worker uses them."""
     return await Client.connect(
-        address, namespace=namespace, data_converter=data_converter or pydantic_data_converter
+        address,
+        namespace=namespace,
+        data_converter=data_converter or pydantic_data_converter,
+        **options,
     )
 
 
@@ -64,6 +73,20 @@ class Conversations:
     @staticmethod
     def _summary(start: StartConversation) -> str:
         return f"conversation with {start.agent}"
+
+    @staticmethod
+    def _details(start: StartConversation) -> str:
+        """The Web UI's static details (markdown): what the conversation is and how to
+        drive it. Metadata values stay out: only their names are shown."""
+        lines = [
+            f"**Agent:** `{start.agent}`",
+            "Turns: the `ask` update or the `user_message` signal; approvals: `decide_tool`;"
+            " the transcript: the `state` query.",
+            "Search attributes: `AgentName`, `ConversationStatus`, `TurnCount`.",
+        ]
+        if start.metadata:
+            lines.append("**Metadata:** " + ", ".join(f"`{k}`" for k in sorted(start.metadata)))
+        return "\n\n".join(lines)
 
     async def start(
         self,
@@ -82,6 +105,7 @@ class Conversations:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=self._summary(start),
+            static_details=self._details(start),
             start_signal="user_message" if first_message else None,
             start_signal_args=[first_message] if first_message else [],
         )
@@ -104,6 +128,7 @@ class Conversations:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=self._summary(start),
+            static_details=self._details(start),
         )
         return await self.client.execute_update_with_start_workflow(
             AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely

@@ -6,13 +6,16 @@ Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE through its o
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.status import Status as RichStatus
 from rich.table import Table
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,10 +28,15 @@ from interface import (
     StartConversation,
     ToolCallRecord,
     ToolDecision,
+    TurnResult,
 )
+from observability import configure_tracing
 from settings import WorkerSettings
 
 T = TypeVar("T")
+POLL_SECONDS = 0.2
+"""How often a running turn's progress is polled (the `state` query)."""
+QUERY_TIMEOUT = 2.0
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # plain text: replies, arguments and IDs may contain what rich reads as markup
@@ -70,15 +78,24 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 async def _with_client(target: Target, action: Callable[[Conversations], Awaitable[T]]) -> T:
+    settings = WorkerSettings.from_env()
     try:
-        converter = WorkerSettings.from_env().data_converter()  # AGENT_CODEC_KEYS, as the worker
+        converter = settings.data_converter()  # AGENT_CODEC_KEYS, as the worker
     except KeyConfigError as error:
         fail(f"payload encryption: {error}", 2)
     try:
-        client = await connect(target.address, target.namespace, converter)
-    except RuntimeError as error:
-        raise Unreachable(str(error)) from error
-    return await action(Conversations(client, target.task_queue))
+        options = settings.connect_options()  # TLS, API key, tracing, as the worker
+    except (OSError, ValueError) as error:
+        fail(f"Temporal TLS: {error}", 2)
+    stop_tracing = configure_tracing(settings, "agent-cli")
+    try:
+        try:
+            client = await connect(target.address, target.namespace, converter, **options)
+        except RuntimeError as error:
+            raise Unreachable(str(error)) from error
+        return await action(Conversations(client, target.task_queue))
+    finally:
+        stop_tracing()
 
 
 def call(
@@ -148,17 +165,210 @@ def send(
     out.print(f"sent {mid} to {conversation_id}")
 
 
-@app.command()
-def ask(
-    ctx: typer.Context, conversation_id: ConversationId, text: Text, message_id: MessageId = None
-) -> None:
-    """Send a message and wait for the turn's reply (update-with-start)."""
-    mid = message_id or new_message_id()
-    result = call(ctx, lambda c: c.ask(conversation_id, text, mid))
+def tool_names(content: str) -> str:
+    """`get_claim_status({...}), lookup_policy({...})` -> the names, as the state shows
+    an assistant message that asks for tools."""
+    names = re.findall(r"(?:^|, )([\w.-]+)\(", content)
+    return ", ".join(dict.fromkeys(names)) or short(content, 40)
+
+
+def progress_of(state: ConversationState) -> str | None:
+    """What the conversation is doing now: thinking, calling a tool, waiting for approval."""
+    if state.status == "waiting_approval" and state.pending_approvals:
+        waiting = ", ".join(f"{p.name} ({p.tool_call_id})" for p in state.pending_approvals)
+        return f"waiting for approval of {waiting}"
+    if state.status != "thinking":
+        return None
+    last = state.messages[-1] if state.messages else None
+    if last is not None and last.role == "assistant":  # a text answer would end the turn
+        return f"calling {tool_names(last.content)}"
+    return "thinking"
+
+
+class Progress:
+    """Shows progress lines: a rich spinner on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._status: RichStatus | None = None
+        self._last: str | None = None
+
+    def show(self, line: str | None) -> None:
+        if line is None or line == self._last:
+            return
+        self._last = line
+        if not self._console.is_terminal:
+            self._console.print(f"... {line}")
+        elif self._status is None:
+            self._status = self._console.status(line)
+            self._status.start()
+        else:
+            self._status.update(line)
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        self._last = None
+
+
+async def watch(
+    c: Conversations, conversation_id: str, running: Awaitable[T], progress: Progress
+) -> T:
+    """Await `running` (a turn), polling the `state` query meanwhile to show progress."""
+    task = asyncio.ensure_future(running)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
+            if done:
+                return task.result()
+            try:
+                state = await asyncio.wait_for(c.state(conversation_id), QUERY_TIMEOUT)
+            except (RPCError, TimeoutError):
+                continue  # not started yet, or the worker is busy: try again
+            progress.show(progress_of(state))
+    finally:
+        progress.stop()
+        if not task.done():
+            task.cancel()
+
+
+def print_turn(result: TurnResult) -> None:
     out.print(result.reply)
     if result.tool_calls:
         out.print(tool_table(result.tool_calls))
     out.print(f"turn {result.turn}: {result.status} (message {result.message_id})")
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    conversation_id: ConversationId,
+    text: Text,
+    message_id: MessageId = None,
+    progress: Annotated[
+        bool, typer.Option(help="show what the turn is doing on stderr while it runs")
+    ] = True,
+) -> None:
+    """Send a message and wait for the turn's reply (update-with-start)."""
+    mid = message_id or new_message_id()
+
+    async def run(c: Conversations) -> TurnResult:
+        turn = c.ask(conversation_id, text, mid)
+        return await (watch(c, conversation_id, turn, Progress(err)) if progress else turn)
+
+    print_turn(call(ctx, run))
+
+
+CHAT_HELP = (
+    "type a message, or: /state, /approve TOOL_CALL_ID [reason], /deny TOOL_CALL_ID [reason],"
+    " /help, /quit"
+)
+
+
+async def stdin_lines() -> AsyncIterator[str]:
+    """Lines of standard input, read in a thread so turns and progress go on meanwhile."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        yield line
+
+
+def print_chat_turn(agent: str, result: TurnResult) -> None:
+    for record in result.tool_calls:
+        out.print(f"  [tool] {record.name}({short(record.arguments)}) -> {record.status}")
+    out.print(f"{result.speaker or agent}: {result.reply}")
+    if result.status != "completed":
+        out.print(f"  (turn {result.turn}: {result.status})")
+
+
+class ChatSession:
+    """`starter.py chat`: each line is a turn, sent at once; replies print as they come.
+
+    Turns run concurrently with reading, so `/approve` can unblock a turn that waits for
+    it; the workflow still answers them one at a time, in order."""
+
+    def __init__(self, c: Conversations, conversation_id: str, start: StartConversation) -> None:
+        self.c, self.id, self.start = c, conversation_id, start
+        self.turns: set[asyncio.Task[None]] = set()
+        self.progress = Progress(err)
+        self.monitor: asyncio.Task[None] | None = None
+
+    async def run(self, lines: AsyncIterator[str]) -> None:
+        if out.is_terminal:
+            out.print(f"conversation {self.id} with {self.start.agent}; {CHAT_HELP}")
+        async for line in lines:
+            if not await self.handle(line.strip()):
+                return  # /quit: turns in flight go on in Temporal
+        if self.turns:  # end of input: let the turns already sent finish and print
+            await asyncio.wait(self.turns)
+
+    async def handle(self, line: str) -> bool:
+        command, _, rest = line.partition(" ")
+        if not line:
+            return True
+        if command in ("/quit", "/exit"):
+            return False
+        try:
+            if command == "/state":
+                print_state(await self.c.state(self.id))
+            elif command in ("/approve", "/deny") and rest.strip():
+                call_id, _, reason = rest.strip().partition(" ")
+                decision = ToolDecision(
+                    tool_call_id=call_id, approve=command == "/approve", reason=reason.strip()
+                )
+                await self.c.decide(self.id, decision)
+                out.print(f"{'approved' if decision.approve else 'denied'} {call_id}")
+            elif command.startswith("/"):
+                out.print(CHAT_HELP)
+            else:
+                self.send(line)
+        except RPCError as error:
+            err.print(f"error: {error.message}")
+        return True
+
+    def send(self, text: str) -> None:
+        task = asyncio.create_task(self.turn(text, new_message_id()))
+        self.turns.add(task)
+        task.add_done_callback(self.turns.discard)
+        if self.monitor is None or self.monitor.done():
+            self.monitor = asyncio.create_task(self.watch())
+
+    async def turn(self, text: str, message_id: str) -> None:
+        try:
+            result = await self.c.ask(self.id, text, message_id, self.start)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            err.print(f"rejected: {getattr(cause, 'message', None) or cause or error}")
+            return
+        except RPCError as error:
+            err.print(f"error: {error.message}")
+            return
+        self.progress.stop()
+        print_chat_turn(self.start.agent, result)
+
+    async def watch(self) -> None:
+        """Poll the state while turns are in flight, showing what the conversation does."""
+        while self.turns:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                state = await asyncio.wait_for(self.c.state(self.id), QUERY_TIMEOUT)
+            except (RPCError, TimeoutError):
+                continue
+            if self.turns:
+                self.progress.show(progress_of(state))
+        self.progress.stop()
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    conversation_id: ConversationId,
+    agent: Annotated[str, typer.Option(help="the agent of a new conversation")] = (
+        "claims-assistant"
+    ),
+) -> None:
+    """An interactive session: each line is a turn; /state, /approve, /deny, /quit."""
+    start = StartConversation(agent=agent)
+    call(ctx, lambda c: ChatSession(c, conversation_id, start).run(stdin_lines()))
 
 
 def print_state(state: ConversationState) -> None:

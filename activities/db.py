@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
 VERSION_LOCATIONS = [MIGRATIONS / "versions", ROOT / "demo" / "migrations"]
+_READ_ONLY = "agent_read_only"
 _MIGRATION_LOCK = 7_042_001  # PostgreSQL advisory lock: one worker migrates at a time
 
 
@@ -59,9 +60,15 @@ class Database:
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self._read_sessions = async_sessionmaker(reader, expire_on_commit=False)
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    def read_session(self) -> AsyncSession:
+        """A session for reads only: on SQLite its transactions do not take the write lock."""
+        return self._read_sessions()
 
     async def migrate(self) -> None:
         """Create or upgrade every table (ledger, transcript, demo) to the newest revision."""
@@ -98,8 +105,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # take the write lock up front: a deferred transaction that upgrades later can
-        # fail with "database is locked" regardless of busy_timeout
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # fail with "database is locked" regardless of busy_timeout. Reads need no lock.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _ensure_parent_dir(url: str) -> None:

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 from typing import cast
 
+import anthropic
 import openai
 from autogen_core.models import ChatCompletionClient
 from llama_index.core.llms import LLM
@@ -16,7 +17,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.convert import from_create_result, to_autogen
+from activities.faults import during_model_call
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
+from activities.teams import select_speaker
+from activities.tools import clip, storable
 from activities.transcript import Transcript
 from agents.errors import UnknownAgent
 from agents.registry import AgentDefinition, AgentRegistry
@@ -28,10 +32,24 @@ from interface import (
     ModelCallInput,
     ModelCallOutput,
     SeqMessage,
+    ToolCall,
     Usage,
 )
 
 RETRYABLE_STATUS = {408, 409, 429}
+MAX_REPLY_BYTES = 32_000
+"""The model's text as it enters workflow history and the turn result, as UTF-8 JSON (32,000
+ASCII characters); longer text is cut with a `... [truncated N characters]` marker. The SQL
+transcript, and so the model's later context, keeps the full text."""
+MAX_TOOL_CALLS = 50
+"""Tool calls run per model response; the model's later context shows an error result
+(`no_result`) for each call beyond it. With `MAX_RESULT_BYTES` per result, one model call's
+input stays under Temporal's 2 MB payload limit."""
+MAX_ARGUMENT_BYTES = 16_000
+"""Longer tool-call arguments are cut, so they no longer parse and the tool activity
+answers `invalid_json`."""
+MAX_NAME_CHARS = 200
+"""Tool names and call IDs, which the model chooses, are cut to this."""
 _SECRET = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
 
 
@@ -45,7 +63,15 @@ class ModelActivities:
 
     @activity.defn(name="agent.describe-v1")
     async def describe_agent(self, request: DescribeAgentInput) -> AgentSpec:
-        spec = self._agent(request.agent).spec()
+        try:
+            agent = self._agents.get(request.agent)
+        except UnknownAgent as exc:
+            # the details tell the failing workflow whether it may upsert status "failed"
+            details = {"search_attributes": self._search_attributes}
+            raise ApplicationError(
+                str(exc), details, type="UnknownAgent", non_retryable=True
+            ) from None
+        spec = agent.spec()
         spec.search_attributes = self._search_attributes
         return spec
 
@@ -57,24 +83,32 @@ class ModelActivities:
         that Temporal did not hear back from is not paid for twice.
         """
         agent = self._agent(request.agent)
-        conversation, chain = request.conversation_id, request.chain_id
-        duplicate = await self._transcript.append(conversation, chain, request.new_messages)
-        if duplicate:
+        conversation, chain = storable(request.conversation_id), request.chain_id
+        found = await self._transcript.prepare(
+            conversation,
+            chain,
+            [_storable(item) for item in request.new_messages],
+            request.output_seq,
+            agent.context_messages,
+        )
+        if found.duplicate:
             return ModelCallOutput(
-                message=Message(role="assistant"), duplicate_message_id=duplicate
+                message=Message(role="assistant"), duplicate_message_id=found.duplicate
             )
-        recorded = await self._transcript.get(chain, request.output_seq)
-        if recorded is not None:
-            return ModelCallOutput(message=recorded, replayed=True)
-        history = await self._transcript.recent(chain, request.output_seq, agent.context_messages)
+        if found.recorded is not None:
+            return ModelCallOutput(message=bounded(found.recorded), replayed=True)
+        history = found.window
+        if request.select_speaker is not None:  # a selector team picks its next speaker
+            return await select_speaker(agent, history, request.select_speaker)
         try:
             message, usage = await complete(agent, history, request.tools_enabled)
         except Exception as exc:
             raise model_error(exc) from None
+        during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
         await self._transcript.append(
             conversation, chain, [SeqMessage(seq=request.output_seq, message=message)]
         )
-        return ModelCallOutput(message=message, usage=usage)
+        return ModelCallOutput(message=bounded(message), usage=usage)
 
     def _agent(self, name: str) -> AgentDefinition:
         try:
@@ -131,10 +165,42 @@ def _not_called(**_: object) -> None:
     raise RuntimeError("tools run in the tool activity, not in the model activity")
 
 
+def bounded(message: Message) -> Message:
+    """The model's message as it may enter workflow history: a hostile or runaway model
+    cannot produce a result over Temporal's payload limit, which would fail the call on
+    every retry (or, as the next call's input, fail the workflow task on every attempt)."""
+    if len(message.tool_calls) > MAX_TOOL_CALLS:
+        activity.logger.warning(
+            "model asked for %d tool calls; running the first %d",
+            len(message.tool_calls),
+            MAX_TOOL_CALLS,
+        )
+    calls = [
+        ToolCall(
+            id=clip(call.id, MAX_NAME_CHARS),
+            name=call.name[:MAX_NAME_CHARS],
+            arguments=clip(call.arguments, MAX_ARGUMENT_BYTES),
+        )
+        for call in message.tool_calls[:MAX_TOOL_CALLS]
+    ]
+    content = clip(message.content, MAX_REPLY_BYTES)
+    return message.model_copy(update={"content": content, "tool_calls": calls})
+
+
+def _storable(item: SeqMessage) -> SeqMessage:
+    """A user's message ID is a column of its own (the body is JSON, where NUL is escaped):
+    unchanged, an ID with NUL would fail every later model call on PostgreSQL."""
+    message_id = item.message.message_id
+    if message_id is None or "\x00" not in message_id:
+        return item
+    message = item.message.model_copy(update={"message_id": storable(message_id)})
+    return SeqMessage(seq=item.seq, message=message)
+
+
 def model_error(exc: Exception) -> Exception:
     """Temporal owns retries: 408/409/429/5xx and lost connections retry, honouring
     `retry-after`; other 4xx do not. Messages are scrubbed of anything key-like."""
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
         status = exc.status_code
         return ApplicationError(
             f"model endpoint answered HTTP {status}: {scrub(exc.message)}",
@@ -142,7 +208,10 @@ def model_error(exc: Exception) -> Exception:
             non_retryable=not (status in RETRYABLE_STATUS or status >= 500),
             next_retry_delay=retry_after(exc.response.headers.get("retry-after")),
         )
-    if isinstance(exc, openai.APIConnectionError | TimeoutError | ConnectionError):
+    if isinstance(
+        exc,
+        openai.APIConnectionError | anthropic.APIConnectionError | TimeoutError | ConnectionError,
+    ):
         return ApplicationError(
             f"model endpoint unreachable: {scrub(str(exc))}", type="ModelUnavailable"
         )

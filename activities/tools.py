@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,8 +22,14 @@ from agents.registry import AgentRegistry
 from agents.tools import Tool, ToolContext, running
 from interface import ToolCallInput, ToolCallOutput
 
-MAX_RESULT_CHARS = 64_000
+MAX_RESULT_BYTES = 32_000
+"""A tool result's bound as UTF-8 JSON text (32,000 ASCII characters; fewer when they need
+escaping or several bytes). A model call's input carries up to `MAX_TOOL_CALLS` (50)
+results, which must fit Temporal's 2 MB payload limit together. Longer results are cut with
+a `... [truncated N characters]` marker; the ledger records the cut result, the one the
+model saw, so a retry returns exactly that."""
 RETRYABLE = (ToolRetryableError, TimeoutError, ConnectionError, OperationalError)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ToolActivities:
@@ -44,7 +51,7 @@ class ToolActivities:
         if isinstance(args, ToolCallOutput):
             return args
         async with _heartbeating(tool.policy.heartbeat):
-            return await self._run(tool, args, request)
+            return await self._run(tool, args, _storable_ids(request))
 
     async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
         ctx = ToolContext(request.conversation_id, request.turn, idempotency_key=request.key)
@@ -98,9 +105,43 @@ def render(value: Any) -> str:
         text = value
     else:
         text = json.dumps(value, default=str)
-    if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + f"... [truncated {len(text) - MAX_RESULT_CHARS} chars]"
-    return text
+    return clip(text, MAX_RESULT_BYTES)
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` if its JSON encoding fits in `max_bytes`, else its longest prefix that fits
+    with a `... [truncated N characters]` marker. Unpaired surrogates, which no payload can
+    carry, become U+FFFD."""
+    head = _SURROGATE.sub("\ufffd", text[:max_bytes])  # a character takes a byte or more
+    if len(text) <= max_bytes and (len(head) * 6 + 2 <= max_bytes or _json_size(head) <= max_bytes):
+        return head
+    budget = max_bytes - 40  # room for the marker
+    low, high = 0, min(len(head), budget)
+    while low < high:  # the longest prefix within the budget
+        middle = (low + high + 1) // 2
+        if _json_size(head[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return head[:low] + f"... [truncated {len(text) - low} characters]"
+
+
+def storable(text: str) -> str:
+    """`text` for a SQL text column: PostgreSQL text cannot hold NUL, and Temporal accepts a
+    workflow ID (our conversation ID) or a message ID with one."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _storable_ids(request: ToolCallInput) -> ToolCallInput:
+    if "\x00" not in request.key:  # the key starts with the conversation ID
+        return request
+    return request.model_copy(
+        update={"conversation_id": storable(request.conversation_id), "key": storable(request.key)}
+    )
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
 
 
 def error_output(error_type: str, message: str) -> ToolCallOutput:
@@ -115,7 +156,7 @@ def _claim(tool: Tool, args: BaseModel, request: ToolCallInput) -> Claim:
         conversation_id=request.conversation_id,
         tool=tool.name,
         args_hash=args_hash(tool.name, args.model_dump(mode="json")),
-        owner=f"{info.workflow_run_id}/{info.activity_id}",
+        owner=storable(f"{info.workflow_run_id}/{info.activity_id}"),
         attempt=info.attempt,
         lease=tool.policy.start_to_close,
     )

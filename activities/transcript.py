@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -9,6 +11,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from activities.db import Database
 from activities.tables import TranscriptMessage, utcnow
 from interface import Message, SeqMessage
+
+
+@dataclass
+class Prepared:
+    """What a model call finds before calling the model: one of the three."""
+
+    duplicate: str | None = None
+    recorded: Message | None = None
+    window: list[SeqMessage] = field(default_factory=list)
 
 
 class Transcript:
@@ -29,28 +40,41 @@ class Transcript:
             await session.execute(statement)
             return await self._duplicate(session, chain_id, messages)
 
-    async def get(self, chain_id: str, seq: int) -> Message | None:
-        async with self._db.session() as session:
-            body = await session.scalar(
-                select(TranscriptMessage.body).where(
-                    TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq == seq
-                )
-            )
-        return Message.model_validate_json(body) if body else None
-
-    async def recent(self, chain_id: str, before_seq: int, limit: int) -> list[SeqMessage]:
-        """The last `limit` messages before `before_seq`, oldest first."""
+    async def prepare(
+        self,
+        conversation_id: str,
+        chain_id: str,
+        new_messages: list[SeqMessage],
+        output_seq: int,
+        limit: int,
+    ) -> Prepared:
+        """One transaction before a model call: write the new messages, check for a
+        duplicate turn, and read the recorded answer at `output_seq` (a retry after the
+        answer was written) or else the window of the last `limit` messages before it."""
+        rows = [_row(conversation_id, chain_id, m) for m in new_messages]
         query = (
             select(TranscriptMessage.seq, TranscriptMessage.body)
-            .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq < before_seq)
+            .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq <= output_seq)
             .order_by(TranscriptMessage.seq.desc())
-            .limit(limit)
+            .limit(limit + 1)
         )
-        async with self._db.session() as session:
-            rows = (await session.execute(query)).all()
-        return [
-            SeqMessage(seq=s, message=Message.model_validate_json(b)) for s, b in reversed(rows)
+        session_factory = self._db.session if rows else self._db.read_session
+        async with session_factory() as session, session.begin():
+            if rows:
+                await session.execute(
+                    self._insert(TranscriptMessage).values(rows).on_conflict_do_nothing()
+                )
+                duplicate = await self._duplicate(session, chain_id, new_messages)
+                if duplicate:
+                    return Prepared(duplicate=duplicate)
+            found = (await session.execute(query)).all()
+        if found and found[0][0] == output_seq:
+            return Prepared(recorded=Message.model_validate_json(found[0][1]))
+        window = [
+            SeqMessage(seq=s, message=Message.model_validate_json(b))
+            for s, b in reversed(found[:limit])
         ]
+        return Prepared(window=window)
 
     async def _duplicate(self, session, chain_id: str, messages: list[SeqMessage]) -> str | None:  # type: ignore[no-untyped-def]
         wanted = {m.message.message_id: m.seq for m in messages if m.message.message_id}

@@ -9,6 +9,7 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 
 from agents.errors import DuplicateName, UnknownAgent
+from agents.retries import framework_retries_off
 from agents.tools import Tool
 from interface import AgentSpec, ModelPolicy
 
@@ -43,9 +44,14 @@ class AgentDefinition:
         if duplicates:
             raise DuplicateName(f"agent {self.name!r}: tool names registered twice: {duplicates}")
         self._tools = {t.name: t for t in self.tools}
+        self.model_client = framework_retries_off(self.model_client)
 
     def tool(self, name: str) -> Tool | None:
         return self._tools.get(name)
+
+    def member(self, name: str) -> AgentDefinition:
+        """A team's member; a single agent has none."""
+        raise UnknownAgent(f"agent {self.name!r} is not a team: no member {name!r}")
 
     def spec(self) -> AgentSpec:
         return AgentSpec(
@@ -60,7 +66,8 @@ class AgentDefinition:
 
 
 Factory = Callable[[], object]
-"""Returns an AutoGen `AssistantAgent`, a LlamaIndex `FunctionAgent` or an `AgentDefinition`."""
+"""Returns an AutoGen `AssistantAgent` or team, a LlamaIndex `FunctionAgent` or
+`AgentWorkflow`, an `AgentDefinition` or a `TeamDefinition` (agents.teams)."""
 
 
 @dataclass
@@ -92,6 +99,10 @@ class AgentRegistry:
         self._add(name, _Entry(build(), build if fresh_per_call else None))
 
     def get(self, name: str) -> AgentDefinition:
+        """An agent or a team by name; `<team>/<member>` is a team's member."""
+        team, _, member = name.rpartition("/")
+        if team and name not in self._agents:
+            return self.get(team).member(member)
         try:
             entry = self._agents[name]
         except KeyError:

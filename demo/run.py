@@ -34,7 +34,8 @@ from codec import (
 from conversation_client import Conversations, connect, run_then_exit
 from demo.tables import ClaimNote, OutboxEmail
 from devserver import ROOT, WorkerProcess, start_dev_server, worker_process
-from interface import DEFAULT_TASK_QUEUE, Message, TurnResult
+from interface import DEFAULT_TASK_QUEUE, Message, ToolDecision, TurnResult
+from settings import WorkerSettings
 from worker import prepare_database
 
 TURNS = [
@@ -160,15 +161,47 @@ async def _conversation(
         extra_env=worker_env,
     )
     console.print(f"Conversation [bold]{cid}[/]; worker logs in {workdir / 'worker.log'}")
+    approval = WorkerSettings.from_env().demo_email_approval
+    if approval:
+        console.print("DEMO_EMAIL_APPROVAL is on: send_customer_email waits for a decide_tool")
     with console.status("starting a worker that will be killed inside create_claim_note"):
         await workers.start()
     for number, text in enumerate(TURNS, start=1):
         console.print(f"\n[bold cyan]user[/] {text}")
         turn = asyncio.create_task(conversations.ask(cid, text, f"{cid}-m{number}"))
-        _print_turn(await workers.until_done(turn))
+        approver = asyncio.create_task(_approve_pending(conversations, cid)) if approval else None
+        try:
+            _print_turn(await workers.until_done(turn))
+        finally:
+            if approver:
+                approver.cancel()
     await conversations.end(cid)
     await conversations.handle(cid).result()
     return cid
+
+
+async def _approve_pending(conversations: Conversations, cid: str) -> None:
+    """The demo's reviewer: shows each tool call waiting for approval, then approves it."""
+    decided: set[str] = set()
+    while True:
+        try:
+            state = await asyncio.wait_for(conversations.state(cid), 5)
+        except Exception:  # no worker for a moment (the kill): ask again
+            state = None
+        for pending in state.pending_approvals if state else []:
+            if pending.tool_call_id in decided:
+                continue
+            console.print(
+                f"  [yellow]approval needed[/] {pending.name}({pending.arguments}) "
+                f"[dim](status {state.status if state else '?'})[/]"
+            )
+            decision = ToolDecision(
+                tool_call_id=pending.tool_call_id, approve=True, reason="approved in the demo"
+            )
+            await conversations.decide(cid, decision)
+            decided.add(pending.tool_call_id)
+            console.print("  [yellow]approved[/] with decide_tool")
+        await asyncio.sleep(0.2)
 
 
 def _print_turn(result: TurnResult) -> None:

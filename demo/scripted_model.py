@@ -12,10 +12,23 @@ Tests script it exactly with directives, one per line of the user message:
 - `!call NAME JSON`  call a tool (several lines: parallel calls in one response)
 - `!loop NAME JSON`  call the tool on every step, never answering (step-limit tests)
 - `!say TEXT`        answer with TEXT
+
+Team members each get a client with their name, `ScriptedChatCompletionClient("triage")`:
+- lines `@NAME ...` are NAME's script, one action a line, run in order within a user
+  turn: `!call` (lines in a row call in parallel), `!say TEXT`, `!handoff AGENT [reason]`
+  (calls the handoff tool). After a tool result it summarizes the result unless its next
+  action is a `!call` or `!handoff`; a summary is part of the call's action. With no
+  action left it says "NAME has nothing to add."
+- unscripted, a member without the tool a request needs hands off (`transfer_to_...`, or
+  LlamaIndex's `handoff` to the first agent it lists), and a member handed to starts on
+  the user's request.
+- asked AutoGen's selector prompt, it names the candidate mentioned first in the latest
+  message, or else the first candidate.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -42,6 +55,7 @@ from pydantic import BaseModel
 
 CLAIM = re.compile(r"claim\s*(?:#|no\.?|number)?\s*(\d+)", re.I)
 POLICY = re.compile(r"\bPOL-\d+\b", re.I)
+SELECTOR = re.compile(r"select the next role from (\[.*?\]) to play", re.S)
 HELP = (
     "I can check a claim's status, look up a policy, add a note to a claim or email the customer."
 )
@@ -50,7 +64,8 @@ Content = str | list[FunctionCall]
 
 
 class ScriptedChatCompletionClient(ChatCompletionClient):
-    def __init__(self) -> None:
+    def __init__(self, name: str | None = None) -> None:
+        self._name = name
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._last = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
@@ -64,7 +79,7 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        content = _decide(list(messages), {_tool_name(t) for t in tools})
+        content = _decide(list(messages), {_tool_name(t) for t in tools}, self._name)
         self._last = RequestUsage(
             prompt_tokens=sum(len(str(m.content)) for m in messages) // 4,
             completion_tokens=len(str(content)) // 4 + 1,
@@ -114,8 +129,10 @@ def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
     through `ScriptedChatCompletionClient`'s decisions."""
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
-        tools = {t.metadata.get_name() for t in kwargs.get("tools") or []}
-        content = _decide(_from_llamaindex(messages), tools)
+        given = kwargs.get("tools") or []
+        tools = {t.metadata.get_name() for t in given}
+        agents = [a for t in given if t.metadata.get_name() == "handoff" for a in _agents(t)]
+        content = _decide(_from_llamaindex(messages), tools, handoff_to=agents)
         if isinstance(content, str):
             return ChatMessage(role=MessageRole.ASSISTANT, content=content)
         blocks = [
@@ -125,6 +142,14 @@ def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
 
     return MockFunctionCallingLLM(response_generator=respond)
+
+
+def _agents(handoff_tool: Any) -> list[str]:
+    """The agents AgentWorkflow's handoff tool lists: `Currently available agents: {...}`."""
+    found = re.search(
+        r"Currently available agents:\s*(\{.*\})", handoff_tool.metadata.description, re.S
+    )
+    return list(ast.literal_eval(found.group(1))) if found else []
 
 
 def _from_llamaindex(messages: Sequence[ChatMessage]) -> list[LLMMessage]:
@@ -157,9 +182,24 @@ def _from_llamaindex(messages: Sequence[ChatMessage]) -> list[LLMMessage]:
     return converted
 
 
-def _decide(messages: list[LLMMessage], tools: set[str]) -> Content:
+def _decide(
+    messages: list[LLMMessage],
+    tools: set[str],
+    name: str | None = None,
+    handoff_to: Sequence[str] = (),
+) -> Content:
     user = _last_user_text(messages)
     last = messages[-1] if messages else None
+    selector = SELECTOR.findall(user) if not tools else []
+    if selector:
+        return _select(user, ast.literal_eval(selector[-1]))
+    if name is not None:
+        user = _last_user_text(messages, source="user")
+        actions = _actions(user, name)
+        if actions:
+            return _act(messages, tools, name, actions)
+    if _handed_to(messages, name):
+        last = None  # start on the user's request
     directives = _directives(user, len(messages)) if tools else []  # no tools: reflection
     if isinstance(last, FunctionExecutionResultMessage):
         if directives and user.lstrip().startswith("!loop"):
@@ -169,7 +209,7 @@ def _decide(messages: list[LLMMessage], tools: set[str]) -> Content:
         return directives
     if user.lstrip().startswith("!say"):
         return user.lstrip()[4:].strip()
-    return _plan(user, messages, tools)
+    return _plan(user, messages, tools, handoff_to)
 
 
 def _directives(text: str, position: int) -> list[FunctionCall]:
@@ -183,13 +223,23 @@ def _directives(text: str, position: int) -> list[FunctionCall]:
     return calls
 
 
-def _plan(text: str, messages: list[LLMMessage], tools: set[str]) -> Content:
+def _plan(
+    text: str, messages: list[LLMMessage], tools: set[str], handoff_to: Sequence[str] = ()
+) -> Content:
     lower = text.lower()
     claim = _claim_in(text) or _last_claim(messages)
     policy = POLICY.search(text)
 
     def call(name: str, **arguments: Any) -> Content:
         if name not in tools:
+            handoff = sorted(t for t in tools if t.startswith("transfer_to_"))
+            if handoff:
+                return _handoff(handoff[0], len(messages))
+            if "handoff" in tools and handoff_to:
+                reason = json.dumps({"to_agent": handoff_to[0], "reason": f"{name} is needed"})
+                return [
+                    FunctionCall(id=f"call_{len(messages)}_0", name="handoff", arguments=reason)
+                ]
             return HELP
         return [
             FunctionCall(id=f"call_{len(messages)}_0", name=name, arguments=json.dumps(arguments))
@@ -207,6 +257,88 @@ def _plan(text: str, messages: list[LLMMessage], tools: set[str]) -> Content:
     if claim:
         return call("get_claim_status", claim_id=claim)
     return HELP
+
+
+def _actions(text: str, name: str) -> list[list[str]]:
+    """NAME's script in the user's message: its `@NAME` lines, `!call` runs grouped."""
+    actions: list[list[str]] = []
+    for line in text.splitlines():
+        target, _, rest = line.strip().partition(" ")
+        if target != f"@{name}":
+            continue
+        rest = rest.strip()
+        if rest.startswith("!call") and actions and actions[-1][0].startswith("!call"):
+            actions[-1].append(rest)
+        else:
+            actions.append([rest])
+    return actions
+
+
+def _act(
+    messages: list[LLMMessage], tools: set[str], name: str, actions: list[list[str]]
+) -> Content:
+    done = _actions_done(messages, name)
+    last = messages[-1] if messages else None
+    after_tool = isinstance(last, FunctionExecutionResultMessage) and not _handed_to(messages, name)
+    action = actions[done] if done < len(actions) else None
+    verb, _, rest = action[0].partition(" ") if action else ("", "", "")
+    if after_tool and (verb not in ("!call", "!handoff") or not tools):  # or a reflection
+        assert isinstance(last, FunctionExecutionResultMessage)
+        return _summarize(last.content)
+    if action is None:
+        return f"{name} has nothing to add."
+    if verb == "!call":
+        return _directives("\n".join(action), len(messages))
+    if verb == "!handoff":
+        target, _, reason = rest.strip().partition(" ")
+        transfer = f"transfer_to_{target}".lower()
+        if transfer in tools:
+            return _handoff(transfer, len(messages))
+        arguments = json.dumps({"to_agent": target, "reason": reason or "better suited"})
+        return [FunctionCall(id=f"call_{len(messages)}_0", name="handoff", arguments=arguments)]
+    return rest.strip()
+
+
+def _actions_done(messages: list[LLMMessage], name: str) -> int:
+    """NAME's model answers since the user's message, not counting its summaries of tool
+    results (a tool round and its summary are one action)."""
+    count = 0
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, UserMessage) and message.source == "user":
+            break
+        if not isinstance(message, AssistantMessage) or message.source != name:
+            continue
+        follows_tool = index > 0 and isinstance(messages[index - 1], FunctionExecutionResultMessage)
+        if isinstance(message.content, list) or not follows_tool:
+            count += 1
+    return count
+
+
+def _handoff(tool: str, position: int) -> Content:
+    return [FunctionCall(id=f"call_{position}_0", name=tool, arguments="{}")]
+
+
+def _handed_to(messages: list[LLMMessage], name: str | None) -> bool:
+    """The last messages are another agent's handoff call and its result."""
+    if len(messages) < 2 or not isinstance(messages[-1], FunctionExecutionResultMessage):
+        return False
+    call = messages[-2]
+    mine = isinstance(call, AssistantMessage) and name is not None and call.source == name
+    handoff = all(
+        r.name == "handoff" or r.name.startswith("transfer_to_") for r in messages[-1].content
+    )
+    return handoff and not mine
+
+
+def _select(prompt: str, candidates: list[str]) -> str:
+    """The candidate named first in the latest message of the selector prompt's
+    conversation (after its `source:`), or else the first candidate."""
+    history = prompt.split("Only return the role.", 1)[-1]
+    history = history.rsplit("Read the above conversation", 1)[0].strip()
+    latest = history.split("\n\n\n")[-1].partition(": ")[2]
+    positions = {c: latest.find(c) for c in candidates if c in latest}
+    return min(positions, key=lambda c: positions[c]) if positions else candidates[0]
 
 
 def _summarize(results: list[FunctionExecutionResult]) -> str:
@@ -271,9 +403,9 @@ def _claim_in_arguments(arguments: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _last_user_text(messages: list[LLMMessage]) -> str:
+def _last_user_text(messages: list[LLMMessage], source: str | None = None) -> str:
     for message in reversed(messages):
-        if isinstance(message, UserMessage):
+        if isinstance(message, UserMessage) and source in (None, message.source):
             return message.content if isinstance(message.content, str) else ""
     return ""
 

@@ -11,13 +11,12 @@ from examples.claims_functions import SYSTEM_MESSAGE, claims_functions
 
 
 def claims_assistant(model_client: ChatCompletionClient, sessions: Sessions) -> AssistantAgent:
-    tools = [
-        FunctionTool(f, description=f.__doc__ or f.__name__) for f in claims_functions(sessions)
-    ]
     return AssistantAgent(
         name="claims_assistant",
         model_client=model_client,
-        tools=tools,
+        tools=[
+            FunctionTool(f, description=f.__doc__ or f.__name__) for f in claims_functions(sessions)
+        ],
         system_message=SYSTEM_MESSAGE,
         reflect_on_tool_use=True,
         max_tool_iterations=3,

@@ -1,7 +1,8 @@
 """`python -m gateway`: serve the HTTP gateway with uvicorn.
 
-Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and AGENT_CODEC_KEYS /
-AGENT_CODEC_KEY_FILE as the worker does; GATEWAY_HOST, GATEWAY_PORT and GATEWAY_ASK_TIMEOUT
+Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS /
+AGENT_CODEC_KEY_FILE, the TLS and API key variables and OTEL_EXPORTER_OTLP_ENDPOINT as the
+worker does; GATEWAY_HOST, GATEWAY_PORT and GATEWAY_ASK_TIMEOUT
 through its options.
 """
 
@@ -14,6 +15,7 @@ import typer
 from codec import KeyConfigError
 from conversation_client import run_then_exit
 from gateway import GatewaySettings, connector, create_app
+from observability import configure_tracing
 from settings import WorkerSettings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -36,13 +38,25 @@ def serve(
         converter = settings.data_converter()  # AGENT_CODEC_KEYS, as the worker
     except KeyConfigError as error:
         raise SystemExit(f"payload encryption: {error}") from None
+    try:
+        options = settings.connect_options()  # TLS, API key, tracing, as the worker
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"Temporal TLS: {error}") from None
+    stop_tracing = configure_tracing(settings, "agent-gateway")
     factory = connector(
-        settings.temporal_address, settings.temporal_namespace, settings.task_queue, converter
+        settings.temporal_address,
+        settings.temporal_namespace,
+        settings.task_queue,
+        converter,
+        **options,
     )
     asgi = create_app(factory, GatewaySettings(ask_timeout=ask_timeout))
     target = f"{settings.temporal_address} ({settings.temporal_namespace}, {settings.task_queue})"
     print(f"gateway for {target} on http://{host}:{port}", flush=True)
-    uvicorn.run(asgi, host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(asgi, host=host, port=port, log_level="info")
+    finally:
+        stop_tracing()
 
 
 if __name__ == "__main__":

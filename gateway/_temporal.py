@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent_workflows.conversation import AgentConversation
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -44,12 +45,15 @@ def connector(
     namespace: str,
     task_queue: str,
     data_converter: DataConverter | None = None,
+    **options: Any,
 ) -> ConversationsFactory:
-    """A factory connecting to Temporal as `conversation_client.connect` does."""
+    """A factory connecting to Temporal as `conversation_client.connect` does; `options`
+    (TLS, API key, interceptors) go to `Client.connect`."""
 
     async def connect_now() -> Conversations:
         """Connect; the SDK raises RuntimeError when the server cannot be reached."""
-        return Conversations(await connect(address, namespace, data_converter), task_queue)
+        client = await connect(address, namespace, data_converter, **options)
+        return Conversations(client, task_queue)
 
     return connect_now
 
@@ -89,6 +93,7 @@ def _start_operation(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=NEVER_RESTART_ENDED,
         static_summary=Conversations._summary(start),  # the summary the CLI's starts get
+        static_details=Conversations._details(start),
     )
 
 
@@ -135,6 +140,7 @@ async def send(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=NEVER_RESTART_ENDED,
         static_summary=Conversations._summary(start),
+        static_details=Conversations._details(start),
         start_signal="user_message",
         start_signal_args=[message],
     )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from interface.policies import ConversationSettings, ModelPolicy, ToolPolicy
 
-ConversationStatus = Literal["idle", "thinking", "waiting_approval", "ended"]
+ConversationStatus = Literal["idle", "thinking", "waiting_approval", "ended", "failed"]
 ToolCallStatus = Literal["ok", "error", "denied", "unknown"]
 TurnStatus = Literal["completed", "step_limit", "failed", "duplicate"]
 
@@ -94,6 +94,8 @@ class ToolCallRecord(BaseModel):
     status: ToolCallStatus
     result: str
     turn: int = 0
+    speaker: str | None = None
+    """In a team: the member whose model made the call."""
 
 
 class TurnResult(BaseModel):
@@ -106,6 +108,10 @@ class TurnResult(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     steps: int = 0
+    speaker: str | None = None
+    """In a team: the member who gave the reply."""
+    speakers: list[str] = Field(default_factory=list)
+    """In a team: the members who spoke in this turn, in order."""
 
 
 class PendingApproval(BaseModel):
@@ -120,6 +126,8 @@ class RecentMessage(BaseModel):
     role: str
     content: str
     name: str | None = None
+    speaker: str | None = None
+    """In a team: the member who wrote an assistant or tool message."""
 
 
 class ConversationState(BaseModel):
@@ -134,6 +142,8 @@ class ConversationState(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     queued_turns: int = 0
     run_turns: int = 0
+    active_agent: str | None = None
+    """In a team: the member speaking now, or the last one to speak."""
 
 
 class CarriedState(BaseModel):
@@ -150,6 +160,10 @@ class CarriedState(BaseModel):
     unsent: list[SeqMessage] = Field(default_factory=list)
     end_requested: bool = False
     runs: int = 1
+    speaker: str | None = None
+    """In a team: the last speaker (a handoff team's active agent)."""
+    next_speaker_index: int = 0
+    """In a round-robin team: whose turn is next, carried across user turns as AutoGen does."""
 
 
 class StartConversation(BaseModel):
@@ -176,6 +190,39 @@ class DescribeAgentInput(BaseModel):
     agent: str
 
 
+class HandoffSpec(BaseModel):
+    """A handoff tool of a team member. The workflow switches the speaker; no activity runs."""
+
+    target: str | None = None
+    """AutoGen's `transfer_to_<target>`; None: LlamaIndex's `handoff(to_agent, reason)`."""
+    message: str = ""
+    """The tool result (AutoGen's `Handoff.message`; LlamaIndex's handoff output prompt,
+    with `{to_agent}` and `{reason}`)."""
+    allowed: list[str] = Field(default_factory=list)
+    """LlamaIndex: the members `to_agent` may name (`can_handoff_to`)."""
+
+
+class TeamSpec(BaseModel):
+    """How a team's members take turns within one user turn."""
+
+    mode: Literal["round_robin", "selector", "handoff"]
+    members: list[str]
+    root: str
+    """The first speaker of a handoff team (and after a fresh start)."""
+    termination_text: str | None = None
+    """TextMentionTermination: stop when an agent's message contains this text."""
+    termination_sources: list[str] | None = None
+    """...only in messages of these members; None: any member."""
+    max_messages: int | None = None
+    """MaxMessageTermination: stop after this many messages, the user's message included."""
+    max_turns: int | None = None
+    """The team's max_turns: agent turns per user message."""
+    stop_on_text_reply: bool = False
+    """LlamaIndex AgentWorkflow: the user turn ends when the active agent answers in text."""
+    allow_repeated_speaker: bool = False
+    """Selector: the previous speaker may be chosen again."""
+
+
 class AgentSpec(BaseModel):
     """What the workflow needs to know of an agent; the agent itself lives in the worker."""
 
@@ -190,9 +237,22 @@ class AgentSpec(BaseModel):
     tool_call_summary_format: str = "{result}"
     search_attributes: bool = False
     """The namespace has AgentName, ConversationStatus and TurnCount: keep them current."""
+    handoffs: dict[str, HandoffSpec] = Field(default_factory=dict)
+    """A team member's handoff tools, by tool name."""
+    team: TeamSpec | None = None
+    """Set for a team: the conversation's agent is the team, its members speak in turn."""
+    members: dict[str, AgentSpec] = Field(default_factory=dict)
+    """A team's members by name; each member's `agent` is the name its activities use."""
 
     def tool_policy(self, name: str) -> ToolPolicy:
         return self.tools.get(name, self.default_tool)
+
+
+class SpeakerSelection(BaseModel):
+    """AutoGen SelectorGroupChat's model-based choice among `candidates`."""
+
+    candidates: list[str]
+    previous: str | None = None
 
 
 class ModelCallInput(BaseModel):
@@ -205,6 +265,9 @@ class ModelCallInput(BaseModel):
     output_seq: int
     tools_enabled: bool = True
     """False for AutoGen's reflection call, made without tools."""
+    select_speaker: SpeakerSelection | None = None
+    """Set for a selector team: pick the next speaker with the team's model; nothing is
+    written at `output_seq`, and the output message's content is the chosen name."""
 
 
 class ModelCallOutput(BaseModel):

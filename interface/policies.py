@@ -35,7 +35,7 @@ class ToolPolicy(BaseModel):
     start_to_close: timedelta = timedelta(seconds=30)
     """Upper bound on one attempt. It is also the ledger lease: a claim older than this may
     be taken over by another attempt."""
-    heartbeat: timedelta | None = timedelta(seconds=3)
+    heartbeat: timedelta | None = timedelta(seconds=2)
     """A killed worker is noticed after this long; the tool activity heartbeats meanwhile."""
     retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retries for retryable tool errors (timeouts, lost connections, lost leases)."""

@@ -7,7 +7,7 @@ from temporalio.common import SearchAttributeKey
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 CONVERSATION_STATUS = SearchAttributeKey.for_keyword("ConversationStatus")
-"""idle, thinking, waiting_approval or ended."""
+"""idle, thinking, waiting_approval, ended, or failed (an unknown agent)."""
 TURN_COUNT = SearchAttributeKey.for_int("TurnCount")
 
 ALL: list[SearchAttributeKey] = [AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT]  # type: ignore[type-arg]

@@ -1,5 +1,5 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
-[demo-kill] [features] [autogen-agent] [unknown-agent]` (all by default).
+[demo-kill] [features] [autogen-agent] [unknown-agent] [team]` (all by default).
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -54,6 +54,54 @@ async def demo_with_kill(
     async with worker_process(**options):  # type: ignore[arg-type]
         await turn
         await conversations.ask(cid, "email the customer an update", "m-3")
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    return cid
+
+
+async def teams_with_kill(
+    conversations: Conversations, address: str, db_url: str, work: Path
+) -> dict[str, str]:
+    """One conversation per team mode (examples/claims_team.py), each with the worker
+    SIGKILLed after a member's create_claim_note commits, mid-turn."""
+    from tests.test_teams import RESTART_CASES
+
+    recorded = {}
+    for mode in RESTART_CASES:
+        options = dict(
+            database_url=db_url,
+            temporal_address=address,
+            task_queue=conversations.task_queue,
+            log=work / "team-worker.log",
+            fault="after_commit:create_claim_note",
+            fault_once=work / f"fired-{mode}",
+        )
+        name = f"team-{mode.replace('_', '-')}"
+        recorded[name] = await _team_with_kill(conversations, mode, name, options)
+    return recorded
+
+
+async def _team_with_kill(
+    conversations: Conversations, mode: str, name: str, options: dict[str, object]
+) -> str:
+    from tests.test_teams import HANDOFF_TEXT, RESTART_CASES
+
+    agent, text, _ = RESTART_CASES[mode]
+    later = {
+        "round_robin": ["@reviewer !say Checked."],
+        "handoff": ["email the customer an update"],
+    }
+    cid = f"replay-{name}-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(agent=agent)
+    async with worker_process(**options) as doomed:  # type: ignore[arg-type]
+        if text == HANDOFF_TEXT:
+            await conversations.ask(cid, "Check policy status for claim 123", "t-0", start)
+        turn = asyncio.create_task(conversations.ask(cid, text, "t-1", start))
+        await doomed.killed()
+    async with worker_process(**options):  # type: ignore[arg-type]
+        await turn
+        for number, more in enumerate(later.get(mode, []), 2):
+            await conversations.ask(cid, more, f"t-{number}", start)
         await conversations.end(cid)
         await conversations.handle(cid).result()
     return cid
@@ -122,11 +170,21 @@ async def main() -> None:
     await prepare_database(db)
     conversations = Conversations(env.client, f"record-{uuid.uuid4()}")
     today = datetime.date.today().isoformat()
-    wanted = set(sys.argv[1:]) or {"demo-kill", "features", "autogen-agent", "unknown-agent"}
+    wanted = set(sys.argv[1:]) or {
+        "demo-kill",
+        "features",
+        "autogen-agent",
+        "unknown-agent",
+        "team",
+    }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
         address = env.client.service_client.config.target_host
         recorded[f"demo-kill-{today}"] = await demo_with_kill(conversations, address, db_url, work)
+    if "team" in wanted:
+        address = env.client.service_client.config.target_host
+        for name, cid in (await teams_with_kill(conversations, address, db_url, work)).items():
+            recorded[f"{name}-{today}"] = cid
     agents = AgentRegistry(
         [claims_assistant(ScriptedChatCompletionClient(), db.sessions, email_needs_approval=True)]
     )

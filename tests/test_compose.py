@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import typer
 import yaml
+from temporalio.service import TLSConfig
 
+import gateway.__main__ as gateway_main
 from codec import SERVER_ENV
-from settings import ENV
+from interface import search_attributes
+from settings import CLIENT_SETTINGS, ENV, WorkerSettings
 
 COMPOSE_PATH = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 
 WORKER_ENV = set(ENV.values())
+GATEWAY_OWN_ENV = {
+    param.envvar
+    for param in typer.main.get_command(gateway_main.app).params
+    if isinstance(param.envvar, str)
+}
+"""GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT: the options of `python -m gateway`."""
 
 EXPECTED_SERVICES = {
     "postgresql",
+    "temporal-schema",
     "temporal",
     "temporal-admin-tools",
     "temporal-ui",
     "ledger-db",
     "worker",
+    "gateway",
     "codec-server",
 }
 
@@ -74,6 +87,12 @@ def env_of(service: dict) -> dict[str, str]:
     return {k: (None if v is None else str(v)) for k, v in env.items()}
 
 
+def default_of(value: str | None) -> str:
+    """`${VAR:-default}` -> "default" (what compose substitutes with VAR unset)."""
+    match = re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-(?P<default>[^}]*)\}", value or "")
+    return match["default"] if match else (value or "")
+
+
 def depends_of(service: dict) -> dict[str, dict]:
     """Normalise `depends_on` (list or mapping) to {name: options}."""
     deps = service.get("depends_on") or {}
@@ -99,10 +118,23 @@ def test_all_services_present(services):
     assert not missing, f"missing services: {sorted(missing)}"
 
 
+def test_no_deprecated_auto_setup(services):
+    images = [str(svc.get("image", "")) for svc in services.values()]
+    assert not [i for i in images if "auto-setup" in i], images
+    # auto-setup's own variables mean nothing to temporalio/server
+    auto_setup_only = {
+        "DEFAULT_NAMESPACE",
+        "SKIP_SCHEMA_SETUP",
+        "SKIP_ADD_CUSTOM_SEARCH_ATTRIBUTES",
+    }
+    assert not auto_setup_only & env_of(services["temporal"]).keys()
+
+
 @pytest.mark.parametrize(
     ("service", "repo"),
     [
-        ("temporal", "temporalio/auto-setup"),
+        ("temporal", "temporalio/server"),
+        ("temporal-schema", "temporalio/admin-tools"),
         ("temporal-admin-tools", "temporalio/admin-tools"),
         ("temporal-ui", "temporalio/ui"),
     ],
@@ -111,6 +143,13 @@ def test_official_temporal_images_pinned(services, service, repo):
     image = services[service]["image"]
     assert image.startswith(repo + ":"), f"{service}: {image!r} is not {repo}"
     assert PINNED_TAG.search(image), f"{service}: tag of {image!r} is not pinned"
+
+
+def test_server_and_admin_tools_share_a_release(services):
+    def tag(service: str) -> str:
+        return services[service]["image"].rsplit(":-", 1)[1].rstrip("}")
+
+    assert tag("temporal") == tag("temporal-schema") == tag("temporal-admin-tools")
 
 
 @pytest.mark.parametrize("service", ["postgresql", "ledger-db"])
@@ -123,69 +162,178 @@ def test_postgres_services_have_healthcheck(services, service):
     assert "pg_isready" in joined
 
 
-def test_temporal_persistence_on_postgresql(services):
+def test_start_up_order(services):
+    """postgresql → schema job → server → namespace job → workers and gateway."""
+    assert depends_of(services["temporal-schema"]) == {
+        "postgresql": {"condition": "service_healthy"}
+    }
+    assert depends_of(services["temporal"]) == {
+        "temporal-schema": {"condition": "service_completed_successfully"}
+    }
+    assert services["temporal"].get("healthcheck", {}).get("test")
+    assert depends_of(services["temporal-admin-tools"]) == {
+        "temporal": {"condition": "service_healthy"}
+    }
+    assert depends_of(services["temporal-ui"]) == {"temporal": {"condition": "service_healthy"}}
+    assert depends_of(services["worker"]) == {
+        "temporal-admin-tools": {"condition": "service_completed_successfully"},
+        "ledger-db": {"condition": "service_healthy"},
+    }
+    assert depends_of(services["gateway"]) == {
+        "temporal-admin-tools": {"condition": "service_completed_successfully"}
+    }
+
+
+def test_dependency_graph_has_no_cycle(services):
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"cycle: {' -> '.join((*path, name))}"
+        if name not in done:
+            for dep in depends_of(services[name]):
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in services:
+        visit(name, ())
+
+
+def test_one_shot_jobs_do_not_restart_forever(services):
+    for name in ("temporal-schema", "temporal-admin-tools"):
+        assert str(services[name].get("restart", "")).startswith("on-failure"), name
+
+
+def test_temporal_persistence_on_postgresql(compose, services):
+    for name in ("temporal", "temporal-schema"):
+        env = env_of(services[name])
+        assert env.get("DB") == "postgres12", name
+        assert env.get("DB_PORT") == "5432", name
+        assert env.get("POSTGRES_SEEDS") == "postgresql", name
+        assert env.get("POSTGRES_USER") == "${POSTGRES_USER:-temporal}", name
+        assert env.get("POSTGRES_PWD") == "${POSTGRES_PASSWORD:-temporal}", name
+    db_env = env_of(services["postgresql"])
+    assert db_env["POSTGRES_USER"] == "${POSTGRES_USER:-temporal}"
+    assert db_env["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-temporal}"
     temporal = services["temporal"]
     env = env_of(temporal)
-    assert env.get("DB") == "postgres12"
-    assert env.get("DB_PORT") == "5432"
-    assert env.get("POSTGRES_SEEDS") == "postgresql"
-    assert env.get("POSTGRES_SEEDS") in services
-    assert env.get("POSTGRES_USER")
-    assert env.get("POSTGRES_PWD")
-    deps = depends_of(temporal)
-    assert deps.get("postgresql", {}).get("condition") == "service_healthy"
+    # the frontend must listen beyond the container's loopback
+    assert env.get("BIND_ON_IP") == "0.0.0.0"
+    # the dynamic config file the server reads is the one mounted into it
+    [mounted] = temporal["configs"]
+    assert mounted["target"] == env["DYNAMIC_CONFIG_FILE_PATH"]
+    dynamic = yaml.safe_load(compose["configs"][mounted["source"]]["content"])
+    assert dynamic["frontend.enableExecuteMultiOperation"] == [{"value": True, "constraints": {}}]
     assert any(str(p).split(":")[-1] == "7233" for p in temporal.get("ports", []))
 
 
-def test_temporal_registers_the_worker_namespace(services):
-    env = env_of(services["temporal"])
-    worker_env = env_of(services["worker"])
-    assert env.get("DEFAULT_NAMESPACE") == worker_env["TEMPORAL_NAMESPACE"]
+def unescaped(script: str) -> str:
+    """The script as the container's shell sees it: compose turns `$$` into `$`."""
+    assert not re.search(r"(?<!\$)\$(?![${])", script.replace("$$", "")), "unescaped $ in script"
+    return script.replace("$$", "$")
 
 
-def test_ui_and_admin_tools_point_at_temporal(services):
+@pytest.mark.parametrize("service", ["temporal-schema", "temporal-admin-tools"])
+def test_job_scripts_are_valid_shell(services, service):
+    svc = services[service]
+    assert svc["entrypoint"] == ["/bin/sh", "-c"]
+    [script] = svc["command"]
+    checked = subprocess.run(["sh", "-n"], input=unescaped(script), text=True, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_schema_job_sets_up_both_databases(services):
+    script = unescaped(command_text(services["temporal-schema"]))
+    assert "temporal-sql-tool --plugin" in script
+    assert "for pair in temporal:temporal temporal_visibility:visibility" in script
+    for step in ("create", "setup-schema -v 0.0", "update-schema -d"):
+        assert step in script
+    assert "/etc/temporal/schema/postgresql/v12" in script
+    assert "already exists" in script  # a re-run keeps the databases
+    env = env_of(services["temporal-schema"])
+    assert env["SQL_PASSWORD"] == env["POSTGRES_PWD"]  # temporal-sql-tool reads SQL_PASSWORD
+
+
+def test_ui_points_at_temporal(services):
     ui_env = env_of(services["temporal-ui"])
     assert ui_env.get("TEMPORAL_ADDRESS") == "temporal:7233"
     assert ui_env.get("TEMPORAL_CORS_ORIGINS")
     assert any(str(p).split(":")[-1] == "8080" for p in services["temporal-ui"].get("ports", []))
 
+
+def test_admin_tools_create_namespace_and_search_attributes(services):
     admin = services["temporal-admin-tools"]
-    admin_env = env_of(admin)
-    assert admin_env.get("TEMPORAL_ADDRESS") == "temporal:7233"
-    assert admin_env.get("TEMPORAL_CLI_ADDRESS") == "temporal:7233"
-    assert "temporal" in depends_of(admin)
-
-
-def test_admin_tools_create_search_attributes(services):
-    script = command_text(services["temporal-admin-tools"])
-    # Waits for the server before registering anything.
-    assert "cluster health" in script
+    env = env_of(admin)
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["NAMESPACE"] == env_of(services["worker"])["TEMPORAL_NAMESPACE"]
+    script = unescaped(command_text(admin))
+    assert "cluster health" in script  # waits for the server
+    assert 'namespace create --namespace "$NAMESPACE"' in script
     found = {}
     for line in script.splitlines():
         if "search-attribute create" not in line:
             continue
-        assert "--namespace" in line and "TEMPORAL_NAMESPACE" in script, line
+        assert '--namespace "$NAMESPACE"' in line, line
         for name, type_ in re.findall(r"--name\s+\"?(\w+)\"?\s+--type\s+\"?(\w+)\"?", line):
             found[name] = type_
     assert found == SEARCH_ATTRIBUTES
-    # Idempotent re-runs: an existing attribute must not fail the job.
-    assert "already exists" in script
-    assert '"${TEMPORAL_NAMESPACE:-default}"' in script
+    assert {key.name for key in search_attributes.ALL} == SEARCH_ATTRIBUTES.keys()
+    assert "already" in script  # idempotent re-runs
 
 
-def test_worker_environment(services):
+def test_worker_environment_is_what_the_worker_reads(services):
     env = env_of(services["worker"])
     missing = WORKER_ENV - env.keys()
     unknown = env.keys() - WORKER_ENV
     assert not missing, f"worker env missing: {sorted(missing)}"
-    assert not unknown, f"worker env has unknown variables: {sorted(unknown)}"
-    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert not unknown, f"worker env has variables the worker does not read: {sorted(unknown)}"
+    assert env["TEMPORAL_ADDRESS"] == "${TEMPORAL_CLUSTER_ADDRESS:-temporal:7233}"
     assert env["TEMPORAL_NAMESPACE"] == "${TEMPORAL_NAMESPACE:-default}"
     assert env["TEMPORAL_TASK_QUEUE"] == "${TEMPORAL_TASK_QUEUE:-agent-conversations}"
+    for name, value in env.items():
+        assert value is not None and (ENV_REF.match(value) or REQUIRED_REF.match(value)), (
+            f"{name}={value!r}: every setting comes from the environment"
+        )
+
+
+def test_worker_settings_parse_from_the_compose_defaults(services):
+    """The worker's environment, with compose's defaults filled in, is valid settings."""
+    env = {name: default_of(value) for name, value in env_of(services["worker"]).items()}
+    settings = WorkerSettings.from_env({**env, "AGENT_CODEC_KEYS": "k1:" + "A" * 43 + "="})
+    assert settings.temporal_address == "temporal:7233"
+    assert settings.otel_endpoint is None  # tracing off unless a collector is given
+    assert settings.tls_config() is False
+    assert settings.connect_options()["interceptors"] == []
+
+
+def test_gateway_service(services):
+    gateway = services["gateway"]
+    assert gateway.get("build") == "."
+    assert command_text(gateway) == "python -m gateway"
+    env = env_of(gateway)
+    reads = GATEWAY_OWN_ENV | {ENV[name] for name in CLIENT_SETTINGS}
+    unknown = env.keys() - reads
+    missing = reads - env.keys()
+    assert not unknown, f"gateway env has variables the gateway does not read: {sorted(unknown)}"
+    assert not missing, f"gateway env missing: {sorted(missing)}"
+    worker_env = env_of(services["worker"])
+    for name in env.keys() & worker_env.keys() - {"OTEL_SERVICE_NAME"}:
+        assert env[name] == worker_env[name], f"gateway and worker differ on {name}"
+    assert env["GATEWAY_HOST"] == "0.0.0.0"
+    assert gateway["ports"] == [f"${{GATEWAY_PORT:-8000}}:{env['GATEWAY_PORT']}"]
+
+
+def test_worker_build_command_and_replicas(services):
+    worker = services["worker"]
+    assert worker.get("build") == "."
+    assert command_text(worker) == "python worker.py"
+    assert str(worker["deploy"]["replicas"]) == "${WORKER_REPLICAS:-3}"
+    # Replicated services can't have a fixed container name or host port.
+    assert "container_name" not in worker
+    assert "ports" not in worker
 
 
 def test_worker_database_is_ledger_db(services):
-    url = urlsplit(env_of(services["worker"])["DATABASE_URL"])
+    url = urlsplit(default_of(env_of(services["worker"])["DATABASE_URL"]))
     assert url.scheme == "postgresql+psycopg"
     assert url.hostname == "ledger-db"
     assert url.hostname in services
@@ -194,19 +342,7 @@ def test_worker_database_is_ledger_db(services):
     ledger_env = env_of(services["ledger-db"])
     assert ledger_env.get("POSTGRES_DB") == "agents"
     assert ledger_env.get("POSTGRES_USER") == url.username
-
-
-def test_worker_build_command_and_replicas(services):
-    worker = services["worker"]
-    assert worker.get("build") == "."
-    assert command_text(worker) == "python worker.py"
-    assert str(worker["deploy"]["replicas"]) == "${WORKER_REPLICAS:-2}"
-    # Replicated services can't have a fixed container name or host port.
-    assert "container_name" not in worker
-    assert "ports" not in worker
-    deps = depends_of(worker)
-    assert deps.get("temporal", {}).get("condition") == "service_started"
-    assert deps.get("ledger-db", {}).get("condition") == "service_healthy"
+    assert "ports" not in services["ledger-db"]
 
 
 def test_depends_on_targets_exist(services):
@@ -251,3 +387,32 @@ def test_codec_server(services):
     assert "http://localhost:8080" in env["AGENT_CODEC_CORS_ORIGINS"]  # the Web UI
     assert command_text(server).endswith("--port 8081")
     assert server.get("ports") == ["127.0.0.1:8081:8081"], "publish on the host's loopback only"
+
+
+def test_tls_settings(tmp_path):
+    """The TLS variables the Deploy section names become the client's TLSConfig."""
+    cert, key, ca = (tmp_path / name for name in ("client.pem", "client.key", "ca.pem"))
+    for path in (cert, key, ca):
+        path.write_bytes(f"PEM of {path.name}".encode())
+    settings = WorkerSettings.from_env(
+        {
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(key),
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(ca),
+            "TEMPORAL_TLS_SERVER_NAME": "temporal.internal",
+        }
+    )
+    tls = settings.tls_config()
+    assert isinstance(tls, TLSConfig)
+    assert tls.client_cert == b"PEM of client.pem"
+    assert tls.client_private_key == b"PEM of client.key"
+    assert tls.server_root_ca_cert == b"PEM of ca.pem"
+    assert tls.domain == "temporal.internal"
+
+    with pytest.raises(ValueError, match="go together"):
+        WorkerSettings.from_env({"TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert)}).tls_config()
+    assert WorkerSettings.from_env({"TEMPORAL_TLS": "true"}).tls_config() is True
+    # an API key is never sent without TLS
+    options = WorkerSettings.from_env({"TEMPORAL_API_KEY": "key-123"}).connect_options()
+    assert options["tls"] is True and options["api_key"] == "key-123"
+    assert "key-123" not in repr(WorkerSettings.from_env({"TEMPORAL_API_KEY": "key-123"}))

@@ -54,7 +54,8 @@ def error(status: int, headers: dict[str, str] | None = None) -> tuple[int, dict
 
 
 class FakeOpenAI:
-    """Answers POST /v1/chat/completions from a script; records each request."""
+    """Answers every POST (OpenAI's /v1/chat/completions, Azure's deployment path, Anthropic's
+    /v1/messages) from a script; records each request's body, path and key headers."""
 
     def __init__(self) -> None:
         self.script: list[tuple[int, dict[str, str], dict]] = []
@@ -64,9 +65,12 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                fake.requests.append(
-                    (time.monotonic(), {"auth": self.headers["authorization"], **body})
-                )
+                seen = {
+                    "auth": self.headers["authorization"],
+                    "api-key": self.headers["api-key"],
+                    "path": self.path,
+                }
+                fake.requests.append((time.monotonic(), {**seen, **body}))
                 status, headers, payload = fake.script.pop(0)
                 data = json.dumps(payload).encode()
                 self.send_response(status)

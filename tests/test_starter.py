@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.db import Database
+from agents.frameworks import function_tool
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
@@ -187,3 +188,195 @@ async def test_decide_a_pending_tool_call(
         idle = await poll_state(starter, conversation_id, lambda s: s["status"] == "idle")
     [record] = [t for t in idle["tool_calls"] if t["id"] == pending["tool_call_id"]]
     assert record["status"] == status
+
+
+class Session:
+    """starter.py as a user runs it interactively: stdin written a line at a time, output
+    read a line at a time (a pipe, not a terminal: progress comes as plain lines)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen: list[str] = []
+
+    async def expect(self, stream: asyncio.StreamReader | None, text: str) -> str:
+        """The next line containing `text`; fails at EOF."""
+        assert stream is not None
+        while True:
+            raw = await asyncio.wait_for(stream.readline(), TIMEOUT)
+            assert raw, f"{text!r} never came; saw {self.seen}"
+            line = raw.decode().rstrip("\n")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    async def stdout(self, text: str) -> str:
+        return await self.expect(self.process.stdout, text)
+
+    async def stderr(self, text: str) -> str:
+        return await self.expect(self.process.stderr, text)
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def close(self) -> int:
+        """End of input; the exit code once the session has finished its turns."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return await asyncio.wait_for(self.process.wait(), TIMEOUT)
+
+
+@pytest.fixture
+async def session(temporal_address: str, task_queue: str) -> AsyncIterator[Callable[..., Any]]:
+    """`async with session("chat", "conv-1") as s:` starter.py with piped stdin."""
+    started: list[asyncio.subprocess.Process] = []
+
+    async def open_session(*args: str) -> Session:
+        clean = {k: v for k, v in os.environ.items() if k not in ENV.values()}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "starter.py"),
+            "--address",
+            temporal_address,
+            "--task-queue",
+            task_queue,
+            *args,
+            cwd=ROOT,
+            env={**clean, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        started.append(process)
+        return Session(process)
+
+    yield open_session
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def agents_with_a_gated_tool(db: Database, gate: asyncio.Event) -> AgentRegistry:
+    """The approval agent, plus `wait_for_gate`: a tool that runs until the test opens it."""
+
+    async def wait_for_gate(reason: str) -> str:
+        """Waits until the test lets it finish."""
+        await gate.wait()
+        return f"done: {reason}"
+
+    registry = agents_needing_approval(db)
+    agent = registry.get("claims-assistant")
+    tools = [*agent.tools, function_tool(wait_for_gate, kind="read")]
+    return AgentRegistry([replace(agent, tools=tools)])
+
+
+async def test_ask_shows_live_progress(db, run_worker: WorkerFactory, session):
+    gate = asyncio.Event()
+    conversation_id = new_id()
+    async with run_worker(db, agents=agents_with_a_gated_tool(db, gate)):
+        ask = await session("ask", conversation_id, '!call wait_for_gate {"reason": "slow"}')
+        await ask.stderr("... calling wait_for_gate")  # while the tool runs
+        gate.set()
+        assert await ask.close() == 0
+        out = (await ask.process.stdout.read()).decode()
+        assert "turn 1: completed" in out
+
+        ask = await session("ask", conversation_id, "Email the customer about claim 123")
+        line = await ask.stderr("... waiting for approval of send_customer_email (")
+        call_id = line.rsplit("(", 1)[1].rstrip(")")
+        approved = await run_starter_in(session, "approve", conversation_id, call_id)
+        assert approved == 0
+        assert await ask.close() == 0
+        out = (await ask.process.stdout.read()).decode()
+    assert "I emailed" in out and "turn 2: completed" in out
+
+
+async def run_starter_in(session, *args: str) -> int:
+    other = await session(*args)
+    return await other.close()
+
+
+async def test_chat_session(db, run_worker: WorkerFactory, session, conversations):
+    conversation_id = new_id()
+    async with run_worker(db, agents=agents_needing_approval(db)):
+        chat = await session("chat", conversation_id)
+        await chat.type(CLAIM_QUESTION)
+        await chat.stdout("[tool] get_claim_status")
+        reply = await chat.stdout("claims-assistant: ")
+        assert "in_review" in reply
+
+        await chat.type("/state")
+        await chat.stdout("status idle, turns 1")
+
+        await chat.type("Email the customer about claim 123")
+        line = await chat.stderr("... waiting for approval of send_customer_email (")
+        call_id = line.rsplit("(", 1)[1].rstrip(")")
+        await chat.type(f"/approve {call_id} checked by a person")
+        await chat.stdout(f"approved {call_id}")
+        await chat.stdout("[tool] send_customer_email(")
+        await chat.stdout("claims-assistant: ")
+
+        await chat.type("/nonsense")
+        await chat.stdout("/approve TOOL_CALL_ID")  # the help
+        await chat.type("")  # blank lines are ignored
+        await chat.type("Check policy status for claim 123 again")
+        assert await chat.close() == 0  # end of input: the turn already sent finishes first
+        rest = (await chat.process.stdout.read()).decode()
+        state = await conversations.state(conversation_id)
+    assert "claims-assistant: " in rest
+    assert state.turn_count == 3
+    assert [t.status for t in state.tool_calls if t.name == "send_customer_email"] == ["ok"]
+
+
+async def test_chat_quit_and_deny(db, run_worker: WorkerFactory, session, conversations):
+    conversation_id = new_id()
+    async with run_worker(db, agents=agents_needing_approval(db)):
+        chat = await session("chat", conversation_id)
+        await chat.type("Email the customer about claim 123")
+        line = await chat.stderr("... waiting for approval of send_customer_email (")
+        call_id = line.rsplit("(", 1)[1].rstrip(")")
+        await chat.type(f"/deny {call_id} not now")
+        await chat.stdout(f"denied {call_id}")
+        await chat.stdout("-> denied")
+        await chat.type("/quit")
+        assert await chat.close() == 0
+        state = await conversations.state(conversation_id)
+    [record] = [t for t in state.tool_calls if t.id == call_id]
+    assert record.status == "denied"
+
+
+def test_progress_lines():
+    from interface import ConversationState, PendingApproval, RecentMessage
+    from starter import progress_of
+
+    def state(status: str, **fields: Any) -> ConversationState:
+        return ConversationState(agent="a", status=status, turn_count=1, **fields)
+
+    asked = RecentMessage(seq=2, role="assistant", content='get_claim_status({"claim_id": "1"})')
+    two = RecentMessage(seq=2, role="assistant", content="lookup_policy({}), create_note({})")
+    user = RecentMessage(seq=1, role="user", content="hi (there)")
+    pending = PendingApproval(tool_call_id="call-1", name="send_email", arguments="{}", turn=1)
+    assert progress_of(state("thinking", messages=[user])) == "thinking"
+    assert progress_of(state("thinking", messages=[user, asked])) == "calling get_claim_status"
+    assert progress_of(state("thinking", messages=[two])) == "calling lookup_policy, create_note"
+    waiting = state("waiting_approval", pending_approvals=[pending])
+    assert progress_of(waiting) == "waiting for approval of send_email (call-1)"
+    assert progress_of(state("idle", messages=[user, asked])) is None
+
+
+def test_progress_on_a_terminal_uses_a_spinner():
+    import io
+
+    from rich.console import Console
+
+    from starter import Progress
+
+    screen = io.StringIO()
+    progress = Progress(Console(file=screen, force_terminal=True, width=80))
+    progress.show("thinking")
+    progress.show("calling get_claim_status")
+    progress.stop()
+    assert "calling get_claim_status" in screen.getvalue()
+    assert "... thinking" not in screen.getvalue()  # the plain form is for pipes only

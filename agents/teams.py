@@ -1,0 +1,288 @@
+"""Multi-agent teams: several agents in one conversation, taking turns as the team says.
+
+The workflow runs the team (who speaks next, handoffs, termination); each member's model
+calls and tools run as they do for a single agent, under the same ledger. A team is
+registered under its own name and a conversation's `agent` is that name. Members are
+addressed by activities as `<team>/<member>`.
+
+Semantics follow the frameworks:
+- round_robin: AutoGen's `RoundRobinGroupChat`; the next speaker carries over to the next
+  user turn.
+- selector: AutoGen's `SelectorGroupChat`; the team's model picks the next speaker with
+  AutoGen's prompt, without the previous speaker unless `allow_repeated_speaker`.
+- handoff: AutoGen's `Swarm` (`transfer_to_<name>` tools) or LlamaIndex's `AgentWorkflow`
+  (one `handoff(to_agent, reason)` tool limited by `can_handoff_to`); the active agent
+  carries over to the next user turn.
+- termination: `termination_text` (TextMentionTermination), `max_messages`
+  (MaxMessageTermination: the user's message counts), `max_turns` (agent turns per user
+  message), and for LlamaIndex, the first text answer of the active agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agents.errors import ConfigurationError, UnknownAgent
+from agents.registry import AgentDefinition
+from agents.tools import Tool, ToolContext
+from interface import AgentSpec, HandoffSpec, TeamSpec
+
+__all__ = [
+    "AUTOGEN_SELECTOR_PROMPT",
+    "Handoff",
+    "LLAMAINDEX_HANDOFF_OUTPUT",
+    "LLAMAINDEX_HANDOFF_PROMPT",
+    "TeamDefinition",
+    "TeamMode",
+    "team",
+]
+
+TeamMode = Literal["round_robin", "selector", "handoff"]
+HandoffStyle = Literal["autogen", "llamaindex"]
+
+AUTOGEN_SELECTOR_PROMPT = """You are in a role play game. The following roles are available:
+{roles}.
+Read the following conversation. Then select the next role from {participants} to play. Only return the role.
+
+{history}
+
+Read the above conversation. Then select the next role from {participants} to play. Only return the role.
+"""  # noqa: E501  (SelectorGroupChat's default, verbatim)
+
+LLAMAINDEX_HANDOFF_PROMPT = """Useful for handing off to another agent.
+If you are currently not equipped to handle the user's request, or another agent is better suited to handle the request, please hand off to the appropriate agent.
+
+Currently available agents:
+{agent_info}
+"""  # noqa: E501  (AgentWorkflow's DEFAULT_HANDOFF_PROMPT, verbatim)
+
+LLAMAINDEX_HANDOFF_OUTPUT = (
+    "Agent {to_agent} is now handling the request due to the following reason: {reason}.\n"
+    "Please continue with the current request."
+)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """AutoGen's `Handoff`: a `transfer_to_<target>` tool whose result is `message`."""
+
+    target: str
+    description: str | None = None
+    name: str | None = None
+    message: str | None = None
+
+    @property
+    def tool_name(self) -> str:
+        return self.name or f"transfer_to_{self.target}".lower()
+
+    @property
+    def tool_message(self) -> str:
+        return self.message or (
+            f"Transferred to {self.target}, adopting the role of {self.target} immediately."
+        )
+
+    @property
+    def tool_description(self) -> str:
+        return self.description or f"Handoff to {self.target}."
+
+
+class _NoArguments(BaseModel):
+    pass
+
+
+class _HandoffArguments(BaseModel):
+    to_agent: str = Field(description="The name of the agent to hand off to.")
+    reason: str = Field(description="The reason for handing off.")
+
+
+async def _never_run(ctx: ToolContext, args: Any) -> str:
+    raise ConfigurationError("handoff tools are handled by the workflow, not run as tools")
+
+
+@dataclass
+class TeamDefinition(AgentDefinition):
+    """A team. Build one with `team(...)` or from a framework object (agents.frameworks)."""
+
+    members: Sequence[AgentDefinition] = ()
+    mode: TeamMode = "round_robin"
+    root: str | None = None
+    """The first speaker (a handoff team's root agent); by default the first member."""
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+    """What each member does: the selector's `{roles}`, the handoff tool's agent list."""
+    handoffs: Mapping[str, Sequence[Handoff]] = field(default_factory=dict)
+    """AutoGen style: each member's `transfer_to_<name>` handoffs."""
+    can_handoff_to: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
+    """LlamaIndex style: the members each may hand off to (missing or None: all others)."""
+    handoff_style: HandoffStyle = "autogen"
+    termination_text: str | None = None
+    termination_sources: Sequence[str] | None = None
+    max_messages: int | None = None
+    max_turns: int | None = None
+    stop_on_text_reply: bool = False
+    selector_prompt: str = AUTOGEN_SELECTOR_PROMPT
+    allow_repeated_speaker: bool = False
+    max_selector_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = [m.name for m in self.members]
+        if not names:
+            raise ConfigurationError(f"team {self.name!r} has no members")
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"team {self.name!r}: member names repeat: {names}")
+        if self.root is not None and self.root not in names:
+            raise ConfigurationError(f"team {self.name!r}: root {self.root!r} is not a member")
+        if self.mode == "selector" and self.model_client is None:
+            raise ConfigurationError(f"team {self.name!r}: a selector team needs a model_client")
+        for count in (self.max_messages, self.max_turns):
+            if count is not None and count < 1:
+                raise ConfigurationError(f"team {self.name!r}: limits must be at least 1")
+        self._members = {m.name: self._with_handoffs(m) for m in self.members}
+
+    def member(self, name: str) -> AgentDefinition:
+        try:
+            return self._members[name]
+        except KeyError:
+            raise UnknownAgent(f"team {self.name!r} has no member {name!r}") from None
+
+    def spec(self) -> AgentSpec:
+        names = list(self._members)
+        members = {}
+        for name, member in self._members.items():
+            spec = member.spec()
+            spec.agent = f"{self.name}/{name}"
+            spec.handoffs = self._handoff_specs(name)
+            spec.tools = {k: v for k, v in spec.tools.items() if k not in spec.handoffs}
+            members[name] = spec
+        return AgentSpec(
+            agent=self.name,
+            max_steps=self.max_steps,
+            model=self.model_policy,
+            team=TeamSpec(
+                mode=self.mode,
+                members=names,
+                root=self.root or names[0],
+                termination_text=self.termination_text,
+                termination_sources=(
+                    list(self.termination_sources) if self.termination_sources else None
+                ),
+                max_messages=self.max_messages,
+                max_turns=self.max_turns,
+                stop_on_text_reply=self.stop_on_text_reply,
+                allow_repeated_speaker=self.allow_repeated_speaker,
+            ),
+            members=members,
+        )
+
+    def roles(self, names: Sequence[str] | None = None) -> str:
+        """The selector prompt's `{roles}`: one `name: description` line per member."""
+        lines = []
+        for name in names or list(self._members):
+            text = " ".join(f"{name}: {self.descriptions.get(name, '')}".split())
+            lines.append(text)
+        return "\n".join(lines)
+
+    # --- handoff tools -------------------------------------------------------------------
+
+    def _targets(self, name: str) -> list[str]:
+        if self.mode != "handoff":
+            return []
+        if self.handoff_style == "autogen":
+            return [h.target for h in self.handoffs.get(name, ())]
+        allowed = self.can_handoff_to.get(name)
+        others = [m.name for m in self.members if m.name != name]
+        return others if allowed is None else [a for a in allowed if a in others]
+
+    def _with_handoffs(self, member: AgentDefinition) -> AgentDefinition:
+        targets = self._targets(member.name)
+        names = {m.name for m in self.members}
+        unknown = [t for t in targets if t not in names]
+        if unknown:
+            raise ConfigurationError(
+                f"team {self.name!r}: {member.name!r} hands off to non-members {unknown}"
+            )
+        if not targets:
+            return member
+        if self.handoff_style == "autogen":
+            extra = [
+                Tool(
+                    name=h.tool_name,
+                    description=h.tool_description,
+                    args_model=_NoArguments,
+                    fn=_never_run,
+                )
+                for h in self.handoffs.get(member.name, ())
+            ]
+        else:
+            info = {t: self.descriptions.get(t, "") for t in targets}
+            extra = [
+                Tool(
+                    name="handoff",
+                    description=LLAMAINDEX_HANDOFF_PROMPT.format(agent_info=str(info)),
+                    args_model=_HandoffArguments,
+                    fn=_never_run,
+                )
+            ]
+        return replace(member, tools=[*member.tools, *extra])
+
+    def _handoff_specs(self, name: str) -> dict[str, HandoffSpec]:
+        targets = self._targets(name)
+        if not targets:
+            return {}
+        if self.handoff_style == "llamaindex":
+            return {"handoff": HandoffSpec(message=LLAMAINDEX_HANDOFF_OUTPUT, allowed=targets)}
+        return {
+            h.tool_name: HandoffSpec(target=h.target, message=h.tool_message)
+            for h in self.handoffs.get(name, ())
+        }
+
+
+def team(
+    name: str,
+    members: Sequence[object],
+    *,
+    mode: TeamMode = "round_robin",
+    termination_text: str | None = None,
+    max_messages: int | None = None,
+    max_turns: int | None = None,
+    handoffs: Mapping[str, Sequence[str | Handoff]] | None = None,
+    tools: Any = None,
+    **options: Any,
+) -> TeamDefinition:
+    """A team of AutoGen `AssistantAgent`s, LlamaIndex `FunctionAgent`s or
+    `AgentDefinition`s, each under its own name. `handoffs` adds AutoGen-style handoffs by
+    member (an `AssistantAgent`'s own `handoffs=` count too); `tools` is a `ToolOptions`.
+    Other options are `TeamDefinition`'s fields: `model_client` (the selector's),
+    `descriptions`, `can_handoff_to`, `handoff_style`, `root`, `stop_on_text_reply`, ..."""
+    from agents.frameworks import member_from
+
+    definitions, found = [], {}
+    for member in members:
+        definition, own = member_from(member, tools)
+        definitions.append(definition)
+        extra = [
+            h if isinstance(h, Handoff) else Handoff(h)
+            for h in (handoffs or {}).get(definition.name, ())
+        ]
+        found[definition.name] = [*own, *extra]
+    descriptions = {
+        d.name: str(getattr(m, "description", "") or "")
+        for d, m in zip(definitions, members, strict=True)
+    }
+    return TeamDefinition(
+        name=name,
+        system_message="",
+        model_client=options.pop("model_client", None),
+        members=definitions,
+        mode=mode,
+        termination_text=termination_text,
+        max_messages=max_messages,
+        max_turns=max_turns,
+        handoffs=found,
+        descriptions={**descriptions, **options.pop("descriptions", {})},
+        **options,
+    )

@@ -1,0 +1,168 @@
+"""Logs that name their conversation, turn and tool call; OpenTelemetry tracing.
+
+Logs: `LogContextInterceptor` (on every worker, `worker.build_worker`) remembers the activity's
+conversation ID, turn and tool-call key while it runs, and `ConversationLogFilter` puts them on
+every log record made meanwhile, whoever the logger (the tool's own, SQLAlchemy's, ...).
+Workflow records get the conversation ID from `workflow.logger`'s own extra; the workflow
+writes the turn into the message where it has one. `workflow.logger` drops its records
+during replay, so a replayed history does not repeat them.
+
+Tracing: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, workers and clients get
+`temporalio.contrib.opentelemetry.TracingInterceptor` and an SDK tracer provider exporting
+OTLP/HTTP there. Unset, nothing is installed: the interceptor's workflow spans cost a call
+out of the workflow per span.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+from temporalio import activity
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+__all__ = [
+    "ConversationLogFilter",
+    "LogContext",
+    "LogContextInterceptor",
+    "client_interceptors",
+    "configure_logging",
+    "configure_tracing",
+    "log_handler",
+]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
+_ACTIVITY_TURN = re.compile(r"/t(\d+)/s\d+/")
+
+
+@dataclass(frozen=True)
+class LogContext:
+    conversation_id: str
+    turn: int | None = None
+    key: str | None = None
+    """The tool call's ledger key; None for model calls and the workflow."""
+
+    def suffix(self) -> str:
+        parts = [f"conversation={self.conversation_id}"]
+        if self.turn is not None:
+            parts.append(f"turn={self.turn}")
+        if self.key is not None:
+            parts.append(f"key={self.key}")
+        return " [" + " ".join(parts) + "]"
+
+
+_current: ContextVar[LogContext | None] = ContextVar("agent_log_context", default=None)
+
+
+def current() -> LogContext | None:
+    return _current.get()
+
+
+def _from_activity_input(args: Any) -> LogContext | None:
+    request = args[0] if args else None
+    conversation_id = getattr(request, "conversation_id", None)
+    if isinstance(conversation_id, str):
+        return LogContext(
+            conversation_id, getattr(request, "turn", None), getattr(request, "key", None)
+        )
+    info = activity.info()
+    if not info.workflow_id:
+        return None
+    turn = _ACTIVITY_TURN.search(info.activity_id)
+    return LogContext(info.workflow_id, int(turn.group(1)) if turn else None)
+
+
+class _ActivityLogContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        token = _current.set(_from_activity_input(input.args))
+        try:
+            return await super().execute_activity(input)
+        finally:
+            _current.reset(token)
+
+
+class LogContextInterceptor(Interceptor):
+    """Makes the running activity's conversation, turn and tool-call key known to logging."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityLogContext(next)
+
+
+class ConversationLogFilter(logging.Filter):
+    """Adds `conversation_id`, `turn`, `key` and `context` (" [conversation=... turn=...
+    key=...]", or "") to every record. Attach it to handlers, not loggers, so that it sees
+    the records of every logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _current.get() or _from_workflow_record(record)
+        record.conversation_id = context.conversation_id if context else None
+        record.turn = context.turn if context else None
+        record.key = context.key if context else None
+        record.context = context.suffix() if context else ""
+        return True
+
+
+def _from_workflow_record(record: logging.LogRecord) -> LogContext | None:
+    """workflow.logger's records carry `temporal_workflow` (workflow ID = conversation ID)."""
+    details = getattr(record, "temporal_workflow", None)
+    if isinstance(details, dict) and details.get("workflow_id"):
+        return LogContext(str(details["workflow_id"]))
+    return None
+
+
+def log_handler(stream: TextIO | None = None) -> logging.Handler:
+    """A stream handler that prints each record with its conversation context."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ConversationLogFilter())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The entry points' logging: one handler on the root logger, with context."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    root.addHandler(log_handler())
+
+
+class TracingSettings(Protocol):
+    otel_endpoint: str | None
+    otel_service_name: str | None
+
+
+def client_interceptors(settings: TracingSettings) -> list[Any]:
+    """`[TracingInterceptor()]` when tracing is configured, else nothing. Given to
+    `Client.connect`, it also applies to every worker built on that client."""
+    if not settings.otel_endpoint:
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor()]
+
+
+def configure_tracing(settings: TracingSettings, default_service: str) -> Callable[[], None]:
+    """Install an SDK tracer provider exporting OTLP/HTTP to `otel_endpoint` (the exporter
+    reads the other `OTEL_EXPORTER_OTLP_*` variables itself). Returns the function that
+    flushes and stops it: call it before exiting (entry points exit without atexit)."""
+    if not settings.otel_endpoint:
+        return lambda: None
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    service = settings.otel_service_name or default_service
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider.shutdown
