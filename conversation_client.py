@@ -65,6 +65,10 @@ async def connect(
     )
 
 
+MAX_SEND_BYTES = 1_000_000
+"""Bigger text is refused here: over 2 MB, an update stalls the conversation."""
+
+
 @dataclass
 class Conversations:
     client: Client
@@ -119,8 +123,12 @@ class Conversations:
     ) -> TurnResult:
         """Send a user turn and wait for its result; starts the conversation if needed.
 
-        The update ID is the message ID, so a retried call returns the recorded result."""
+        The update ID is the message ID, so a retried call returns the recorded result.
+        Text over 1 MB raises ValueError before sending: the workflow refuses anything over
+        its `max_message_chars` (32,000 by default), and an update of over 2 MB stalls the
+        conversation until the server drops it (README, Known limits)."""
         start = start or StartConversation()
+        _check_size(text)
         operation = WithStartWorkflowOperation(
             AgentConversation.run,
             start,
@@ -145,6 +153,7 @@ class Conversations:
         start: StartConversation | None = None,
     ) -> WorkflowHandle:
         """Send a user turn without waiting (signal-with-start)."""
+        _check_size(text)
         message = UserMessage(message_id=message_id, text=text)
         return await self.start(conversation_id, start, first_message=message)
 
@@ -166,3 +175,12 @@ class Conversations:
         async for execution in self.client.list_workflows(full):
             status = execution.status.name if execution.status else "UNKNOWN"
             yield execution.id, status
+
+
+def _check_size(text: str) -> None:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SEND_BYTES:
+        raise ValueError(
+            f"text is {size:,} bytes; a conversation takes at most its max_message_chars "
+            f"(32,000 by default), and this client sends at most {MAX_SEND_BYTES:,} bytes"
+        )

@@ -548,3 +548,17 @@ async def test_demo_email_waits_for_approval_when_switched_on(
         )
     assert emails == 1
     await assert_no_workflow_task_failed(client.get_workflow_handle(cid))
+
+
+async def test_the_client_refuses_text_over_1_mb_before_sending(
+    conversations: Conversations, client: Client
+) -> None:
+    """An `ask` of 2 to 4 MB would stall the conversation (README, Known limits): the
+    client refuses anything over 1 MB, and nothing reaches the server."""
+    cid = new_id("big")
+    with pytest.raises(ValueError, match="1,500,000 bytes"):
+        await conversations.ask(cid, "q" * 1_500_000, "m-1")
+    with pytest.raises(ValueError, match="1,500,000 bytes"):
+        await conversations.send(cid, "q" * 1_500_000, "m-2")
+    with pytest.raises(RPCError, match="not found"):
+        await client.get_workflow_handle(cid).describe()
