@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from agent_workflows.conversation import AgentConversation
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
@@ -65,6 +65,11 @@ async def connect(
     )
 
 
+NEVER_RESTART_ENDED = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+"""A retried ask or send after a conversation ended must not start it again as a new,
+empty run that would repeat the turn; only a failed conversation (say, an unknown agent)
+may start again under its ID."""
+
 MAX_SEND_BYTES = 1_000_000
 """Bigger text is refused here: over 2 MB, an update stalls the conversation."""
 
@@ -108,6 +113,7 @@ class Conversations:
             id=conversation_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=NEVER_RESTART_ENDED,
             static_summary=self._summary(start),
             static_details=self._details(start),
             start_signal="user_message" if first_message else None,
@@ -135,6 +141,7 @@ class Conversations:
             id=conversation_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=NEVER_RESTART_ENDED,
             static_summary=self._summary(start),
             static_details=self._details(start),
         )

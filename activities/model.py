@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.convert import from_create_result, to_autogen
 from activities.faults import during_model_call
+from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.teams import select_speaker
 from activities.tools import clip, storable
@@ -80,8 +81,14 @@ class ModelActivities:
         """Write the new messages, call the model on the transcript window, record its answer.
 
         A retry after the answer was recorded returns the recorded answer: a model call
-        that Temporal did not hear back from is not paid for twice.
+        that Temporal did not hear back from is not paid for twice. If two attempts both
+        called the model (one on a worker presumed dead), the first answer recorded is the
+        one every attempt returns. The activity heartbeats while it waits for the model.
         """
+        async with heartbeating():
+            return await self._model_call(request)
+
+    async def _model_call(self, request: ModelCallInput) -> ModelCallOutput:
         agent = self._agent(request.agent)
         conversation, chain = storable(request.conversation_id), request.chain_id
         found = await self._transcript.prepare(
@@ -105,9 +112,11 @@ class ModelActivities:
         except Exception as exc:
             raise model_error(exc) from None
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
-        await self._transcript.append(
-            conversation, chain, [SeqMessage(seq=request.output_seq, message=message)]
+        stored = await self._transcript.record(
+            conversation, chain, SeqMessage(seq=request.output_seq, message=message)
         )
+        if stored is not None:  # another attempt recorded its answer first
+            return ModelCallOutput(message=bounded(stored), usage=usage, replayed=True)
         return ModelCallOutput(message=bounded(message), usage=usage)
 
     def _agent(self, name: str) -> AgentDefinition:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
 from agents.errors import ToolError, ToolRetryableError, UnknownAgent
 from agents.registry import AgentRegistry
@@ -50,7 +48,7 @@ class ToolActivities:
         args = _parse_arguments(tool, request.arguments)
         if isinstance(args, ToolCallOutput):
             return args
-        async with _heartbeating(tool.policy.heartbeat):
+        async with heartbeating():
             return await self._run(tool, args, _storable_ids(request))
 
     async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
@@ -177,22 +175,3 @@ def _parse_arguments(tool: Tool, arguments: str) -> BaseModel | ToolCallOutput:
 def _unknown_tool(request: ToolCallInput, tools: Any) -> ToolCallOutput:
     names = sorted(t.name for t in tools)
     return error_output("unknown_tool", f"no tool named {request.name!r}; available: {names}")
-
-
-@asynccontextmanager
-async def _heartbeating(interval: timedelta | None) -> AsyncIterator[None]:
-    """Heartbeat while the tool runs, so a killed worker is noticed within `interval`."""
-    if interval is None:
-        yield
-        return
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(interval.total_seconds() / 3)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()

@@ -27,18 +27,26 @@ class Transcript:
         self._db = db
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
 
-    async def append(
-        self, conversation_id: str, chain_id: str, messages: list[SeqMessage]
-    ) -> str | None:
-        """Write messages not yet written. Returns the message_id of a user message that
-        already stands at another position (a duplicate turn), else None."""
-        if not messages:
-            return None
-        rows = [_row(conversation_id, chain_id, m) for m in messages]
-        statement = self._insert(TranscriptMessage).values(rows).on_conflict_do_nothing()
+    async def record(
+        self, conversation_id: str, chain_id: str, answer: SeqMessage
+    ) -> Message | None:
+        """Write a model's answer at its position. Returns None if it was written, or the
+        answer already there: another attempt of the same model call recorded it first."""
+        statement = (
+            self._insert(TranscriptMessage)
+            .values([_row(conversation_id, chain_id, answer)])
+            .on_conflict_do_nothing()
+        )
         async with self._db.session() as session, session.begin():
-            await session.execute(statement)
-            return await self._duplicate(session, chain_id, messages)
+            written = await session.execute(statement)
+            if written.rowcount:  # type: ignore[attr-defined]
+                return None
+            body = await session.scalar(
+                select(TranscriptMessage.body).where(
+                    TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq == answer.seq
+                )
+            )
+        return Message.model_validate_json(body) if body else None
 
     async def prepare(
         self,

@@ -22,19 +22,18 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from conversation_client import Conversations, connect
+from conversation_client import NEVER_RESTART_ENDED, Conversations, connect
 from gateway._errors import ApiError, ended, not_found, unavailable
 from interface import WORKFLOW_TYPE, StartConversation, TurnResult, UserMessage
 
 log = logging.getLogger("gateway")
 
 ConversationsFactory = Callable[[], Awaitable[Conversations]]
-NEVER_RESTART_ENDED = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
 UNKNOWN_AGENT = "UnknownAgent"
 """The workflow's failure type when no worker knows the agent (workflows/conversation.py)."""
 EXPLAIN_TIMEOUT = 5.0

@@ -17,8 +17,10 @@ class RetrySettings(BaseModel):
     """Each retry waits this many times longer than the one before."""
     maximum_interval: timedelta = timedelta(seconds=10)
     """Upper bound on the delay between retries."""
-    maximum_attempts: int = 5
-    """Attempts in all, the first included; 0 means unlimited."""
+    maximum_attempts: int = 0
+    """Attempts in all, the first included; 0 means unlimited, bounded by the activity's
+    `schedule_to_close`. Counting attempts would let a run of worker crashes (each one an
+    attempt) use them up and lose a turn that a live worker would have finished."""
 
     def to_temporal(self) -> RetryPolicy:
         return RetryPolicy(
@@ -37,6 +39,8 @@ class ToolPolicy(BaseModel):
     be taken over by another attempt."""
     heartbeat: timedelta | None = timedelta(seconds=2)
     """A killed worker is noticed after this long; the tool activity heartbeats meanwhile."""
+    schedule_to_close: timedelta | None = timedelta(minutes=10)
+    """Upper bound on the call, every retry included; then the model hears of the failure."""
     retry: RetrySettings = Field(default_factory=RetrySettings)
     """Retries for retryable tool errors (timeouts, lost connections, lost leases)."""
     dedupe_identical_calls: bool = True
@@ -52,6 +56,11 @@ class ModelPolicy(BaseModel):
 
     start_to_close: timedelta = timedelta(seconds=120)
     """Upper bound on one model call."""
+    heartbeat: timedelta | None = timedelta(seconds=5)
+    """A worker killed during a model call is noticed after this long, not after
+    `start_to_close`; the model activity heartbeats while it waits for the model."""
+    schedule_to_close: timedelta | None = timedelta(minutes=10)
+    """Upper bound on the call, every retry included; then the turn ends `failed`."""
     retry: RetrySettings = Field(
         default_factory=lambda: RetrySettings(
             initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.db import Database
@@ -402,3 +403,28 @@ async def test_ask_for_a_turn_older_than_the_kept_results_does_not_hang(
     assert old.reply == "r0" and old.turn == 5
     assert retried.status == "duplicate" and retried.turn == 0
     assert state.turn_count == 5
+
+
+async def test_an_ask_retried_after_the_end_does_not_start_the_conversation_again(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, client: Client
+) -> None:
+    """A client retrying its last ask after the conversation ended gets the recorded result
+    or WorkflowAlreadyStartedError (the server answers from the closed run's update record
+    while it still holds it); a new message gets the error. Neither starts the conversation
+    again as a new, empty run that would repeat the turn."""
+    cid = new_id()
+    async with run_worker(db):
+        first = await conversations.ask(cid, "add a note to claim 123 that it rained", "m-1")
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+        try:
+            again = await conversations.ask(cid, "add a note to claim 123 that it rained", "m-1")
+            assert again == first
+        except WorkflowAlreadyStartedError:
+            pass
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await conversations.ask(cid, "one more thing", "m-2")
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await conversations.send(cid, "add a note to claim 123 that it rained", "m-1")
+    runs = [w async for w in client.list_workflows(f'WorkflowId = "{cid}"')]
+    assert len(runs) == 1 and await count(db, ClaimNote) == 1

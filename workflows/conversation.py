@@ -313,6 +313,8 @@ class AgentConversation:
                 activity_id=f"{self._conversation_id}/{_step(turn)}/model",
                 summary=f"model: {request.agent} (turn {turn.number}, step {turn.steps})",
                 start_to_close_timeout=spec.model.start_to_close,
+                schedule_to_close_timeout=spec.model.schedule_to_close,
+                heartbeat_timeout=spec.model.heartbeat,
                 retry_policy=spec.model.retry.to_temporal(),
             )
         except ActivityError as err:
@@ -417,6 +419,8 @@ class AgentConversation:
                 activity_id=f"{self._conversation_id}/t{turn.number}/a{number}/select",
                 summary=f"select speaker: {self._spec.agent} (turn {turn.number}, #{number})",
                 start_to_close_timeout=self._spec.model.start_to_close,
+                schedule_to_close_timeout=self._spec.model.schedule_to_close,
+                heartbeat_timeout=self._spec.model.heartbeat,
                 retry_policy=self._spec.model.retry.to_temporal(),
             )
         except ActivityError as err:
@@ -507,6 +511,7 @@ class AgentConversation:
                 activity_id=f"{self._conversation_id}/{_step(turn)}/c{index}",
                 summary=_tool_summary(call),
                 start_to_close_timeout=policy.start_to_close,
+                schedule_to_close_timeout=policy.schedule_to_close,
                 heartbeat_timeout=policy.heartbeat,
                 retry_policy=policy.retry.to_temporal(),
             )
