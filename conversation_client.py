@@ -110,14 +110,21 @@ class Conversations:
         return await self.client.start_workflow(
             AgentConversation.run,
             start,
+            **self._start_options(conversation_id, start),
+            start_signal="user_message" if first_message else None,
+            start_signal_args=[first_message] if first_message else [],
+        )
+
+    def _start_options(self, conversation_id: str, start: StartConversation) -> dict[str, Any]:
+        """What every start sends: attach to a running conversation, never restart an ended
+        one, and the Web UI's summary and details."""
+        return dict(
             id=conversation_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=NEVER_RESTART_ENDED,
             static_summary=self._summary(start),
             static_details=self._details(start),
-            start_signal="user_message" if first_message else None,
-            start_signal_args=[first_message] if first_message else [],
         )
 
     async def ask(
@@ -133,24 +140,28 @@ class Conversations:
         Text over 1 MB raises ValueError before sending: the workflow refuses anything over
         its `max_message_chars` (32,000 by default), and an update of over 2 MB stalls the
         conversation until the server drops it (README, Known limits)."""
+        message = UserMessage(message_id=message_id, text=text)
+        return await self.ask_message(conversation_id, message, start)
+
+    async def ask_message(
+        self, conversation_id: str, message: UserMessage, start: StartConversation | None = None
+    ) -> TurnResult:
+        """`ask` with the message already built (the gateway's)."""
         start = start or StartConversation()
-        _check_size(text)
+        _check_size(message.text)
         operation = WithStartWorkflowOperation(
-            AgentConversation.run,
-            start,
-            id=conversation_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=NEVER_RESTART_ENDED,
-            static_summary=self._summary(start),
-            static_details=self._details(start),
+            AgentConversation.run, start, **self._start_options(conversation_id, start)
         )
-        return await self.client.execute_update_with_start_workflow(
-            AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
-            UserMessage(message_id=message_id, text=text),
-            start_workflow_operation=operation,
-            id=message_id,
-        )
+        try:
+            return await self.client.execute_update_with_start_workflow(
+                AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
+                message,
+                start_workflow_operation=operation,
+                id=message.message_id,
+            )
+        except BaseException:
+            _retrieve_start_error(operation)
+            raise
 
     async def send(
         self,
@@ -191,3 +202,11 @@ def _check_size(text: str) -> None:
             f"text is {size:,} bytes; a conversation takes at most its max_message_chars "
             f"(32,000 by default), and this client sends at most {MAX_SEND_BYTES:,} bytes"
         )
+
+
+def _retrieve_start_error(operation: WithStartWorkflowOperation) -> None:
+    """The SDK also puts a failed start's error in a future nobody awaits; retrieve it, or
+    asyncio logs "Future exception was never retrieved" with a traceback."""
+    started = operation._workflow_handle
+    if started.done() and not started.cancelled():
+        started.exception()

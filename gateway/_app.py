@@ -37,12 +37,10 @@ from gateway._models import (
 from gateway._temporal import (
     ConversationsFactory,
     Temporal,
-    ask,
     list_page,
     list_query,
     missing_or_ended,
     missing_search_attributes,
-    send,
     why_closed,
 )
 from interface import (
@@ -172,7 +170,7 @@ async def post_message(
         result = await _wait_for_turn(request, conversations, conversation_id, message, start)
         if result is not None:
             return result
-    await send(conversations, conversation_id, message, start)
+    await conversations.start(conversation_id, start, first_message=message)
     accepted = _accepted(request, conversation_id, message_id=message.message_id)
     headers = {"Location": accepted.state_url}
     return JSONResponse(accepted.model_dump(exclude_none=True), 202, headers)
@@ -187,7 +185,7 @@ async def _wait_for_turn(
 ) -> TurnResult | None:
     """The `ask` update's result, or None once `ask_timeout` has passed."""
     try:
-        turn = ask(conversations, conversation_id, message, start)
+        turn = conversations.ask_message(conversation_id, message, start)
         return await asyncio.wait_for(turn, _settings(request).ask_timeout)
     except (TimeoutError, RPCTimeoutOrCancelledError):
         return None  # the turn goes on; the caller's signal is a no-op if the update got there

@@ -1,9 +1,9 @@
 """What the gateway asks of Temporal: a client connected on first use, and conversation calls.
 
-Messages go through update-with-start and signal-with-start as in `Conversations.ask` and
-`Conversations.send`, with one difference: an ended conversation is never restarted
-(`ALLOW_DUPLICATE_FAILED_ONLY`), so a request retried after the end cannot start a new run
-and repeat its turn. A conversation that failed (an unknown agent) may be started again.
+Messages go through `Conversations` (update-with-start and signal-with-start), which never
+restarts an ended conversation (`ALLOW_DUPLICATE_FAILED_ONLY`): a request retried after the
+end cannot start a new run and repeat its turn. A conversation that failed (an unknown
+agent) may be started again.
 """
 
 from __future__ import annotations
@@ -13,23 +13,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent_workflows.conversation import AgentConversation
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
-from conversation_client import NEVER_RESTART_ENDED, Conversations, connect
+from conversation_client import Conversations, connect
 from gateway._errors import ApiError, ended, not_found, unavailable
-from interface import WORKFLOW_TYPE, StartConversation, TurnResult, UserMessage
+from interface import WORKFLOW_TYPE
 
 log = logging.getLogger("gateway")
 
@@ -79,70 +76,6 @@ class Temporal:
             return await self._factory()
         except RuntimeError as error:
             raise unavailable(str(error)) from error
-
-
-def _start_operation(
-    conversations: Conversations, conversation_id: str, start: StartConversation
-) -> WithStartWorkflowOperation:
-    return WithStartWorkflowOperation(
-        AgentConversation.run,
-        start,
-        id=conversation_id,
-        task_queue=conversations.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=NEVER_RESTART_ENDED,
-        static_summary=Conversations._summary(start),  # the summary the CLI's starts get
-        static_details=Conversations._details(start),
-    )
-
-
-async def ask(
-    conversations: Conversations,
-    conversation_id: str,
-    message: UserMessage,
-    start: StartConversation,
-) -> TurnResult:
-    """The `ask` update, with start; its update ID is the message ID."""
-    operation = _start_operation(conversations, conversation_id, start)
-    try:
-        return await conversations.client.execute_update_with_start_workflow(
-            AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
-            message,
-            start_workflow_operation=operation,
-            id=message.message_id,
-        )
-    except BaseException:
-        _retrieve_start_error(operation)
-        raise
-
-
-def _retrieve_start_error(operation: WithStartWorkflowOperation) -> None:
-    """The SDK also puts a failed start's error in a future nobody awaits; retrieve it, or
-    asyncio logs "Future exception was never retrieved" with a traceback."""
-    started = operation._workflow_handle
-    if started.done() and not started.cancelled():
-        started.exception()
-
-
-async def send(
-    conversations: Conversations,
-    conversation_id: str,
-    message: UserMessage,
-    start: StartConversation,
-) -> None:
-    """The `user_message` signal, with start; the workflow dedupes it by message ID."""
-    await conversations.client.start_workflow(
-        AgentConversation.run,
-        start,
-        id=conversation_id,
-        task_queue=conversations.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=NEVER_RESTART_ENDED,
-        static_summary=Conversations._summary(start),
-        static_details=Conversations._details(start),
-        start_signal="user_message",
-        start_signal_args=[message],
-    )
 
 
 async def why_closed(conversations: Conversations, conversation_id: str) -> ApiError:
