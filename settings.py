@@ -77,7 +77,9 @@ class WorkerTuning(BaseModel):
     """Run the workflow in the SDK's sandbox (off: 19% less worker CPU per turn)."""
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(WorkerTuning):
+    """Everything the worker reads from the environment (ENV), its tuning included."""
+
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = DEFAULT_TASK_QUEUE
@@ -90,9 +92,6 @@ class WorkerSettings(BaseModel):
     """Payload encryption keys, `ID:BASE64[,ID:BASE64...]`, the active one first (codec/)."""
     codec_key_file: str | None = None
     """A file of such keys (a mounted secret); with neither set, payloads are not encrypted."""
-    sticky_timeout: float = WorkerTuning().sticky_timeout
-    max_cached_workflows: int = WorkerTuning().max_cached_workflows
-    workflow_sandbox: bool = WorkerTuning().workflow_sandbox
     temporal_tls: bool = False
     """TLS without a client certificate (e.g. Temporal Cloud with an API key); implied by a cert."""
     temporal_tls_cert: str | None = None
@@ -120,11 +119,7 @@ class WorkerSettings(BaseModel):
         return cls.model_validate(values)
 
     def tuning(self) -> WorkerTuning:
-        return WorkerTuning(
-            sticky_timeout=self.sticky_timeout,
-            max_cached_workflows=self.max_cached_workflows,
-            workflow_sandbox=self.workflow_sandbox,
-        )
+        return WorkerTuning.model_validate(self.model_dump(include=set(WorkerTuning.model_fields)))
 
     def tls_config(self) -> TLSConfig | bool:
         """TLS from the certificate paths; True for TLS with the system's roots only."""

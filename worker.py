@@ -97,15 +97,14 @@ def default_agents(settings: WorkerSettings, db: Database) -> AgentRegistry:
     """The demo's claims assistant, and the examples: the same assistant written as an
     AutoGen and as a LlamaIndex agent, and three teams (examples/). Each uses the scripted
     model, or the model configured by OPENAI_API_KEY."""
+    model_client = settings.model_client()
     assistant = claims_assistant(
-        settings.model_client(),
-        db.sessions,
-        email_needs_approval=settings.demo_email_approval,
+        model_client, db.sessions, email_needs_approval=settings.demo_email_approval
     )
     registry = AgentRegistry([assistant])
-    register_examples(registry, db.sessions, settings.model_client(), settings.llamaindex_llm())
+    register_examples(registry, db.sessions, model_client, settings.llamaindex_llm())
     scripted = settings.openai_api_key is None  # then every team member scripts itself
-    register_teams(registry, db.sessions, None if scripted else settings.model_client())
+    register_teams(registry, db.sessions, None if scripted else model_client)
     return registry
 
 

@@ -11,7 +11,7 @@ import json
 import re
 from collections import deque
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         Message,
         ModelCallInput,
         ModelCallOutput,
+        ModelPolicy,
         PendingApproval,
         RecentMessage,
         SeqMessage,
@@ -312,10 +313,7 @@ class AgentConversation:
                 result_type=ModelCallOutput,
                 activity_id=f"{self._conversation_id}/{_step(turn)}/model",
                 summary=f"model: {request.agent} (turn {turn.number}, step {turn.steps})",
-                start_to_close_timeout=spec.model.start_to_close,
-                schedule_to_close_timeout=spec.model.schedule_to_close,
-                heartbeat_timeout=spec.model.heartbeat,
-                retry_policy=spec.model.retry.to_temporal(),
+                **_timeouts(spec.model),
             )
         except ActivityError as err:
             workflow.logger.error("model call failed for turn %s: %s", turn.number, err.cause)
@@ -418,10 +416,7 @@ class AgentConversation:
                 result_type=ModelCallOutput,
                 activity_id=f"{self._conversation_id}/t{turn.number}/a{number}/select",
                 summary=f"select speaker: {self._spec.agent} (turn {turn.number}, #{number})",
-                start_to_close_timeout=self._spec.model.start_to_close,
-                schedule_to_close_timeout=self._spec.model.schedule_to_close,
-                heartbeat_timeout=self._spec.model.heartbeat,
-                retry_policy=self._spec.model.retry.to_temporal(),
+                **_timeouts(self._spec.model),
             )
         except ActivityError as err:
             workflow.logger.error("speaker selection failed for turn %s: %s", turn.number, err)
@@ -510,10 +505,7 @@ class AgentConversation:
                 result_type=ToolCallOutput,
                 activity_id=f"{self._conversation_id}/{_step(turn)}/c{index}",
                 summary=_tool_summary(call),
-                start_to_close_timeout=policy.start_to_close,
-                schedule_to_close_timeout=policy.schedule_to_close,
-                heartbeat_timeout=policy.heartbeat,
-                retry_policy=policy.retry.to_temporal(),
+                **_timeouts(policy),
             )
         except ActivityError as err:
             return _failed_tool(err)
@@ -666,6 +658,16 @@ class AgentConversation:
                 self._set_status("failed", f"failed: {self._broken.message}")
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise self._broken from err
+
+
+def _timeouts(policy: ModelPolicy | ToolPolicy) -> dict[str, Any]:
+    """A model or tool activity's timeouts and retry policy, from its policy."""
+    return dict(
+        start_to_close_timeout=policy.start_to_close,
+        schedule_to_close_timeout=policy.schedule_to_close,
+        heartbeat_timeout=policy.heartbeat,
+        retry_policy=policy.retry.to_temporal(),
+    )
 
 
 def _forgotten(message_id: str) -> TurnResult:
