@@ -1,5 +1,6 @@
 """The public interface: pydantic models shared by the workflow, activities and clients."""
 
+from interface.contract import ErrorType
 from interface.models import (
     DEFAULT_TASK_QUEUE,
     WORKFLOW_TYPE,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_TASK_QUEUE",
     "DescribeAgentInput",
     "EndConversation",
+    "ErrorType",
     "HandoffSpec",
     "Message",
     "ModelCallInput",

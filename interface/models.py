@@ -11,14 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from interface.contract import DEFAULT_TASK_QUEUE, WORKFLOW_TYPE  # noqa: F401 (re-exported)
 from interface.policies import ConversationSettings, ModelPolicy, ToolPolicy
 
 ConversationStatus = Literal["idle", "thinking", "waiting_approval", "ended", "failed"]
 ToolCallStatus = Literal["ok", "error", "denied", "unknown"]
 TurnStatus = Literal["completed", "step_limit", "failed", "duplicate"]
-
-WORKFLOW_TYPE = "AgentConversation"
-DEFAULT_TASK_QUEUE = "agent-conversations"
 
 
 # --- messages: the neutral form every framework is converted to and from ---------------

@@ -1,0 +1,87 @@
+"""The wire contract: every name a client in any language, or the Web UI, can see.
+
+Workflow, signal, update, query and activity names, and the `ApplicationError` types that
+reach clients. The workflow, the activities, the gateway, the CLI and the tests use these
+constants; nothing else spells them. Clients match on types, never on message text.
+
+Error types a client may see:
+
+MessageRejected        the `ask` validator refused the message (empty text, too long, bad ID);
+                       the update is rejected before it enters history
+ConversationEnding     the `ask` validator: `end` was signalled, no new turns are taken
+UnknownAgent           the conversation names an agent no worker has; the workflow fails with
+                       it, and asks that were waiting fail with it too
+
+Error types in a tool call's `error_type` (`tool_calls[].error_type`, the result's JSON):
+
+ToolInputError         arguments the tool cannot use; the model sees the message
+ToolBusinessError      a business rule refused the call; the model sees the message
+OutcomeUnknown         the call may or may not have happened (a crash mid-call on a tool that
+                       cannot dedupe downstream); never re-run, surfaced to a person
+
+Activity failure types, seen in history and the Web UI (retried or not as marked):
+
+LeaseHeld              another attempt holds the tool call's claim; retried after its lease
+LeaseLost              this attempt's claim was taken over; retried
+LedgerKeyConflict      one ledger key was used for two different calls; not retried
+ModelUnavailable       the model endpoint could not be reached; retried
+ConfigurationError     the agent's wiring is wrong; not retried
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+__all__ = [
+    "ACTIVITY_CALL_TOOL",
+    "ACTIVITY_DESCRIBE_AGENT",
+    "ACTIVITY_MODEL_CALL",
+    "CLIENT_ERROR_TYPES",
+    "DEFAULT_TASK_QUEUE",
+    "ErrorType",
+    "QUERY_STATE",
+    "SIGNAL_DECIDE_TOOL",
+    "SIGNAL_END",
+    "SIGNAL_USER_MESSAGE",
+    "UPDATE_ASK",
+    "WORKFLOW_TYPE",
+]
+
+WORKFLOW_TYPE: Final = "AgentConversation"
+DEFAULT_TASK_QUEUE: Final = "agent-conversations"
+
+SIGNAL_USER_MESSAGE: Final = "user_message"
+SIGNAL_DECIDE_TOOL: Final = "decide_tool"
+SIGNAL_END: Final = "end"
+UPDATE_ASK: Final = "ask"
+QUERY_STATE: Final = "state"
+
+# Versioned: a change of input or output that old histories cannot decode gets a new name.
+ACTIVITY_DESCRIBE_AGENT: Final = "agent.describe-v1"
+ACTIVITY_MODEL_CALL: Final = "agent.model_call-v1"
+ACTIVITY_CALL_TOOL: Final = "agent.call_tool-v1"
+
+
+class ErrorType(StrEnum):
+    """`ApplicationError.type` values; the module docstring says where each appears."""
+
+    MESSAGE_REJECTED = "MessageRejected"
+    CONVERSATION_ENDING = "ConversationEnding"
+    UNKNOWN_AGENT = "UnknownAgent"
+    TOOL_INPUT = "ToolInputError"
+    TOOL_BUSINESS = "ToolBusinessError"
+    OUTCOME_UNKNOWN = "OutcomeUnknown"
+    LEASE_HELD = "LeaseHeld"
+    LEASE_LOST = "LeaseLost"
+    LEDGER_KEY_CONFLICT = "LedgerKeyConflict"
+    MODEL_UNAVAILABLE = "ModelUnavailable"
+    CONFIGURATION = "ConfigurationError"
+
+
+CLIENT_ERROR_TYPES: Final = (
+    ErrorType.MESSAGE_REJECTED,
+    ErrorType.CONVERSATION_ENDING,
+    ErrorType.UNKNOWN_AGENT,
+)
+"""The types an `ask` can fail with; the README lists them for other-language clients."""
