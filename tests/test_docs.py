@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from interface import contract
+from interface import contract, models
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -112,3 +112,28 @@ def test_interface_page_lists_every_error_type_and_activity() -> None:
     names = [e.value for e in contract.ErrorType] + activities
     assert len(activities) >= 3
     assert [n for n in names if f"| `{n}` |" not in page] == []
+
+
+def table_row(section: str, kind: str, name: str) -> str:
+    """The row of README's interface table for one signal, update or query."""
+    rows = [line for line in section.splitlines() if line.startswith(f"| {kind} | `{name}` |")]
+    assert len(rows) == 1, (kind, name, rows)
+    return rows[0]
+
+
+def test_readme_interface_payloads_name_every_field() -> None:
+    section = interface_section()
+    payloads = {
+        ("signal", contract.SIGNAL_USER_MESSAGE): [models.UserMessage],
+        ("signal", contract.SIGNAL_DECIDE_TOOL): [models.ToolDecision],
+        ("update", contract.UPDATE_ASK): [models.TurnResult, models.ToolCallRecord],
+        ("query", contract.QUERY_STATE): [models.ConversationState],
+    }
+    missing = {
+        (kind, name, model.__name__): field
+        for (kind, name), kinds in payloads.items()
+        for model in kinds
+        for field in model.model_fields
+        if f'"{field}"' not in table_row(section, kind, name)
+    }
+    assert missing == {}, f"README's interface table lacks fields {missing}"
