@@ -1,4 +1,8 @@
-"""One SQLAlchemy async engine per worker: SQLite (WAL) by default, PostgreSQL by URL."""
+"""One SQLAlchemy async engine per worker: SQLite (WAL) by default, PostgreSQL by URL.
+
+`Database.migrate` creates the core's tables from the Alembic revisions shipped in
+`activities.migrations`, and those a tool package brings as a `TableSet`.
+"""
 
 from __future__ import annotations
 
@@ -146,15 +150,15 @@ def _version_rows(connection: Connection) -> set[str]:
 
 
 def _delete_versions(connection: Connection, versions: set[str]) -> None:
-    for version in sorted(versions):
+    if versions:
         delete = text("DELETE FROM alembic_version WHERE version_num = :v")
-        connection.execute(delete, {"v": version})
+        connection.execute(delete, [{"v": v} for v in sorted(versions)])
 
 
 def _insert_versions(connection: Connection, versions: set[str]) -> None:
-    for version in sorted(versions):
+    if versions:
         insert = text("INSERT INTO alembic_version (version_num) VALUES (:v)")
-        connection.execute(insert, {"v": version})
+        connection.execute(insert, [{"v": v} for v in sorted(versions)])
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
