@@ -10,6 +10,7 @@ WORKDIR /app
 COPY . /app
 # bytecode at build time: PYTHONDONTWRITEBYTECODE stops writing it at run time, and
 # every worker would otherwise compile the sources again on each start
+# no extras: the local Temporal servers (the `local` extra) and test tools stay out
 RUN pip install . && python -m compileall -q /app
 
 # Run as an unprivileged user.

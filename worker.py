@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.db import Database, redacted
+from activities.db import Database, TableSet, redacted
 from activities.faults import KillAt
 from activities.ledger import Ledger, LedgerHooks
 from activities.model import ModelActivities
@@ -27,6 +27,7 @@ from activities.transcript import Transcript
 from agents.registry import AgentRegistry
 from codec import KeyConfigError, encryption_summary
 from conversation_client import run_then_exit
+from demo import tables as demo_tables
 from demo.agent import claims_assistant
 from demo.seed import seed_demo
 from examples.claims_team import register_teams
@@ -89,7 +90,8 @@ async def has_search_attributes(client: Client) -> bool:
 
 
 async def prepare_database(db: Database) -> None:
-    await db.migrate()
+    """Create or upgrade the core's tables and the demo's, then seed the demo."""
+    await db.migrate(TableSet(demo_tables.NAME, migrations=demo_tables.MIGRATIONS))
     await seed_demo(db.sessions)
 
 

@@ -1,14 +1,23 @@
-"""One SQLAlchemy async engine per worker: SQLite (WAL) by default, PostgreSQL by URL."""
+"""One SQLAlchemy async engine per worker: SQLite (WAL) by default, PostgreSQL by URL.
+
+`Database.migrate` creates the core's tables from the Alembic revisions shipped in
+`activities.migrations`, and those a tool package brings as a `TableSet`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, MetaData, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,15 +27,38 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = ROOT / "migrations"
-VERSION_LOCATIONS = [MIGRATIONS / "versions", ROOT / "demo" / "migrations"]
+# package data, so an installed (non-editable) copy finds them too
+MIGRATIONS = files("activities.migrations")
 _READ_ONLY = "agent_read_only"
 _MIGRATION_LOCK = 7_042_001  # PostgreSQL advisory lock: one worker migrates at a time
 
 
 class Base(DeclarativeBase):
     """Metadata of the ledger and the transcript."""
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """Tables a tool package brings, created by `Database.migrate`: either its own Alembic
+    revisions or a SQLAlchemy MetaData.
+
+    `migrations` is a folder of Alembic revision files, shipped in the package (for example
+    `importlib.resources.files("mypkg.migrations")`). They form one branch labelled `name`
+    and share the `alembic_version` table with the core's, so their revision IDs must be
+    unique: prefix them with `name` (`mypkg_0001`).
+    `metadata` is created with `create_all`, which adds missing tables and never alters one:
+    for tables that do not change, and for tests.
+    """
+
+    name: str
+    migrations: Traversable | None = None
+    metadata: MetaData | None = None
+
+    def __post_init__(self) -> None:
+        if (self.migrations is None) == (self.metadata is None):
+            raise ValueError(f"table set {self.name!r}: give either migrations or metadata")
+        if self.name == "core":
+            raise ValueError("table set name 'core' is the ledger's and the transcript's")
 
 
 def async_url(url: str) -> str:
@@ -70,24 +102,63 @@ class Database:
         """A session for reads only: on SQLite its transactions do not take the write lock."""
         return self._read_sessions()
 
-    async def migrate(self) -> None:
-        """Create or upgrade every table (ledger, transcript, demo) to the newest revision."""
+    async def migrate(self, *tables: TableSet) -> None:
+        """Create or upgrade the ledger, the transcript and each table set's tables, in one
+        transaction; running it again changes nothing."""
+        names = [t.name for t in tables]
+        if len(set(names)) < len(names):
+            raise ValueError(f"table sets named twice: {names}")
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, tables)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, tables: Sequence[TableSet]) -> None:
+    locations = [MIGRATIONS / "versions", *(t.migrations for t in tables if t.migrations)]
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", _on_disk(MIGRATIONS))
     cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in VERSION_LOCATIONS))
+    cfg.set_main_option("version_locations", os.pathsep.join(_on_disk(p) for p in locations))
     cfg.attributes["connection"] = connection
+    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    # Alembic refuses a version row it has no file for. Rows of packages this worker does
+    # not load (another worker's, or a removed one's) are theirs: set aside, then restored.
+    foreign = _version_rows(connection) - known
+    _delete_versions(connection, foreign)
     command.upgrade(cfg, "heads")
+    _insert_versions(connection, foreign)
+    for table_set in tables:
+        if table_set.metadata is not None:
+            table_set.metadata.create_all(connection, checkfirst=True)
+
+
+def _on_disk(location: Traversable) -> str:
+    """Alembic reads revisions from files: the folder's path on the file system."""
+    if not isinstance(location, os.PathLike):
+        raise TypeError(f"migrations must be a folder on disk, not {location!r} (zipped?)")
+    return os.fspath(location)
+
+
+def _version_rows(connection: Connection) -> set[str]:
+    if not inspect(connection).has_table("alembic_version"):
+        return set()
+    return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def _delete_versions(connection: Connection, versions: set[str]) -> None:
+    if versions:
+        delete = text("DELETE FROM alembic_version WHERE version_num = :v")
+        connection.execute(delete, [{"v": v} for v in sorted(versions)])
+
+
+def _insert_versions(connection: Connection, versions: set[str]) -> None:
+    if versions:
+        insert = text("INSERT INTO alembic_version (version_num) VALUES (:v)")
+        connection.execute(insert, [{"v": v} for v in sorted(versions)])
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -1,11 +1,19 @@
-"""The claims demo's own tables, on their own metadata."""
+"""The claims demo's own tables, on their own metadata, with their own Alembic revisions.
+
+The worker creates them with `db.migrate(TableSet(NAME, migrations=MIGRATIONS))`: the demo
+is the first tool package that brings its tables, and the core knows nothing of them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from importlib.resources import files
 
 from sqlalchemy import DateTime, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAME = "demo"  # the Alembic branch label of demo/migrations
+MIGRATIONS = files("demo.migrations")  # package data: found in an installed copy too
 
 
 def _now() -> datetime:

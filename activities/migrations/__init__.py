@@ -1,0 +1,1 @@
+"""Alembic environment and the core's revisions: package data, found with importlib.resources."""

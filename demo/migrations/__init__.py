@@ -1,0 +1,1 @@
+"""The demo's Alembic revisions (branch `demo`), shipped in the package."""
