@@ -380,6 +380,60 @@ async def test_codec_server_reports_bad_input(http: httpx.AsyncClient) -> None:
     assert response.status_code == 400 and "unknown key ID 'k9'" in response.text
 
 
+def sealed_json(data: bytes, key_id: str = "k1") -> str:
+    """A payload that claims to be encrypted under `key_id`, with `data` as its bytes."""
+    metadata = {"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()}
+    return as_json([Payload(metadata=metadata, data=data)])
+
+
+def sealed_garbage() -> bytes:
+    """Authentic AES-GCM under K1 whose plaintext is not a serialized Payload."""
+    nonce = os.urandom(12)
+    return nonce + ring(K1).cipher("k1").encrypt(nonce, b"\xff\xff\xff not protobuf", None)
+
+
+UNDECRYPTABLE = [
+    (sealed_json(b"abc"), "too few to be encrypted"),
+    (sealed_json(b""), "too few to be encrypted"),
+    (sealed_json(b"0123456789"), "too few to be encrypted"),
+    (sealed_json(b"\0" * 40), "failed authentication"),
+    (sealed_json(sealed_garbage()), "not a Payload"),
+]
+"""Well-formed requests whose payloads claim encryption but cannot be opened."""
+MALFORMED = [
+    ('{"payloads": [{"data": "!!!"}]}', "payloads[0].data is not valid base64"),
+    ('{"payloads": [{"metadata": {"encoding": "%%"}}]}', "metadata.encoding is not valid"),
+    ("[]", "expected Payloads"),
+    ("null", "expected Payloads"),
+    ('"payloads"', "expected Payloads"),
+    ('{"payloads": 5}', "expected Payloads"),
+    ('{"payloads": [null]}', "expected Payloads"),
+    ('{"payloads": [{"data": 5}]}', "expected Payloads"),
+    ('{"unknown": 1}', "expected Payloads"),
+    ("", "not JSON"),
+    (b"\xff\xfe\x00", "not JSON"),
+    ("[" * 100_000, "not JSON"),
+]
+"""Bodies that are not `Payloads` as proto JSON."""
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [("/decode", body, reason) for body, reason in UNDECRYPTABLE + MALFORMED]
+    + [("/encode", body, reason) for body, reason in MALFORMED],
+)
+async def test_codec_server_answers_malformed_payloads_with_a_400(
+    path: str, body: str | bytes, reason: str
+) -> None:
+    """Before: bare 500s (a short nonce, non-protobuf plaintext), bad base64 taken as empty."""
+    transport = httpx.ASGITransport(app=server_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec") as http:
+        response = await http.post(path, content=body, headers=GOOD)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert reason in response.json()["detail"]
+
+
 async def test_codec_server_allows_the_ui_origin_only(http: httpx.AsyncClient) -> None:
     def preflight(origin: str) -> dict[str, str]:
         return {
