@@ -4,6 +4,8 @@ The protocol (temporalio/samples-go `codec-server/protocol.md`): POST a `Payload
 proto JSON, `{"payloads": [{"metadata": {...}, "data": "<base64>"}]}`, get the same shape
 back. Clients send `X-Namespace`; the CLI sends `--codec-auth` as the `Authorization` header.
 The endpoints also answer under `/{namespace}/...`, for the CLI's `{namespace}` templating.
+Browsers (the Web UI) sign in at `/login` instead (`_session.py`); `/healthz` is for
+container healthchecks. Malformed input is a 400 with a JSON `detail`, never a 500.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from temporalio.converter import PayloadCodec
 
 from codec._codec import DecryptionError, EncryptionCodec
 from codec._keys import KeyConfigError, KeyRing
+from codec._session import SESSION_COOKIE, cookie_request_allowed, login_router, valid_session
 
 PayloadFunction = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 
@@ -98,11 +101,13 @@ def build_app(
     """An app serving `codec` to holders of `token`, for one namespace."""
     _check_token(token)
     app = FastAPI(title="payload codec", docs_url=None, redoc_url=None, openapi_url=None)
-    router = APIRouter(dependencies=[Depends(_guard(token, namespace))])
+    router = APIRouter(dependencies=[Depends(_guard(token, namespace, cors_origins))])
     for prefix in ("", "/{path_namespace}"):
         router.add_api_route(f"{prefix}/encode", _endpoint(codec.encode), methods=["POST"])
         router.add_api_route(f"{prefix}/decode", _endpoint(codec.decode), methods=["POST"])
     app.include_router(router)
+    app.include_router(login_router(token.encode(), namespace))
+    app.add_api_route("/healthz", _healthz, methods=["GET"])
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(
         CORSMiddleware,
@@ -127,14 +132,24 @@ def _check_token(token: str) -> None:
         )
 
 
-def _guard(token: str, namespace: str) -> Callable[[Request], Awaitable[None]]:
+async def _healthz() -> dict[str, str]:
+    """For the container's healthcheck: the app answers (no token needed, nothing revealed)."""
+    return {"status": "ok"}
+
+
+def _guard(
+    token: str, namespace: str, origins: Sequence[str]
+) -> Callable[[Request], Awaitable[None]]:
     expected = token.encode()
 
     async def check(request: Request) -> None:
-        """401 without the bearer token, 403 for another namespace."""
+        """401 without the bearer token or a browser session, 403 for another namespace."""
         scheme, _, sent = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected):
+        bearer = scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), expected)
+        if not bearer and not valid_session(expected, request.cookies.get(SESSION_COOKIE)):
             raise HTTPException(401, "bearer token required", {"WWW-Authenticate": "Bearer"})
+        if not bearer and not cookie_request_allowed(request, origins):
+            raise HTTPException(403, "a session needs a JSON request from an allowed origin")
         asked = request.headers.get("x-namespace")
         in_path = request.path_params.get("path_namespace")
         if asked != namespace or in_path not in (None, namespace):
