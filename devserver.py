@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -110,3 +113,86 @@ async def _wait_until_polling(process: asyncio.subprocess.Process, log: Path) ->
         if process.returncode is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
         await asyncio.sleep(0.1)
+
+
+# `./run server`: one dev server the CLI, the worker and the gateway share across runs
+
+SERVER_PORT = 7233
+"""Where the CLI, the worker and the gateway look by default (TEMPORAL_ADDRESS)."""
+SERVER_DB = ROOT / ".data" / "temporal.db"
+
+
+def dev_server_command(
+    *, ip: str = "127.0.0.1", port: int = SERVER_PORT, ui_port: int | None = None, db: Path
+) -> list[str]:
+    """`temporal server start-dev`, persistent in `db`, poll cap lifted, attributes registered."""
+    command = [binary("temporal"), "server", "start-dev", "--ip", ip, "--port", str(port)]
+    command += ["--ui-port", str(ui_port or port + 1000), "--db-filename", str(db)]
+    for key in search_attributes.ALL:
+        command += ["--search-attribute", f"{key.name}={key._metadata_type}"]
+    return [*command, *DEV_SERVER_ARGS]
+
+
+def _port_is_free(ip: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], ip: str, port: int) -> None:
+    """Until the frontend accepts connections; the server's exit is an error."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection((ip, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the Temporal dev server did not start on {ip}:{port}")
+
+
+def serve(*, ip: str, port: int, ui_port: int | None, db: Path) -> int:
+    """Run the dev server in the foreground until it exits or we are stopped (SIGINT/SIGTERM)."""
+    ui_port = ui_port or port + 1000
+    for taken in (port, ui_port):
+        if not _port_is_free(ip, taken):
+            raise SystemExit(f"{ip}:{taken} is in use: is a Temporal server already running?")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(dev_server_command(ip=ip, port=port, ui_port=ui_port, db=db))
+    # stopping this process stops the server too: it is never left running on its own
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    try:
+        _wait_for_port(process, ip, port)
+        print(
+            f"Temporal dev server on {ip}:{port}, state in {db}\n"
+            f"  export TEMPORAL_ADDRESS={ip}:{port}\n"
+            f"  Web UI: http://{ip}:{ui_port}",
+            flush=True,
+        )
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)  # a terminal's Ctrl-C reached it already; kill did not
+        code = process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    return 0 if code in (-signal.SIGTERM, -signal.SIGINT) else code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m devserver [--port 7233] [--ui-port 8233] [--db-filename .data/temporal.db]`."""
+    parser = argparse.ArgumentParser(prog="./run server", description=main.__doc__)
+    parser.add_argument("--ip", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=SERVER_PORT, help="gRPC port (7233)")
+    parser.add_argument("--ui-port", type=int, help="Web UI port (default: port + 1000)")
+    parser.add_argument("--db-filename", type=Path, default=SERVER_DB, help="the state file")
+    args = parser.parse_args(argv)
+    sys.exit(serve(ip=args.ip, port=args.port, ui_port=args.ui_port, db=args.db_filename))
+
+
+if __name__ == "__main__":
+    main()

@@ -81,10 +81,19 @@ async def has_search_attributes(client: Client) -> bool:
     except RPCError as error:
         log.warning("cannot list search attributes (%s); conversations will not set them", error)
         return False
-    missing = [key.name for key in search_attributes.ALL if key.name not in found.custom_attributes]
+    missing = [key for key in search_attributes.ALL if key.name not in found.custom_attributes]
     if missing:
+        address = client.service_client.config.target_host
+        create = " && ".join(
+            f"temporal operator search-attribute create --address {address} "
+            f"--namespace {client.namespace} --name {key.name} --type {key._metadata_type}"
+            for key in missing
+        )
         log.warning(
-            "search attributes %s are not registered; conversations will not set them", missing
+            "search attributes %s are not registered; conversations will not set them. "
+            "Create them (then restart the worker): %s",
+            [key.name for key in missing],
+            create,
         )
     return not missing
 

@@ -1,4 +1,5 @@
-"""`python -m codec keygen` prints a new key entry; `python -m codec serve` runs the codec server.
+"""`python -m codec keygen` prints a new key entry; `python -m codec serve` runs the codec server;
+`python -m codec health` checks that one answers.
 
 The server reads AGENT_CODEC_SERVER_TOKEN, TEMPORAL_NAMESPACE, AGENT_CODEC_CORS_ORIGINS and
 AGENT_CODEC_KEYS / AGENT_CODEC_KEY_FILE.
@@ -45,6 +46,22 @@ def serve(
         raise SystemExit(f"codec server: {'; '.join(problems)}") from None
     print(f"codec server for namespace {server.namespace!r} on http://{host}:{port}", flush=True)
     uvicorn.run(asgi, host=host, port=port, log_level="info")
+
+
+@app.command()
+def health(
+    host: Annotated[str, typer.Option(help="the server's address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="the server's port")] = 8081,
+) -> None:
+    """Exit 0 if the codec server answers GET /healthz (the container's healthcheck)."""
+    import httpx
+
+    try:
+        response = httpx.get(f"http://{host}:{port}/healthz", timeout=5)
+    except httpx.HTTPError as err:
+        raise SystemExit(f"codec server at {host}:{port}: {type(err).__name__}") from None
+    if response.status_code != 200:
+        raise SystemExit(f"codec server at {host}:{port}: HTTP {response.status_code}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
@@ -21,10 +22,12 @@ from codec._keys import KeyRing
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 class DecryptionError(ValueError):
-    """A payload could not be decrypted: unknown key ID, or data that fails authentication."""
+    """A payload could not be decrypted: unknown key ID, data too short or failing
+    authentication, or plaintext that is not a serialized Payload."""
 
 
 class EncryptionCodec(PayloadCodec):
@@ -67,13 +70,22 @@ class EncryptionCodec(PayloadCodec):
                 f"(known: {', '.join(self.ring.ids)})"
             )
         data = payload.data
+        if len(data) < NONCE_BYTES + TAG_BYTES:  # AESGCM raises a bare ValueError on a short nonce
+            raise DecryptionError(
+                f"payload under key {key_id!r} has {len(data)} bytes, too few to be encrypted"
+            )
         try:
             plain = self.ring.cipher(key_id).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], None)
         except InvalidTag:
             raise DecryptionError(
                 f"payload under key {key_id!r} failed authentication (tampered or wrong key)"
             ) from None
-        return Payload.FromString(plain)
+        try:
+            return Payload.FromString(plain)
+        except DecodeError:
+            raise DecryptionError(
+                f"payload under key {key_id!r} decrypted to data that is not a Payload"
+            ) from None
 
 
 def encrypted_data_converter(ring: KeyRing) -> DataConverter:

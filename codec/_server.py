@@ -4,16 +4,22 @@ The protocol (temporalio/samples-go `codec-server/protocol.md`): POST a `Payload
 proto JSON, `{"payloads": [{"metadata": {...}, "data": "<base64>"}]}`, get the same shape
 back. Clients send `X-Namespace`; the CLI sends `--codec-auth` as the `Authorization` header.
 The endpoints also answer under `/{namespace}/...`, for the CLI's `{namespace}` templating.
+Browsers (the Web UI) sign in at `/login` instead (`_session.py`); `/healthz` is for
+container healthchecks. Malformed input is a 400 with a JSON `detail`, never a 500.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import json
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from pydantic import BaseModel, SecretStr, field_validator
 from temporalio.api.common.v1 import Payload, Payloads
@@ -21,6 +27,7 @@ from temporalio.converter import PayloadCodec
 
 from codec._codec import DecryptionError, EncryptionCodec
 from codec._keys import KeyConfigError, KeyRing
+from codec._session import SESSION_COOKIE, cookie_request_allowed, login_router, valid_session
 
 PayloadFunction = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 
@@ -94,11 +101,14 @@ def build_app(
     """An app serving `codec` to holders of `token`, for one namespace."""
     _check_token(token)
     app = FastAPI(title="payload codec", docs_url=None, redoc_url=None, openapi_url=None)
-    router = APIRouter(dependencies=[Depends(_guard(token, namespace))])
+    router = APIRouter(dependencies=[Depends(_guard(token, namespace, cors_origins))])
     for prefix in ("", "/{path_namespace}"):
         router.add_api_route(f"{prefix}/encode", _endpoint(codec.encode), methods=["POST"])
         router.add_api_route(f"{prefix}/decode", _endpoint(codec.decode), methods=["POST"])
     app.include_router(router)
+    app.include_router(login_router(token.encode(), namespace))
+    app.add_api_route("/healthz", _healthz, methods=["GET"])
+    app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(cors_origins),
@@ -109,6 +119,12 @@ def build_app(
     return app
 
 
+async def _internal_error(request: Request, error: Exception) -> Response:
+    """A JSON 500 naming only the error class: the exception may hold payload bytes."""
+    detail = f"codec server error ({type(error).__name__})"
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
 def _check_token(token: str) -> None:
     if len(token) < MIN_TOKEN_CHARS:
         raise KeyConfigError(
@@ -116,14 +132,24 @@ def _check_token(token: str) -> None:
         )
 
 
-def _guard(token: str, namespace: str) -> Callable[[Request], Awaitable[None]]:
+async def _healthz() -> dict[str, str]:
+    """For the container's healthcheck: the app answers (no token needed, nothing revealed)."""
+    return {"status": "ok"}
+
+
+def _guard(
+    token: str, namespace: str, origins: Sequence[str]
+) -> Callable[[Request], Awaitable[None]]:
     expected = token.encode()
 
     async def check(request: Request) -> None:
-        """401 without the bearer token, 403 for another namespace."""
+        """401 without the bearer token or a browser session, 403 for another namespace."""
         scheme, _, sent = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected):
+        bearer = scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), expected)
+        if not bearer and not valid_session(expected, request.cookies.get(SESSION_COOKIE)):
             raise HTTPException(401, "bearer token required", {"WWW-Authenticate": "Bearer"})
+        if not bearer and not cookie_request_allowed(request, origins):
+            raise HTTPException(403, "a session needs a JSON request from an allowed origin")
         asked = request.headers.get("x-namespace")
         in_path = request.path_params.get("path_namespace")
         if asked != namespace or in_path not in (None, namespace):
@@ -134,11 +160,8 @@ def _guard(token: str, namespace: str) -> Callable[[Request], Awaitable[None]]:
 
 def _endpoint(apply: PayloadFunction) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
-        """Payloads in, payloads out, as proto JSON."""
-        try:
-            payloads = json_format.Parse(await request.body(), Payloads())
-        except (json_format.ParseError, UnicodeDecodeError) as err:
-            raise HTTPException(400, f"expected Payloads as proto JSON: {err}") from None
+        """Payloads in, payloads out, as proto JSON; bad input is a 400, never a 500."""
+        payloads = _parse_payloads(await request.body())
         try:
             result = Payloads(payloads=await apply(payloads.payloads))
         except DecryptionError as err:
@@ -146,3 +169,43 @@ def _endpoint(apply: PayloadFunction) -> Callable[[Request], Awaitable[Response]
         return Response(json_format.MessageToJson(result), media_type="application/json")
 
     return handle
+
+
+def _parse_payloads(body: bytes) -> Payloads:
+    """The request's `Payloads`, or a 400 that says what is wrong (in a bounded message)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise HTTPException(400, "expected Payloads as proto JSON: the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise HTTPException(400, 'expected Payloads as proto JSON: {"payloads": [...]}')
+    _check_base64(document)
+    try:
+        return json_format.ParseDict(document, Payloads())
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as err:
+        raise HTTPException(400, f"expected Payloads as proto JSON: {str(err)[:200]}") from None
+
+
+def _check_base64(document: dict[str, object]) -> None:
+    """Refuse bad base64 in `data` and metadata: protobuf would silently drop the bad characters."""
+    items = document.get("payloads")
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue  # ParseDict reports the wrong type
+        metadata = item.get("metadata")
+        fields = (
+            {f"metadata.{k}": v for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+        )
+        for name, value in {"data": item.get("data"), **fields}.items():
+            if isinstance(value, str) and not _is_base64(value):
+                raise HTTPException(400, f"payloads[{index}].{name[:80]} is not valid base64")
+
+
+def _is_base64(text: str) -> bool:
+    """Standard or URL-safe base64, padded or not, as proto JSON allows."""
+    standard = text.replace("-", "+").replace("_", "/")
+    try:
+        base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except binascii.Error:
+        return False
+    return True

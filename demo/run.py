@@ -108,8 +108,18 @@ async def _demo(keep_running: bool, encrypt: bool = False) -> None:
         cid = await _conversation(client, address, database_url, task_queue, stack, worker_env)
         await _report(db, cid, ui)
         if keep_running and ui:
-            console.print("Server and Web UI stay up; Ctrl-C to stop.")
+            console.print(_keep_running_message(address, ui), highlight=False)
             await asyncio.Event().wait()
+
+
+def _keep_running_message(address: str, ui: str) -> str:
+    """What a user needs to point the CLI, a worker or the gateway at the demo's server."""
+    return (
+        f"Server and Web UI stay up; Ctrl-C to stop. In another shell:\n"
+        f"  export TEMPORAL_ADDRESS={address}\n"
+        f"  ./run cli list    # Web UI: {ui}\n"
+        "(`./run server` keeps a server on 127.0.0.1:7233 across runs instead.)"
+    )
 
 
 class _Workers:

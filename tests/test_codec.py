@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -41,6 +42,7 @@ from codec import (
     encrypted_data_converter,
     generate_key_entry,
 )
+from codec._session import SESSION_COOKIE, session_value
 from conversation_client import Conversations, connect
 from demo.tables import ClaimNote
 from interface import StartConversation
@@ -380,6 +382,60 @@ async def test_codec_server_reports_bad_input(http: httpx.AsyncClient) -> None:
     assert response.status_code == 400 and "unknown key ID 'k9'" in response.text
 
 
+def sealed_json(data: bytes, key_id: str = "k1") -> str:
+    """A payload that claims to be encrypted under `key_id`, with `data` as its bytes."""
+    metadata = {"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()}
+    return as_json([Payload(metadata=metadata, data=data)])
+
+
+def sealed_garbage() -> bytes:
+    """Authentic AES-GCM under K1 whose plaintext is not a serialized Payload."""
+    nonce = os.urandom(12)
+    return nonce + ring(K1).cipher("k1").encrypt(nonce, b"\xff\xff\xff not protobuf", None)
+
+
+UNDECRYPTABLE = [
+    (sealed_json(b"abc"), "too few to be encrypted"),
+    (sealed_json(b""), "too few to be encrypted"),
+    (sealed_json(b"0123456789"), "too few to be encrypted"),
+    (sealed_json(b"\0" * 40), "failed authentication"),
+    (sealed_json(sealed_garbage()), "not a Payload"),
+]
+"""Well-formed requests whose payloads claim encryption but cannot be opened."""
+MALFORMED = [
+    ('{"payloads": [{"data": "!!!"}]}', "payloads[0].data is not valid base64"),
+    ('{"payloads": [{"metadata": {"encoding": "%%"}}]}', "metadata.encoding is not valid"),
+    ("[]", "expected Payloads"),
+    ("null", "expected Payloads"),
+    ('"payloads"', "expected Payloads"),
+    ('{"payloads": 5}', "expected Payloads"),
+    ('{"payloads": [null]}', "expected Payloads"),
+    ('{"payloads": [{"data": 5}]}', "expected Payloads"),
+    ('{"unknown": 1}', "expected Payloads"),
+    ("", "not JSON"),
+    (b"\xff\xfe\x00", "not JSON"),
+    ("[" * 100_000, "not JSON"),
+]
+"""Bodies that are not `Payloads` as proto JSON."""
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [("/decode", body, reason) for body, reason in UNDECRYPTABLE + MALFORMED]
+    + [("/encode", body, reason) for body, reason in MALFORMED],
+)
+async def test_codec_server_answers_malformed_payloads_with_a_400(
+    path: str, body: str | bytes, reason: str
+) -> None:
+    """Before: bare 500s (a short nonce, non-protobuf plaintext), bad base64 taken as empty."""
+    transport = httpx.ASGITransport(app=server_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec") as http:
+        response = await http.post(path, content=body, headers=GOOD)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert reason in response.json()["detail"]
+
+
 async def test_codec_server_allows_the_ui_origin_only(http: httpx.AsyncClient) -> None:
     def preflight(origin: str) -> dict[str, str]:
         return {
@@ -398,6 +454,66 @@ async def test_codec_server_allows_the_ui_origin_only(http: httpx.AsyncClient) -
         "/encode", content=as_json([plain("x")]), headers={**GOOD, "Origin": UI_ORIGIN}
     )
     assert response.headers["access-control-allow-origin"] == UI_ORIGIN
+
+
+async def test_codec_server_health_needs_no_token(http: httpx.AsyncClient) -> None:
+    response = await http.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def ui_request(cookie: str | None, **headers: str) -> dict[str, str]:
+    """The headers of the Web UI's decode fetch (data-encoder.ts), with credentials."""
+    sent = {"Content-Type": "application/json", "X-Namespace": NAMESPACE, "Origin": UI_ORIGIN}
+    return sent | ({"Cookie": f"{SESSION_COOKIE}={cookie}"} if cookie else {}) | headers
+
+
+async def signed_in(http: httpx.AsyncClient) -> str:
+    page = await http.get("/login")
+    assert page.status_code == 200 and 'name="token"' in page.text
+    response = await http.post("/login", data={"token": TOKEN})
+    assert response.status_code == 200, response.text
+    set_cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
+    cookie = response.cookies[SESSION_COOKIE]
+    assert TOKEN not in cookie  # the cookie is a MAC, not the token
+    http.cookies.clear()  # each request below sends exactly the cookie it names
+    return cookie
+
+
+async def test_the_web_ui_decodes_after_an_operator_signs_in(http: httpx.AsyncClient) -> None:
+    """The UI sends no bearer token: a session cookie from /login lets it decode."""
+    [sealed] = await EncryptionCodec(ring(K1)).encode([plain(SECRET_TURN)])
+    body, path = as_json([sealed]), "/decode?preserveStorageRefs=true"
+    assert (await http.post(path, content=body, headers=ui_request(None))).status_code == 401
+    wrong = await http.post("/login", data={"token": "not-the-token-0123456789"})
+    assert wrong.status_code == 401 and SESSION_COOKIE not in wrong.cookies
+    cookie = await signed_in(http)
+    response = await http.post(path, content=body, headers=ui_request(cookie))
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert from_json(response.text) == [plain(SECRET_TURN)]
+
+
+async def test_a_session_is_refused_off_the_ui_or_when_forged(http: httpx.AsyncClient) -> None:
+    [sealed] = await EncryptionCodec(ring(K1)).encode([plain(SECRET_TURN)])
+    body = as_json([sealed])
+    cookie = await signed_in(http)
+    expires = int(cookie.split(".")[0])
+    refused = {
+        # a form or text/plain POST needs no CORS preflight, so any page could send it
+        "text/plain": (ui_request(cookie, **{"Content-Type": "text/plain"}), 403),
+        "other origin": (ui_request(cookie, Origin="http://evil.example"), 403),
+        "other namespace": (ui_request(cookie, **{"X-Namespace": "other"}), 403),
+        "expired": (ui_request(session_value(TOKEN.encode(), int(time.time()) - 1)), 401),
+        "another token": (ui_request(session_value(b"another-token-0123456789", expires)), 401),
+        "edited expiry": (ui_request(f"{expires + 9999}.{cookie.split('.')[1]}"), 401),
+        "garbage": (ui_request("garbage"), 401),
+    }
+    for case, (headers, status) in refused.items():
+        response = await http.post("/decode", content=body, headers=headers)
+        assert response.status_code == status, case
+        assert "pineapple" not in response.text, case
 
 
 def test_codec_server_settings_need_a_token_and_keys() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,8 +17,11 @@ from temporalio.service import TLSConfig
 
 import gateway.__main__ as gateway_main
 from codec import SERVER_ENV
+from conversation_client import Conversations
 from interface import search_attributes
 from settings import CLIENT_SETTINGS, ENV, WorkerSettings
+from tests.conftest import ROOT
+from tests.test_codec import server_app, serving
 
 COMPOSE_PATH = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 
@@ -222,7 +228,9 @@ def test_temporal_persistence_on_postgresql(compose, services):
     [mounted] = temporal["configs"]
     assert mounted["target"] == env["DYNAMIC_CONFIG_FILE_PATH"]
     dynamic = yaml.safe_load(compose["configs"][mounted["source"]]["content"])
-    assert dynamic["frontend.enableExecuteMultiOperation"] == [{"value": True, "constraints": {}}]
+    assert dynamic["frontend.enableUpdateWorkflowExecution"] == [{"value": True, "constraints": {}}]
+    # removed from the server in 1.30 (update-with-start is always on): a stale key
+    assert "frontend.enableExecuteMultiOperation" not in dynamic
     assert any(str(p).split(":")[-1] == "7233" for p in temporal.get("ports", []))
 
 
@@ -318,13 +326,14 @@ def test_gateway_service(services):
     worker_env = env_of(services["worker"])
     for name in env.keys() & worker_env.keys() - {"OTEL_SERVICE_NAME"}:
         assert env[name] == worker_env[name], f"gateway and worker differ on {name}"
-    assert env["GATEWAY_HOST"] == "0.0.0.0"
-    assert gateway["ports"] == [f"${{GATEWAY_PORT:-8000}}:{env['GATEWAY_PORT']}"]
+    assert env["GATEWAY_HOST"] == "0.0.0.0"  # inside its container; published on loopback
+    assert gateway["ports"] == [f"127.0.0.1:${{GATEWAY_PORT:-8000}}:{env['GATEWAY_PORT']}"]
 
 
 def test_worker_build_command_and_replicas(services):
     worker = services["worker"]
     assert worker.get("build") == "."
+    assert "healthcheck" in worker
     assert command_text(worker) == "python worker.py"
     assert str(worker["deploy"]["replicas"]) == "${WORKER_REPLICAS:-3}"
     # Replicated services can't have a fixed container name or host port.
@@ -416,3 +425,132 @@ def test_tls_settings(tmp_path):
     options = WorkerSettings.from_env({"TEMPORAL_API_KEY": "key-123"}).connect_options()
     assert options["tls"] is True and options["api_key"] == "key-123"
     assert "key-123" not in repr(WorkerSettings.from_env({"TEMPORAL_API_KEY": "key-123"}))
+
+
+# finding 13: current releases, one image, healthchecks, nothing on all interfaces
+
+APP_SERVICES = ("worker", "gateway", "codec-server")
+"""The services built from this repository's Dockerfile."""
+
+
+def tag_of(image: str) -> tuple[int, ...]:
+    """`repo:${VAR:-1.31.2}` -> (1, 31, 2)."""
+    return tuple(int(part) for part in default_of(image.split(":", 1)[1]).split("."))
+
+
+def test_temporal_releases_are_current(services):
+    """Server 1.31 and UI 2.49 or newer: the UI's User Metadata, the codec settings used here."""
+    assert (1, 31) <= tag_of(services["temporal"]["image"]) < (2,)
+    assert tag_of(services["temporal-admin-tools"]["image"]) == tag_of(
+        services["temporal"]["image"]
+    )
+    assert (2, 49) <= tag_of(services["temporal-ui"]["image"]) < (3,)
+
+
+def test_published_ports_are_on_loopback_only(services):
+    """Temporal, its UI and the gateway have no auth here: no port on all interfaces."""
+    published = {name: svc.get("ports", []) for name, svc in services.items() if "ports" in svc}
+    assert published.keys() == {"temporal", "temporal-ui", "gateway", "codec-server"}
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_app_services_share_one_image(services):
+    images = {services[name].get("image") for name in APP_SERVICES}
+    assert len(images) == 1, images
+    [image] = images
+    resolved = default_of(image)  # ${AGENT_IMAGE:-name:tag}
+    assert ":" in resolved and not resolved.endswith(":latest"), image
+    for name in APP_SERVICES:
+        assert services[name].get("build") == ".", name
+
+
+def healthcheck_script(service: dict) -> list[str]:
+    """The healthcheck's argv as the container runs it (compose turns `$$` into `$`)."""
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    return [unescaped(arg) for arg in test[1:]]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_have_healthchecks(services, service):
+    check = services[service]["healthcheck"]
+    argv = healthcheck_script(services[service])
+    assert argv[0] == "python"
+    for key in ("interval", "timeout", "retries"):
+        assert key in check, f"{service}: healthcheck without {key}"
+    if argv[1] == "-c":
+        compile(argv[2], f"{service} healthcheck", "exec")
+
+
+def check_env(**env: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AGENT_"))}
+    return keep | {"PYTHONPATH": str(ROOT)} | env
+
+
+async def run_check(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv[1:], cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+async def test_worker_healthcheck_sees_this_hosts_poller(
+    services, temporal_address: str, task_queue: str, db, run_worker
+) -> None:
+    """Unhealthy with no worker of this host on the queue; healthy once one polls."""
+    argv = healthcheck_script(services["worker"])
+    env = check_env(TEMPORAL_ADDRESS=temporal_address, TEMPORAL_TASK_QUEUE=task_queue)
+    code, output = await run_check(argv, env)
+    assert code == 1, output
+    async with run_worker(db):
+        for _ in range(20):
+            code, output = await run_check(argv, env)
+            if code == 0:
+                break
+            await asyncio.sleep(0.5)
+    assert code == 0, output
+
+
+async def test_gateway_healthcheck_asks_the_app(services) -> None:
+    from gateway import create_app
+
+    async def never() -> Conversations:
+        raise AssertionError("the healthcheck must not need Temporal")
+
+    argv = healthcheck_script(services["gateway"])
+    async with serving(create_app(never)) as url:
+        port = url.rsplit(":", 1)[1]
+        code, output = await run_check(argv, check_env(GATEWAY_PORT=port))
+        assert code == 0, output
+    code, _ = await run_check(argv, check_env(GATEWAY_PORT=port))
+    assert code != 0  # nothing listens any more
+
+
+async def test_codec_server_healthcheck(services) -> None:
+    argv = healthcheck_script(services["codec-server"])
+    assert argv[-2:] == ["--port", "8081"]
+    assert command_text(services["codec-server"]).endswith("--port 8081")
+    async with serving(server_app()) as url:
+        port = url.rsplit(":", 1)[1]
+        code, output = await run_check([*argv[:-1], port], check_env())
+        assert code == 0, output
+    code, output = await run_check([*argv[:-1], port], check_env())
+    assert code == 1 and output.strip().startswith("codec server at 127.0.0.1:"), output
+
+
+def test_web_ui_decodes_through_the_codec_server(services):
+    """The UI's browser calls the codec server at its published address, with its cookie."""
+    ui_env = env_of(services["temporal-ui"])
+    endpoint = urlsplit(default_of(ui_env["TEMPORAL_CODEC_ENDPOINT"]))
+    assert endpoint.scheme == "http" and endpoint.hostname == "localhost"
+    assert services["codec-server"]["ports"] == [f"127.0.0.1:{endpoint.port}:8081"]
+    assert ui_env["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"  # the /login session
+    [ui_port] = services["temporal-ui"]["ports"]
+    ui_origin = f"http://localhost:{ui_port.split(':')[1]}"
+    allowed = default_of(env_of(services["codec-server"])["AGENT_CODEC_CORS_ORIGINS"])
+    assert ui_origin in allowed.split(",")
