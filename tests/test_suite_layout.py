@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 from support.tiers import SERVICE_FIXTURES, TIERS
 
 TESTS = Path(__file__).resolve().parent
@@ -68,3 +71,24 @@ def test_every_test_has_one_tier_and_unit_tests_use_no_server(request: pytest.Fi
         assert len(tiers) == 1, f"{item.nodeid}: {tiers}"
         if tiers == ["unit"]:
             assert not SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+
+
+@pytest.mark.e2e
+def test_run_test_passes_its_arguments_to_pytest() -> None:
+    """`./run test -m unit` (ruff and mypy first) selects the unit tier only."""
+    if not (ROOT / ".venv" / ".installed").exists():
+        pytest.skip("./run has not set up .venv here")
+    done = subprocess.run(
+        [str(ROOT / "run"), "test", "-m", "unit", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    counts = re.search(r"(\d+)/(\d+) tests collected \((\d+) deselected\)", done.stdout)
+    assert counts, done.stdout[-2000:]
+    selected, total, deselected = map(int, counts.groups())
+    assert 0 < selected < total and selected + deselected == total
+    assert "tests/test_suite_layout.py::test_no_test_module_imports_another" in done.stdout
+    assert "tests/test_replay.py::" not in done.stdout
