@@ -1,45 +1,51 @@
 """Fixtures: a real Temporal dev server for the session, real SQLite and PostgreSQL.
 
 PostgreSQL runs when DATABASE_URL points at it (CI sets it); each test gets its own schema.
+Shared helpers live in tests/support/. Every test lands in one tier (`pytest -m unit` needs
+no server): see `pytest_collection_modifyitems`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from support.databases import DATABASES, make_database
+from support.fake_openai import FakeOpenAI, serving
+from support.tiers import SERVICE_FIXTURES, TIERS
+from support.workers import WorkerFactory
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from activities.db import Database  # noqa: E402
-from activities.ledger import LedgerHooks  # noqa: E402
-from agents.frameworks import offline_defaults  # noqa: E402
-from agents.registry import AgentRegistry  # noqa: E402
-from conversation_client import Conversations  # noqa: E402
-from devserver import start_dev_server  # noqa: E402
-from settings import WorkerSettings  # noqa: E402
-from worker import (  # noqa: E402
-    build_worker,
-    default_agents,
-    has_search_attributes,
-    prepare_database,
-)
+from activities.db import Database
+from activities.ledger import LedgerHooks
+from agents.frameworks import offline_defaults
+from agents.registry import AgentRegistry
+from conversation_client import Conversations
+from devserver import start_dev_server
+from settings import WorkerSettings
+from worker import build_worker, default_agents, has_search_attributes, prepare_database
 
 offline_defaults()
-POSTGRES_URL = os.environ.get("DATABASE_URL", "")
-HAS_POSTGRES = POSTGRES_URL.startswith("postgres")
-DATABASES = ["sqlite", *(["postgresql"] if HAS_POSTGRES else [])]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test without a tier marker is `integration` if it uses a server or database
+    fixture, else `unit`; an explicit marker (`e2e`, `replay`, ...) wins."""
+    for item in items:
+        explicit = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+        services = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if len(explicit) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: more than one tier {sorted(explicit)}")
+        if explicit == {"unit"} and services:
+            raise pytest.UsageError(f"{item.nodeid}: marked unit but uses {sorted(services)}")
+        if not explicit:
+            item.add_marker("integration" if services else "unit")
 
 
 @pytest.fixture(scope="session")
@@ -59,24 +65,6 @@ def temporal_address(env: WorkflowEnvironment) -> str:
     return env.client.service_client.config.target_host
 
 
-async def make_database(kind: str, tmp_path: Path) -> tuple[Database, Callable]:
-    if kind == "sqlite":
-        db = Database(f"sqlite:///{tmp_path}/agents.db")
-        return db, db.dispose
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    db = Database(url.render_as_string(hide_password=False))
-    async with db.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-
-    async def drop() -> None:
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await db.dispose()
-
-    return db, drop
-
-
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated, seeded SQLite database."""
@@ -93,9 +81,6 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await prepare_database(database)
     yield database
     await close()
-
-
-WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
 
 
 @pytest.fixture
@@ -131,5 +116,8 @@ def conversations(client: Client, task_queue: str) -> Conversations:
     return Conversations(client, task_queue)
 
 
-def new_id(prefix: str = "conv") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A scripted OpenAI-compatible endpoint (support/fake_openai.py) on a local port."""
+    with serving() as fake:
+        yield fake

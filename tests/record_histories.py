@@ -29,6 +29,8 @@ from examples import register_examples
 from interface import ConversationSettings, StartConversation, ToolDecision
 from worker import build_worker, prepare_database
 
+from .support.teams import HANDOFF_TEXT, RESTART_CASES
+
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
@@ -64,8 +66,6 @@ async def teams_with_kill(
 ) -> dict[str, str]:
     """One conversation per team mode (examples/claims_team.py), each with the worker
     SIGKILLed after a member's create_claim_note commits, mid-turn."""
-    from tests.test_teams import RESTART_CASES
-
     recorded = {}
     for mode in RESTART_CASES:
         options = dict(
@@ -84,8 +84,6 @@ async def teams_with_kill(
 async def _team_with_kill(
     conversations: Conversations, mode: str, name: str, options: dict[str, object]
 ) -> str:
-    from tests.test_teams import HANDOFF_TEXT, RESTART_CASES
-
     agent, text, _ = RESTART_CASES[mode]
     later = {
         "round_robin": ["@reviewer !say Checked."],

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from support.databases import count
+from support.ids import new_id
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
@@ -20,8 +22,6 @@ from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import OutboxEmail
 from devserver import start_time_skipping_server
 from interface import Message, ToolPolicy
-from tests.conftest import new_id
-from tests.test_conversation import count
 from worker import build_worker
 
 

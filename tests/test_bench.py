@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+from support.paths import ROOT
+
+pytestmark = pytest.mark.e2e  # `python -m bench` as a subprocess
+
 TINY = ["--set", "latency_turns=3", "--set", "repeats=1", "--set", "warmup_turns=1"]
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from support.ids import new_id
+from support.workers import WorkerFactory
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from activities.db import Database
@@ -14,10 +16,10 @@ from conversation_client import Conversations
 from demo.tables import Claim, Policy
 from devserver import worker_process
 from interface import StartConversation
-from tests.conftest import WorkerFactory, new_id
 from worker import prepare_database
 
 
+@pytest.mark.e2e
 async def test_worker_prepares_an_empty_database(
     temporal_address: str, task_queue: str, tmp_path: Path
 ) -> None:

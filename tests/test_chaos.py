@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, update
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 
 from activities.db import Database
 from activities.tables import LedgerEntry, TranscriptMessage
@@ -18,11 +21,9 @@ from bench.chaos_checks import Expected, verify
 from conversation_client import Conversations
 from demo.tables import ClaimNote, OutboxEmail
 from interface import ConversationSettings, StartConversation
-from tests.conftest import WorkerFactory, new_id
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(600)
 def test_short_chaos_run_has_no_duplicates_and_no_lost_turns(tmp_path: Path) -> None:
     out = tmp_path / "chaos.json"

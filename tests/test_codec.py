@@ -21,8 +21,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from google.protobuf import json_format
-from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy import select
+from support.ids import new_id
+from support.paths import ROOT
+from support.payloads import payloads_in
+from support.temporal_cli import temporal_cli
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -47,8 +50,6 @@ from conversation_client import Conversations, connect
 from demo.tables import ClaimNote
 from interface import StartConversation
 from settings import ENV, WorkerSettings
-from tests.conftest import ROOT, new_id
-from tests.test_plain_json import temporal_cli
 from worker import build_worker, default_agents
 
 K1 = generate_key_entry("k1")
@@ -65,24 +66,6 @@ def ring(*entries: str) -> KeyRing:
 
 def plain(text: str) -> Payload:
     return pydantic_data_converter.payload_converter.to_payloads([text])[0]
-
-
-def payloads_in(message: ProtoMessage) -> Iterator[Payload]:
-    """Every Payload inside a proto message, except search attributes (never encoded)."""
-    for field, value in message.ListFields():
-        if field.message_type is None or field.name == "search_attributes":
-            continue
-        if isinstance(value, ProtoMessage):
-            items = [value]
-        elif hasattr(value, "values"):  # a map field
-            items = list(value.values())
-        else:
-            items = list(value)
-        for item in items:
-            if isinstance(item, Payload):
-                yield item
-            elif isinstance(item, ProtoMessage):
-                yield from payloads_in(item)
 
 
 # the codec and its keys
@@ -169,6 +152,7 @@ def test_worker_settings_choose_the_converter(tmp_path: Path) -> None:
         WorkerSettings.from_env({"AGENT_CODEC_KEY_FILE": str(tmp_path / "nope")}).data_converter()
 
 
+@pytest.mark.e2e
 async def test_worker_refuses_to_start_with_bad_keys() -> None:
     bad_key = "k1:" + K1.split(":")[1][:20]
     env = {k: v for k, v in os.environ.items() if k not in ENV.values()}

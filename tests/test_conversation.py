@@ -10,7 +10,10 @@ from datetime import timedelta
 import pytest
 from agent_workflows.conversation import AgentConversation
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
+from support.databases import count
+from support.ids import new_id
+from support.workers import WorkerFactory
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -32,7 +35,6 @@ from interface import (
     ToolPolicy,
     UserMessage,
 )
-from tests.conftest import WorkerFactory, new_id
 
 FAST_RETRIES = ToolPolicy(
     retry=RetrySettings(initial_interval=timedelta(milliseconds=50), maximum_attempts=3)
@@ -85,14 +87,6 @@ def make_agents(db: Database, calls: list[str]) -> AgentRegistry:
         max_steps=3,
     )
     return AgentRegistry([claims_assistant(model, db.sessions), tester])
-
-
-async def count(db: Database, model: type, **where: object) -> int:
-    query = select(func.count()).select_from(model)
-    for column, value in where.items():
-        query = query.where(getattr(model, column) == value)
-    async with db.session() as session:
-        return int(await session.scalar(query) or 0)
 
 
 async def history_events(client: Client, conversation_id: str) -> list:

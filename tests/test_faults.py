@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from support.databases import count
+from support.ids import new_id
 
 from activities.db import Database
 from activities.tables import LedgerEntry
 from conversation_client import Conversations
 from demo.tables import ClaimNote, OutboxEmail
 from devserver import worker_process
-from tests.conftest import new_id
-from tests.test_conversation import count
+
+pytestmark = pytest.mark.e2e  # worker subprocesses, SIGKILLed
 
 CASES = [
     ("after_commit:create_claim_note", "add a note to claim 123 that the worker died", ClaimNote),

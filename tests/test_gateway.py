@@ -17,6 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from support.databases import count
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RetryConfig
@@ -32,8 +36,6 @@ from gateway import GatewaySettings, connector, create_app
 from gateway._models import NOT_BLANK
 from gateway._temporal import missing_search_attributes
 from settings import ENV
-from tests.conftest import ROOT, WorkerFactory, new_id
-from tests.test_conversation import count
 
 CLAIM_QUESTION = "Check policy status for claim 123"
 SEARCH_ATTRIBUTES = ["AgentName", "ConversationStatus"]
@@ -287,6 +289,7 @@ async def test_temporal_unavailable_is_503_with_retry_after(task_queue: str) -> 
         assert response.headers["retry-after"] == "5"
 
 
+@pytest.mark.integration
 async def test_temporal_going_away_is_503(task_queue: str) -> None:
     env = await start_dev_server()
     address = env.client.service_client.config.target_host
@@ -312,6 +315,7 @@ async def test_without_a_worker_a_message_is_accepted_and_state_times_out(
     assert conversations.task_queue in body["message"]
 
 
+@pytest.mark.e2e
 async def test_python_m_gateway_serves_it(
     db: Database,
     run_worker: WorkerFactory,

@@ -16,7 +16,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -45,10 +47,8 @@ from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import Claim, ClaimNote, OutboxEmail, Policy
 from interface import Message, StartConversation, ToolDecision, TurnResult
 from settings import WorkerSettings
-from tests.conftest import WorkerFactory, new_id
 from worker import default_agents
 
-ROOT = Path(__file__).resolve().parent.parent
 TRUNCATED = re.compile(r"\.\.\. \[truncated (\d+) characters\]$")
 INJECTION = "'; DROP TABLE claims; --"
 

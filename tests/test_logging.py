@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from agent_workflows.conversation import AgentConversation
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -24,7 +27,6 @@ from demo.agent import claims_assistant
 from interface import UserMessage
 from observability import log_handler
 from settings import WorkerSettings
-from tests.conftest import ROOT, WorkerFactory, new_id
 
 HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
 WORKFLOW_LOGGER = "temporalio.workflow"

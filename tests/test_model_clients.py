@@ -7,6 +7,9 @@ from __future__ import annotations
 from autogen_ext.models.anthropic import AnthropicChatCompletionClient
 from autogen_ext.models.openai import AzureOpenAIChatCompletionClient, OpenAIChatCompletionClient
 from llama_index.llms.openai import OpenAI
+from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
+from support.ids import new_id
+from support.workers import WorkerFactory
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -14,10 +17,6 @@ from activities.db import Database
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
-from tests.conftest import WorkerFactory, new_id
-from tests.test_model_endpoint import API_KEY, FakeOpenAI, error, fake_openai, text, tool_call
-
-__all__ = ["fake_openai"]  # the fixture, re-used
 
 
 def registry(db: Database, model_client: object) -> AgentRegistry:

@@ -5,23 +5,16 @@ Add new histories with `python -m tests.record_histories`; never edit or delete 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from agent_workflows.conversation import AgentConversation
+from support.histories import HISTORIES, load
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-
-
-def load(path: Path) -> WorkflowHistory:
-    """Files hold `{"workflow_id", "run_id", "history"}`; the ID must match the recording."""
-    record = json.loads(path.read_text())
-    return WorkflowHistory.from_json(record["workflow_id"], record["history"])
+pytestmark = pytest.mark.replay  # no server: the Replayer
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -8,6 +8,10 @@ import json
 
 import pytest
 from agent_workflows.conversation import AgentConversation, _tool_summary
+from support.ids import new_id
+from support.temporal_cli import temporal
+from support.visibility import WAITING, listed
+from support.workers import WorkerFactory
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Replayer
 
@@ -18,19 +22,6 @@ from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
 from interface import StartConversation, ToolCall, ToolDecision
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
-from tests.conftest import WorkerFactory, new_id
-from tests.test_plain_json import temporal
-
-WAITING = 'AgentName="claims-assistant" AND ConversationStatus="waiting_approval"'
-
-
-async def listed(client: Client, query: str, cid: str) -> bool:
-    """Visibility is eventually consistent: poll for a few seconds."""
-    for _ in range(50):
-        if [e async for e in client.list_workflows(f'{query} AND WorkflowId="{cid}"')]:
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def test_status_and_turns_are_searchable(

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message as ProtoMessage
+from support.fake_openai import FakeOpenAI, error, text, tool_call
+from support.ids import new_id
+from support.payloads import payloads_in
+from support.workers import WorkerFactory
 from temporalio.client import Client, WorkflowHandle
 
 from activities.db import Database
@@ -19,12 +23,7 @@ from codec import EncryptionCodec, KeyRing, encrypted_data_converter, generate_k
 from conversation_client import Conversations, connect
 from devserver import worker_process
 from settings import WorkerSettings
-from tests.conftest import WorkerFactory, new_id
-from tests.test_codec import payloads_in
-from tests.test_model_endpoint import FakeOpenAI, error, fake_openai, text, tool_call
 from worker import default_agents
-
-__all__ = ["fake_openai"]  # the fixture, re-used
 
 
 def new_secret() -> str:
@@ -100,6 +99,7 @@ async def test_model_key_in_the_environment_stays_out_of_history_and_logs(
     )
 
 
+@pytest.mark.e2e
 async def test_worker_process_keeps_model_and_codec_keys_out_of_everything(
     tmp_path: Path, temporal_address: str, task_queue: str, fake_openai: FakeOpenAI
 ) -> None:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.db import Database
@@ -20,7 +23,6 @@ from conversation_client import Conversations
 from demo.agent import claims_assistant
 from interface import ToolPolicy
 from settings import ENV, WorkerSettings
-from tests.conftest import ROOT, WorkerFactory, new_id
 
 TIMEOUT = 60
 CLAIM_QUESTION = "Check policy status for claim 123"
@@ -81,6 +83,7 @@ async def poll_state(
     raise AssertionError(f"state never got there: {state}")
 
 
+@pytest.mark.e2e
 async def test_ask_prints_the_reply(db, run_worker: WorkerFactory, starter: Starter):
     async with run_worker(db):
         run = await starter("ask", new_id(), CLAIM_QUESTION, "--message-id", "m-1")
@@ -90,6 +93,7 @@ async def test_ask_prints_the_reply(db, run_worker: WorkerFactory, starter: Star
     assert "turn 1: completed" in run.out
 
 
+@pytest.mark.e2e
 async def test_send_then_state_json(db, run_worker: WorkerFactory, starter: Starter):
     conversation_id = new_id()
     async with run_worker(db):
@@ -104,6 +108,7 @@ async def test_send_then_state_json(db, run_worker: WorkerFactory, starter: Star
     assert any("in_review" in reply for reply in replies)
 
 
+@pytest.mark.e2e
 async def test_ask_with_empty_text_is_rejected(db, run_worker: WorkerFactory, starter: Starter):
     async with run_worker(db):
         run = await starter("ask", new_id(), "  ")
@@ -112,6 +117,7 @@ async def test_ask_with_empty_text_is_rejected(db, run_worker: WorkerFactory, st
     assert "Traceback" not in run.err
 
 
+@pytest.mark.e2e
 async def test_state_of_unknown_conversation(starter: Starter):
     conversation_id = new_id()
     run = await starter("state", conversation_id)
@@ -120,6 +126,7 @@ async def test_state_of_unknown_conversation(starter: Starter):
     assert "Traceback" not in run.err
 
 
+@pytest.mark.e2e
 async def test_unreachable_temporal():
     run = await run_starter("--address", "127.0.0.1:1", "state", new_id())
     assert run.code == 2, run
@@ -127,12 +134,14 @@ async def test_unreachable_temporal():
     assert "Traceback" not in run.err
 
 
+@pytest.mark.e2e
 async def test_address_from_the_environment():
     run = await run_starter("list", env={"TEMPORAL_ADDRESS": "127.0.0.1:1"})
     assert run.code == 2, run
     assert "cannot reach Temporal at 127.0.0.1:1" in run.err
 
 
+@pytest.mark.e2e
 async def test_list_and_end(
     db, run_worker: WorkerFactory, conversations: Conversations, starter: Starter
 ):
@@ -167,6 +176,7 @@ def agents_needing_approval(db: Database) -> AgentRegistry:
     return AgentRegistry([replace(agent, tools=tools)])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("command", "status"), [("approve", "ok"), ("deny", "denied")])
 async def test_decide_a_pending_tool_call(
     db, run_worker: WorkerFactory, starter: Starter, command: str, status: str
@@ -272,6 +282,7 @@ def agents_with_a_gated_tool(db: Database, gate: asyncio.Event) -> AgentRegistry
     return AgentRegistry([replace(agent, tools=tools)])
 
 
+@pytest.mark.e2e
 async def test_ask_shows_live_progress(db, run_worker: WorkerFactory, session):
     gate = asyncio.Event()
     conversation_id = new_id()
@@ -298,6 +309,7 @@ async def run_starter_in(session, *args: str) -> int:
     return await other.close()
 
 
+@pytest.mark.e2e
 async def test_chat_session(db, run_worker: WorkerFactory, session, conversations):
     conversation_id = new_id()
     async with run_worker(db, agents=agents_needing_approval(db)):
@@ -330,6 +342,7 @@ async def test_chat_session(db, run_worker: WorkerFactory, session, conversation
     assert [t.status for t in state.tool_calls if t.name == "send_customer_email"] == ["ok"]
 
 
+@pytest.mark.e2e
 async def test_chat_quit_and_deny(db, run_worker: WorkerFactory, session, conversations):
     conversation_id = new_id()
     async with run_worker(db, agents=agents_needing_approval(db)):

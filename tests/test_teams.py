@@ -17,6 +17,12 @@ from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swar
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
 from sqlalchemy import select
+from support.databases import count
+from support.histories import HISTORIES, load
+from support.ids import new_id
+from support.teams import HANDOFF_TEXT, NOTE, RESTART_CASES, SELECTOR_SCRIPT
+from support.workers import WorkerFactory
+from temporalio.api.enums.v1 import EventType
 
 from activities.db import Database
 from activities.tables import LedgerEntry, TranscriptMessage
@@ -31,35 +37,6 @@ from devserver import worker_process
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from examples.claims_team import claims_agents, register_teams
 from interface import Message, StartConversation
-from tests.conftest import WorkerFactory, new_id
-from tests.test_conversation import count
-
-NOTE = '!call create_claim_note {"claim_id": 123, "text": "Customer called."}'
-
-ROUND_ROBIN_KILL = (
-    "@claims_specialist !say I will look at claim 123.\n"
-    "@reviewer !say Please add a note.\n"
-    f"@claims_specialist {NOTE}\n"
-    "@reviewer !say APPROVED"
-)
-SELECTOR_SCRIPT = (
-    "Please ask claims_specialist to add a note to claim 123.\n"
-    f"@claims_specialist {NOTE}\n"
-    "@triage !say Ask the reviewer to check it.\n"
-    "@reviewer !say Approved. TERMINATE"
-)
-HANDOFF_TEXT = "add a note to claim 123 that the customer called"
-
-RESTART_CASES = {
-    # team, message, speakers in order
-    "round_robin": (
-        "claims-round-robin",
-        ROUND_ROBIN_KILL,
-        ["claims_specialist", "reviewer", "claims_specialist", "reviewer"],
-    ),
-    "selector": ("claims-selector", SELECTOR_SCRIPT, ["claims_specialist", "triage", "reviewer"]),
-    "handoff": ("claims-team", HANDOFF_TEXT, ["triage", "claims_specialist"]),
-}
 
 
 def teams(db: Database) -> AgentRegistry:
@@ -360,6 +337,7 @@ def test_autogen_team_options_reach_the_spec() -> None:
 # --- a worker SIGKILLed mid-turn --------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", list(RESTART_CASES))
 async def test_team_survives_worker_kill_mid_turn(
     db: Database,
@@ -403,10 +381,6 @@ def test_team_histories_cover_each_mode_with_a_restart(mode: str) -> None:
     """tests/test_replay.py replays every committed history; these are the teams'
     (`python -m tests.record_histories team`), each with a tool call retried on a new
     worker after the kill."""
-    from temporalio.api.enums.v1 import EventType
-
-    from tests.test_replay import HISTORIES, load
-
     paths = [p for p in HISTORIES if p.stem.startswith(f"team-{mode}-")]
     assert paths, f"no committed team-{mode} history"
     events = load(paths[0]).events

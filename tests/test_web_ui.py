@@ -19,6 +19,9 @@ from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from support.ids import new_id
+from support.temporal_cli import temporal
+from support.visibility import WAITING, listed
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,12 +33,12 @@ from demo.run import TURNS
 from demo.scripted_model import ScriptedChatCompletionClient
 from devserver import ROOT, start_dev_server
 from interface import StartConversation, ToolDecision
-from tests.conftest import new_id
-from tests.test_plain_json import temporal
-from tests.test_search_attributes import WAITING, listed
 from worker import build_worker, has_search_attributes
 
-pytestmark = pytest.mark.timeout(900)  # a first run may install Chromium
+pytestmark = [
+    pytest.mark.e2e,  # a browser against the Web UI
+    pytest.mark.timeout(900),  # a first run may install Chromium
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = ROOT / "test-output" / "web-ui"
