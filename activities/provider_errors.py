@@ -8,7 +8,8 @@ Mirrors the provider SDKs' own retry rules (and the SDK's `openai_agents` model 
 - the delay before the retry is the endpoint's `retry-after-ms`, else its `retry-after`
   (seconds or an HTTP date), capped at `MAX_RETRY_AFTER`; without one, the activity's
   retry policy backs off;
-- a lost connection or a timeout is retried.
+- a lost connection or a timeout is retried, and so is Anthropic's `RetryableError`;
+- a provider error wrapped by a framework (`raise ... from err`) counts as the provider's.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def provider_failure(exc: BaseException) -> ApplicationError | None:
                 error_text(f"model endpoint unreachable: {type(error).__name__}: {error}"),
                 type=ErrorType.MODEL_UNAVAILABLE.value,
             )
+        if isinstance(error, anthropic.RetryableError):  # raised to opt into a retry
+            return ApplicationError(error_text(str(error)), type=type(error).__name__)
     return None
 
 
