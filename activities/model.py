@@ -12,7 +12,14 @@ from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.bounds import MAX_ARGUMENT_BYTES, MAX_REPLY_BYTES, MAX_TOOL_CALLS, bounded, storable
+from activities.bounds import (
+    MAX_ARGUMENT_BYTES,
+    MAX_REPLY_BYTES,
+    MAX_TOOL_CALLS,
+    bounded,
+    error_text,
+    storable,
+)
 from activities.convert import from_create_result, to_autogen
 from activities.errors import classified
 from activities.faults import during_model_call
@@ -64,7 +71,10 @@ class ModelActivities:
             # the details tell the failing workflow whether it may upsert status "failed"
             details = {"search_attributes": self._search_attributes}
             raise ApplicationError(
-                str(exc), details, type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
+                error_text(str(exc)),
+                details,
+                type=ErrorType.UNKNOWN_AGENT.value,
+                non_retryable=True,
             ) from None
         spec = agent.spec()
         spec.search_attributes = self._search_attributes
@@ -118,7 +128,7 @@ class ModelActivities:
             return self._agents.get(name)
         except UnknownAgent as exc:
             raise ApplicationError(
-                str(exc), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
+                error_text(str(exc)), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
             ) from None
 
 

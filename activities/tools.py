@@ -44,7 +44,7 @@ class ToolActivities:
             tool = self._agents.get(request.agent).tool(request.name)
         except UnknownAgent as exc:
             raise ApplicationError(
-                str(exc), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
+                error_text(str(exc)), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
             ) from None
         if tool is None:
             return _unknown_tool(request, self._agents.get(request.agent).tools)

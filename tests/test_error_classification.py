@@ -314,7 +314,7 @@ class NoArgs(BaseModel):
 
 
 async def test_a_bug_after_a_database_tool_ran_is_bounded_and_leaves_no_ledger_row(
-    db: Database, run_worker: WorkerFactory, conversations: Conversations
+    any_db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
     runs: list[str] = []
 
@@ -327,7 +327,7 @@ async def test_a_bug_after_a_database_tool_ran_is_bounded_and_leaves_no_ledger_r
     agent = _agent("unrenderable", ScriptedChatCompletionClient(), [broken_result])
     cid, start = new_id(), StartConversation(agent="unrenderable")
     started = time.monotonic()
-    async with run_worker(db, AgentRegistry([agent])):
+    async with run_worker(any_db, AgentRegistry([agent])):
         turn = conversations.ask(cid, "!call broken_result {}", "m-1", start)
         result = await asyncio.wait_for(turn, 60)
     assert time.monotonic() - started < 30
@@ -336,7 +336,7 @@ async def test_a_bug_after_a_database_tool_ran_is_bounded_and_leaves_no_ledger_r
     assert call.status == "error"
     assert json.loads(call.result)["error"] == "PydanticSerializationError"
     assert len(runs) == UNEXPECTED_ATTEMPTS
-    async with db.session() as session:
+    async with any_db.session() as session:
         rows = await session.scalar(
             select(func.count()).select_from(LedgerEntry).where(LedgerEntry.conversation_id == cid)
         )
