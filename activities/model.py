@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from typing import cast
 
-import anthropic
-import openai
 from autogen_core.models import ChatCompletionClient
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -16,12 +12,21 @@ from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bounds import (
+    MAX_ARGUMENT_BYTES,
+    MAX_REPLY_BYTES,
+    MAX_TOOL_CALLS,
+    bounded,
+    error_text,
+    storable,
+)
 from activities.convert import from_create_result, to_autogen
+from activities.errors import classified
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
+from activities.provider_errors import provider_failures
 from activities.teams import select_speaker
-from activities.tools import clip, storable
 from activities.transcript import Transcript
 from agents.errors import UnknownAgent
 from agents.registry import AgentDefinition, AgentRegistry
@@ -29,29 +34,21 @@ from agents.tools import Tool
 from interface import (
     AgentSpec,
     DescribeAgentInput,
+    ErrorType,
     Message,
     ModelCallInput,
     ModelCallOutput,
     SeqMessage,
-    ToolCall,
     Usage,
 )
 
-RETRYABLE_STATUS = {408, 409, 429}
-MAX_REPLY_BYTES = 32_000
-"""The model's text as it enters workflow history and the turn result, as UTF-8 JSON (32,000
-ASCII characters); longer text is cut with a `... [truncated N characters]` marker. The SQL
-transcript, and so the model's later context, keeps the full text."""
-MAX_TOOL_CALLS = 50
-"""Tool calls run per model response; the model's later context shows an error result
-(`no_result`) for each call beyond it. With `MAX_RESULT_BYTES` per result, one model call's
-input stays under Temporal's 2 MB payload limit."""
-MAX_ARGUMENT_BYTES = 16_000
-"""Longer tool-call arguments are cut, so they no longer parse and the tool activity
-answers `invalid_json`."""
-MAX_NAME_CHARS = 200
-"""Tool names and call IDs, which the model chooses, are cut to this."""
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
+__all__ = [
+    "MAX_ARGUMENT_BYTES",  # re-exported: the bounds were defined here before activities.bounds
+    "MAX_REPLY_BYTES",
+    "MAX_TOOL_CALLS",
+    "ModelActivities",
+    "complete",
+]
 
 
 class ModelActivities:
@@ -64,16 +61,24 @@ class ModelActivities:
 
     @activity.defn(name="agent.describe-v1")
     async def describe_agent(self, request: DescribeAgentInput) -> AgentSpec:
+        with classified():
+            return self._describe(request)
+
+    def _describe(self, request: DescribeAgentInput) -> AgentSpec:
         try:
             agent = self._agents.get(request.agent)
         except UnknownAgent as exc:
             # the details tell the failing workflow whether it may upsert status "failed"
             details = {"search_attributes": self._search_attributes}
             raise ApplicationError(
-                str(exc), details, type="UnknownAgent", non_retryable=True
+                error_text(str(exc)),
+                details,
+                type=ErrorType.UNKNOWN_AGENT.value,
+                non_retryable=True,
             ) from None
         spec = agent.spec()
         spec.search_attributes = self._search_attributes
+        _check_converter(spec)
         return spec
 
     @activity.defn(name="agent.model_call-v1")
@@ -85,8 +90,9 @@ class ModelActivities:
         called the model (one on a worker presumed dead), the first answer recorded is the
         one every attempt returns. The activity heartbeats while it waits for the model.
         """
-        async with heartbeating():
-            return await self._model_call(request)
+        with classified():
+            async with heartbeating():
+                return await self._model_call(request)
 
     async def _model_call(self, request: ModelCallInput) -> ModelCallOutput:
         agent = self._agent(request.agent)
@@ -107,10 +113,8 @@ class ModelActivities:
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
             return await select_speaker(agent, history, request.select_speaker)
-        try:
+        with provider_failures():
             message, usage = await complete(agent, history, request.tools_enabled)
-        except Exception as exc:
-            raise model_error(exc) from None
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
         stored = await self._transcript.record(
             conversation, chain, SeqMessage(seq=request.output_seq, message=message)
@@ -123,7 +127,24 @@ class ModelActivities:
         try:
             return self._agents.get(name)
         except UnknownAgent as exc:
-            raise ApplicationError(str(exc), type="UnknownAgent", non_retryable=True) from None
+            raise ApplicationError(
+                error_text(str(exc)), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
+            ) from None
+
+
+def _check_converter(spec: AgentSpec) -> None:
+    """Fail at once, and say why, on a worker whose data converter cannot carry our
+    payloads: otherwise the SDK retries encoding the result for as long as it may."""
+    try:
+        activity.payload_converter().to_payloads([spec])
+    except Exception as exc:
+        raise ApplicationError(
+            f"the worker's data converter cannot carry {type(spec).__name__} "
+            f"({type(exc).__name__}); build the worker and its client with "
+            "temporalio.contrib.pydantic.pydantic_data_converter",
+            type=ErrorType.CONFIGURATION.value,
+            non_retryable=True,
+        ) from None
 
 
 async def complete(
@@ -174,28 +195,6 @@ def _not_called(**_: object) -> None:
     raise RuntimeError("tools run in the tool activity, not in the model activity")
 
 
-def bounded(message: Message) -> Message:
-    """The model's message as it may enter workflow history: a hostile or runaway model
-    cannot produce a result over Temporal's payload limit, which would fail the call on
-    every retry (or, as the next call's input, fail the workflow task on every attempt)."""
-    if len(message.tool_calls) > MAX_TOOL_CALLS:
-        activity.logger.warning(
-            "model asked for %d tool calls; running the first %d",
-            len(message.tool_calls),
-            MAX_TOOL_CALLS,
-        )
-    calls = [
-        ToolCall(
-            id=clip(call.id, MAX_NAME_CHARS),
-            name=call.name[:MAX_NAME_CHARS],
-            arguments=clip(call.arguments, MAX_ARGUMENT_BYTES),
-        )
-        for call in message.tool_calls[:MAX_TOOL_CALLS]
-    ]
-    content = clip(message.content, MAX_REPLY_BYTES)
-    return message.model_copy(update={"content": content, "tool_calls": calls})
-
-
 def _storable(item: SeqMessage) -> SeqMessage:
     """A user's message ID is a column of its own (the body is JSON, where NUL is escaped):
     unchanged, an ID with NUL would fail every later model call on PostgreSQL."""
@@ -204,36 +203,3 @@ def _storable(item: SeqMessage) -> SeqMessage:
         return item
     message = item.message.model_copy(update={"message_id": storable(message_id)})
     return SeqMessage(seq=item.seq, message=message)
-
-
-def model_error(exc: Exception) -> Exception:
-    """Temporal owns retries: 408/409/429/5xx and lost connections retry, honouring
-    `retry-after`; other 4xx do not. Messages are scrubbed of anything key-like."""
-    if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
-        status = exc.status_code
-        return ApplicationError(
-            f"model endpoint answered HTTP {status}: {scrub(exc.message)}",
-            type=f"ModelHTTP{status}",
-            non_retryable=not (status in RETRYABLE_STATUS or status >= 500),
-            next_retry_delay=retry_after(exc.response.headers.get("retry-after")),
-        )
-    if isinstance(
-        exc,
-        openai.APIConnectionError | anthropic.APIConnectionError | TimeoutError | ConnectionError,
-    ):
-        return ApplicationError(
-            f"model endpoint unreachable: {scrub(str(exc))}", type="ModelUnavailable"
-        )
-    return ApplicationError(scrub(f"{type(exc).__name__}: {exc}"), type=type(exc).__name__)
-
-
-def retry_after(value: str | None) -> timedelta | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date; Temporal's backoff applies instead
-    return timedelta(seconds=min(max(seconds, 0), 300)) if seconds is not None else None
-
-
-def scrub(text: str) -> str:
-    return _SECRET.sub("[redacted]", text)

@@ -16,9 +16,10 @@ from autogen_core.models import (
 )
 from temporalio.exceptions import ApplicationError
 
+from activities.provider_errors import provider_failures
 from agents.registry import AgentDefinition
 from agents.teams import TeamDefinition
-from interface import Message, ModelCallOutput, SeqMessage, SpeakerSelection, Usage
+from interface import ErrorType, Message, ModelCallOutput, SeqMessage, SpeakerSelection, Usage
 
 
 async def select_speaker(
@@ -32,7 +33,7 @@ async def select_speaker(
     ):
         raise ApplicationError(
             f"{agent.name!r} is not a selector team with an AutoGen model client",
-            type="ConfigurationError",
+            type=ErrorType.CONFIGURATION.value,
             non_retryable=True,
         )
     candidates, usage = selection.candidates, Usage()
@@ -49,12 +50,8 @@ async def select_speaker(
     ]
     names = [m.name for m in agent.members]
     for _ in range(agent.max_selector_attempts):
-        try:
+        with provider_failures():
             result = await client.create(messages)
-        except Exception as exc:
-            from activities.model import model_error
-
-            raise model_error(exc) from None
         usage = usage.plus(Usage(prompt_tokens=result.usage.prompt_tokens))
         usage = usage.plus(Usage(completion_tokens=result.usage.completion_tokens))
         content = result.content if isinstance(result.content, str) else ""

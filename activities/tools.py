@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,21 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bounds import MAX_RESULT_BYTES, clip, error_text, scrub, storable
+from activities.errors import classified, describe
 from activities.heartbeat import heartbeating
 from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
 from agents.errors import ToolError, ToolRetryableError, UnknownAgent
 from agents.registry import AgentRegistry
 from agents.tools import Tool, ToolContext, running
-from interface import ToolCallInput, ToolCallOutput
+from interface import ErrorType, ToolCallInput, ToolCallOutput
 
-MAX_RESULT_BYTES = 32_000
-"""A tool result's bound as UTF-8 JSON text (32,000 ASCII characters; fewer when they need
-escaping or several bytes). A model call's input carries up to `MAX_TOOL_CALLS` (50)
-results, which must fit Temporal's 2 MB payload limit together. Longer results are cut with
-a `... [truncated N characters]` marker; the ledger records the cut result, the one the
-model saw, so a retry returns exactly that."""
+__all__ = ["MAX_RESULT_BYTES", "RETRYABLE", "ToolActivities", "error_output", "invoke", "render"]
+
 RETRYABLE = (ToolRetryableError, TimeoutError, ConnectionError, OperationalError)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ToolActivities:
@@ -38,11 +34,18 @@ class ToolActivities:
     @activity.defn(name="agent.call_tool-v1")
     async def call_tool(self, request: ToolCallInput) -> ToolCallOutput:
         """Unknown tools and invalid arguments come back as error results for the model;
-        retryable failures raise, so Temporal retries them under the tool's policy."""
+        retryable failures raise, so Temporal retries them under the tool's policy; what
+        else escapes is a bug, retried a few times (activities.errors)."""
+        with classified():
+            return await self._call_tool(request)
+
+    async def _call_tool(self, request: ToolCallInput) -> ToolCallOutput:
         try:
             tool = self._agents.get(request.agent).tool(request.name)
         except UnknownAgent as exc:
-            raise ApplicationError(str(exc), type="UnknownAgent", non_retryable=True) from None
+            raise ApplicationError(
+                error_text(str(exc)), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
+            ) from None
         if tool is None:
             return _unknown_tool(request, self._agents.get(request.agent).tools)
         args = _parse_arguments(tool, request.arguments)
@@ -65,12 +68,16 @@ class ToolActivities:
                 claim, lambda _: invoke(tool, ctx, args), dedupes_downstream=tool.dedupes_downstream
             )
         except LedgerKeyConflict as exc:
-            raise ApplicationError(str(exc), type="LedgerKeyConflict", non_retryable=True) from None
+            raise ApplicationError(
+                error_text(str(exc)), type=ErrorType.LEDGER_KEY_CONFLICT.value, non_retryable=True
+            ) from None
         except LeaseHeld as exc:
             delay = min(exc.retry_after, timedelta(seconds=10))
-            raise ApplicationError(str(exc), type="LeaseHeld", next_retry_delay=delay) from None
+            raise ApplicationError(
+                error_text(str(exc)), type=ErrorType.LEASE_HELD.value, next_retry_delay=delay
+            ) from None
         except LeaseLost as exc:
-            raise ApplicationError(str(exc), type="LeaseLost") from None
+            raise ApplicationError(error_text(str(exc)), type=ErrorType.LEASE_LOST.value) from None
 
 
 async def invoke(
@@ -87,11 +94,13 @@ async def invoke(
             else:
                 value = await tool.fn(ctx, args)
     except RETRYABLE as exc:
-        raise ApplicationError(f"{tool.name}: {exc}", type=type(exc).__name__) from None
+        raise ApplicationError(
+            error_text(f"{tool.name}: {describe(exc)}"), type=type(exc).__name__
+        ) from None
     except (ToolError, ValidationError) as exc:
         return error_output(type(exc).__name__, str(exc))
     except Exception as exc:  # a tool bug on odd input: the model hears of it, the turn goes on
-        activity.logger.warning("tool %s raised %s: %s", tool.name, type(exc).__name__, exc)
+        activity.logger.warning("tool %s raised %s", tool.name, error_text(describe(exc)))
         return error_output(type(exc).__name__, str(exc))
     return ToolCallOutput(status="ok", content=render(value))
 
@@ -106,30 +115,6 @@ def render(value: Any) -> str:
     return clip(text, MAX_RESULT_BYTES)
 
 
-def clip(text: str, max_bytes: int) -> str:
-    """`text` if its JSON encoding fits in `max_bytes`, else its longest prefix that fits
-    with a `... [truncated N characters]` marker. Unpaired surrogates, which no payload can
-    carry, become U+FFFD."""
-    head = _SURROGATE.sub("\ufffd", text[:max_bytes])  # a character takes a byte or more
-    if len(text) <= max_bytes and (len(head) * 6 + 2 <= max_bytes or _json_size(head) <= max_bytes):
-        return head
-    budget = max_bytes - 40  # room for the marker
-    low, high = 0, min(len(head), budget)
-    while low < high:  # the longest prefix within the budget
-        middle = (low + high + 1) // 2
-        if _json_size(head[:middle]) <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    return head[:low] + f"... [truncated {len(text) - low} characters]"
-
-
-def storable(text: str) -> str:
-    """`text` for a SQL text column: PostgreSQL text cannot hold NUL, and Temporal accepts a
-    workflow ID (our conversation ID) or a message ID with one."""
-    return text.replace("\x00", "\ufffd")
-
-
 def _storable_ids(request: ToolCallInput) -> ToolCallInput:
     if "\x00" not in request.key:  # the key starts with the conversation ID
         return request
@@ -138,12 +123,8 @@ def _storable_ids(request: ToolCallInput) -> ToolCallInput:
     )
 
 
-def _json_size(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode())
-
-
 def error_output(error_type: str, message: str) -> ToolCallOutput:
-    content = json.dumps({"error": error_type, "message": message[:4000]})
+    content = json.dumps({"error": error_type, "message": scrub(message)[:4000]})
     return ToolCallOutput(status="error", content=content, error_type=error_type)
 
 
