@@ -13,10 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from support.databases import DATABASES, make_database
-from support.fake_openai import FakeOpenAI, serving
-from support.tiers import SERVICE_FIXTURES, TIERS
-from support.workers import WorkerFactory
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -28,6 +24,10 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from devserver import start_dev_server
 from settings import WorkerSettings
+from support.databases import DATABASES, make_database
+from support.fake_openai import FakeOpenAI, serving
+from support.tiers import SERVICE_FIXTURES, TIERS
+from support.workers import WorkerFactory
 from worker import build_worker, default_agents, has_search_attributes, prepare_database
 
 offline_defaults()

@@ -9,8 +9,6 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from support.databases import count
-from support.ids import new_id
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
@@ -22,6 +20,8 @@ from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import OutboxEmail
 from devserver import start_time_skipping_server
 from interface import Message, ToolPolicy
+from support.databases import count
+from support.ids import new_id
 from worker import build_worker
 
 

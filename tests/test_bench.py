@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from support.paths import ROOT
 
 pytestmark = pytest.mark.e2e  # `python -m bench` as a subprocess

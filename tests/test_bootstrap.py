@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from support.ids import new_id
-from support.workers import WorkerFactory
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from activities.db import Database
@@ -16,6 +14,8 @@ from conversation_client import Conversations
 from demo.tables import Claim, Policy
 from devserver import worker_process
 from interface import StartConversation
+from support.ids import new_id
+from support.workers import WorkerFactory
 from worker import prepare_database
 
 

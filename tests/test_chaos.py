@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, update
-from support.ids import new_id
-from support.paths import ROOT
-from support.workers import WorkerFactory
 
 from activities.db import Database
 from activities.tables import LedgerEntry, TranscriptMessage
@@ -21,6 +18,9 @@ from bench.chaos_checks import Expected, verify
 from conversation_client import Conversations
 from demo.tables import ClaimNote, OutboxEmail
 from interface import ConversationSettings, StartConversation
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 
 
 @pytest.mark.e2e

@@ -11,21 +11,15 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from google.protobuf import json_format
 from sqlalchemy import select
-from support.ids import new_id
-from support.paths import ROOT
-from support.payloads import payloads_in
-from support.temporal_cli import temporal_cli
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -41,7 +35,6 @@ from codec import (
     EncryptionCodec,
     KeyConfigError,
     KeyRing,
-    build_app,
     encrypted_data_converter,
     generate_key_entry,
 )
@@ -50,18 +43,14 @@ from conversation_client import Conversations, connect
 from demo.tables import ClaimNote
 from interface import StartConversation
 from settings import ENV, WorkerSettings
+from support.codec_server import K1, K2, NAMESPACE, TOKEN, UI_ORIGIN, ring, server_app, serving
+from support.ids import new_id
+from support.paths import ROOT
+from support.payloads import payloads_in
+from support.temporal_cli import temporal_cli
 from worker import build_worker, default_agents
 
-K1 = generate_key_entry("k1")
-K2 = generate_key_entry("k2")
-TOKEN = f"codec-test-{uuid.uuid4().hex}"
-NAMESPACE = "default"
 SECRET_TURN = "add a note to claim 123 that the secret word is pineapple"
-UI_ORIGIN = "http://localhost:8080"
-
-
-def ring(*entries: str) -> KeyRing:
-    return KeyRing.parse(",".join(entries))
 
 
 def plain(text: str) -> Payload:
@@ -282,15 +271,6 @@ async def test_a_conversation_started_under_k1_goes_on_under_k2(
 
 
 # the codec server
-
-
-def server_app(*origins: str) -> FastAPI:
-    return build_app(
-        EncryptionCodec(ring(K2, K1)),
-        token=TOKEN,
-        namespace=NAMESPACE,
-        cors_origins=origins or (UI_ORIGIN,),
-    )
 
 
 @pytest.fixture
@@ -523,25 +503,6 @@ def test_codec_server_settings_need_a_token_and_keys() -> None:
 
 
 # the temporal CLI through the codec server
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """The app on 127.0.0.1 (a free port) in this event loop; yields its URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "codec server did not start"
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def payload_data(value: object) -> Iterator[str]:

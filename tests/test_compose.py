@@ -20,8 +20,8 @@ from codec import SERVER_ENV
 from conversation_client import Conversations
 from interface import search_attributes
 from settings import CLIENT_SETTINGS, ENV, WorkerSettings
-from tests.conftest import ROOT
-from tests.test_codec import server_app, serving
+from support.codec_server import server_app, serving
+from support.paths import ROOT
 
 COMPOSE_PATH = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 

@@ -11,9 +11,6 @@ import pytest
 from agent_workflows.conversation import AgentConversation
 from pydantic import BaseModel
 from sqlalchemy import select
-from support.databases import count
-from support.ids import new_id
-from support.workers import WorkerFactory
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -35,6 +32,9 @@ from interface import (
     ToolPolicy,
     UserMessage,
 )
+from support.databases import count
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 FAST_RETRIES = ToolPolicy(
     retry=RetrySettings(initial_interval=timedelta(milliseconds=50), maximum_attempts=3)

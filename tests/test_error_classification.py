@@ -43,7 +43,8 @@ from agents.tools import ToolContext, tool
 from conversation_client import Conversations
 from demo.scripted_model import ScriptedChatCompletionClient
 from interface import DescribeAgentInput, StartConversation
-from tests.conftest import WorkerFactory, new_id
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 REQUEST = httpx.Request("POST", "https://api.example.test/v1/chat/completions")
 KEY = "sk-proj-0123456789abcdefABCDEF"

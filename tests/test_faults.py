@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from support.databases import count
-from support.ids import new_id
 
 from activities.db import Database
 from activities.tables import LedgerEntry
 from conversation_client import Conversations
 from demo.tables import ClaimNote, OutboxEmail
 from devserver import worker_process
+from support.databases import count
+from support.ids import new_id
 
 pytestmark = pytest.mark.e2e  # worker subprocesses, SIGKILLed
 

@@ -9,9 +9,6 @@ import pytest
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import ToolCallRequestEvent
 from autogen_core.tools import FunctionTool
-from support.databases import count
-from support.ids import new_id
-from support.workers import WorkerFactory
 
 from activities.db import Database
 from agents.frameworks import ToolOptions, function_tool
@@ -21,6 +18,9 @@ from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamainde
 from demo.tables import ClaimNote, OutboxEmail
 from examples import register_examples
 from interface import StartConversation, TurnResult
+from support.databases import count
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 DEMO_TURNS = [
     "Check policy status for claim 123",

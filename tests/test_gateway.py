@@ -17,10 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from support.databases import count
-from support.ids import new_id
-from support.paths import ROOT
-from support.workers import WorkerFactory
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RetryConfig
@@ -36,6 +32,10 @@ from gateway import GatewaySettings, connector, create_app
 from gateway._models import NOT_BLANK
 from gateway._temporal import missing_search_attributes
 from settings import ENV
+from support.databases import count
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 
 CLAIM_QUESTION = "Check policy status for claim 123"
 SEARCH_ATTRIBUTES = ["AgentName", "ConversationStatus"]

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from schemathesis import Case, CheckContext, GenerationMode, Response
 from schemathesis.core.result import Err
 from schemathesis.openapi import from_asgi
-from support.workers import WorkerFactory
 
 from activities.db import Database
 from conversation_client import Conversations
 from gateway import GatewaySettings, create_app
+from support.workers import WorkerFactory
 
 EXAMPLES = 30
 """Per operation and generation mode; about 300 requests, some of them real turns."""

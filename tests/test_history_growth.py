@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from support.ids import new_id
-from support.workers import WorkerFactory
 from temporalio.client import Client
 
 from activities.db import Database
 from conversation_client import Conversations
 from interface import ConversationSettings, StartConversation
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 TURN = "Check policy status for claim 123"  # a model call, a tool call, a model call
 

@@ -26,9 +26,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from support.ids import new_id
-from support.paths import ROOT
-from support.workers import WorkerFactory
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -47,6 +44,9 @@ from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import Claim, ClaimNote, OutboxEmail, Policy
 from interface import Message, StartConversation, ToolDecision, TurnResult
 from settings import WorkerSettings
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 from worker import default_agents
 
 TRUNCATED = re.compile(r"\.\.\. \[truncated (\d+) characters\]$")

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
-from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
-from support.ids import new_id
-from support.workers import WorkerFactory
 from temporalio.client import Client
 
 from activities.db import Database
@@ -16,6 +13,9 @@ from conversation_client import Conversations
 from examples import llamaindex_claims
 from examples.claims_functions import TOOL_OPTIONS
 from interface import StartConversation
+from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 
 def registry(db: Database, llm: object) -> AgentRegistry:

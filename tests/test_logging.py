@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 from agent_workflows.conversation import AgentConversation
-from support.ids import new_id
-from support.paths import ROOT
-from support.workers import WorkerFactory
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -27,6 +24,9 @@ from demo.agent import claims_assistant
 from interface import UserMessage
 from observability import log_handler
 from settings import WorkerSettings
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 
 HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
 WORKFLOW_LOGGER = "temporalio.workflow"

@@ -7,9 +7,6 @@ from __future__ import annotations
 from autogen_ext.models.anthropic import AnthropicChatCompletionClient
 from autogen_ext.models.openai import AzureOpenAIChatCompletionClient, OpenAIChatCompletionClient
 from llama_index.llms.openai import OpenAI
-from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
-from support.ids import new_id
-from support.workers import WorkerFactory
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -17,6 +14,9 @@ from activities.db import Database
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
+from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 
 def registry(db: Database, model_client: object) -> AgentRegistry:

@@ -5,9 +5,6 @@ Temporal owns retries: a 429 waits for `retry-after`, a 400 is not retried.
 
 from __future__ import annotations
 
-from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
-from support.ids import new_id
-from support.workers import WorkerFactory
 from temporalio.client import Client
 
 from activities.db import Database
@@ -15,6 +12,9 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from settings import WorkerSettings
+from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
+from support.ids import new_id
+from support.workers import WorkerFactory
 
 
 def openai_agents(db: Database, url: str) -> AgentRegistry:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+from activities.db import Database
 from support.ids import new_id
 from support.temporal_cli import temporal
 from support.workers import WorkerFactory
-
-from activities.db import Database
 
 
 async def test_temporal_cli_drives_a_conversation_with_plain_json(

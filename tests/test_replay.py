@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from agent_workflows.conversation import AgentConversation
-from support.histories import HISTORIES, load
 from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+
+from support.histories import HISTORIES, load
 
 pytestmark = pytest.mark.replay  # no server: the Replayer
 

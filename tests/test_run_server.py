@@ -26,7 +26,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from devserver import DEV_SERVER_ARGS, SERVER_PORT, dev_server_command
-from tests.conftest import ROOT, new_id
+from support.ids import new_id
+from support.paths import ROOT
 from worker import has_search_attributes
 
 EXPECTED_TYPES = {

@@ -8,10 +8,6 @@ import json
 
 import pytest
 from agent_workflows.conversation import AgentConversation, _tool_summary
-from support.ids import new_id
-from support.temporal_cli import temporal
-from support.visibility import WAITING, listed
-from support.workers import WorkerFactory
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Replayer
 
@@ -22,6 +18,10 @@ from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
 from interface import StartConversation, ToolCall, ToolDecision
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
+from support.ids import new_id
+from support.temporal_cli import temporal
+from support.visibility import WAITING, listed
+from support.workers import WorkerFactory
 
 
 async def test_status_and_turns_are_searchable(

@@ -12,10 +12,6 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message as ProtoMessage
-from support.fake_openai import FakeOpenAI, error, text, tool_call
-from support.ids import new_id
-from support.payloads import payloads_in
-from support.workers import WorkerFactory
 from temporalio.client import Client, WorkflowHandle
 
 from activities.db import Database
@@ -23,6 +19,10 @@ from codec import EncryptionCodec, KeyRing, encrypted_data_converter, generate_k
 from conversation_client import Conversations, connect
 from devserver import worker_process
 from settings import WorkerSettings
+from support.fake_openai import FakeOpenAI, error, text, tool_call
+from support.ids import new_id
+from support.payloads import payloads_in
+from support.workers import WorkerFactory
 from worker import default_agents
 
 

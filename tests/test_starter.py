@@ -11,9 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from support.ids import new_id
-from support.paths import ROOT
-from support.workers import WorkerFactory
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.db import Database
@@ -23,6 +20,9 @@ from conversation_client import Conversations
 from demo.agent import claims_assistant
 from interface import ToolPolicy
 from settings import ENV, WorkerSettings
+from support.ids import new_id
+from support.paths import ROOT
+from support.workers import WorkerFactory
 
 TIMEOUT = 60
 CLAIM_QUESTION = "Check policy status for claim 123"

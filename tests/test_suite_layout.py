@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.paths import ROOT
 from support.tiers import SERVICE_FIXTURES, TIERS
 
@@ -46,17 +47,37 @@ def test_no_test_module_imports_another() -> None:
 
 
 def test_no_sys_path_changes() -> None:
-    """pyproject's `pythonpath` puts the project root and tests/ on the path."""
+    """pyproject's `pythonpath` puts the project root and tests/ on the path; reading
+    sys.path is fine, changing it is not."""
     found = [
         f"{path.relative_to(TESTS)}:{node.lineno}"
         for path in SOURCES
         for node in ast.walk(ast.parse(path.read_text(), str(path)))
-        if isinstance(node, ast.Attribute)
+        if _changes_sys_path(node)
+    ]
+    assert found == []
+
+
+def _is_sys_path(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
         and node.attr == "path"
         and isinstance(node.value, ast.Name)
         and node.value.id == "sys"
-    ]
-    assert found == []
+    )
+
+
+def _changes_sys_path(node: ast.AST) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        mutators = {"insert", "append", "extend", "remove", "pop", "clear"}
+        return node.func.attr in mutators and _is_sys_path(node.func.value)
+    if isinstance(node, ast.Assign | ast.AugAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(
+            _is_sys_path(t) or (isinstance(t, ast.Subscript) and _is_sys_path(t.value))
+            for t in targets
+        )
+    return False
 
 
 def test_the_tiers_are_registered_and_strict(pytestconfig: pytest.Config) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 
 from activities.db import Database, TableSet
 from demo import tables as demo_tables
-from tests.conftest import DATABASES, make_database
+from support.databases import DATABASES, make_database
 
 CORE_TABLES = {"tool_ledger", "transcript_messages", "alembic_version"}
 DEMO_TABLES = {"policies", "claims", "claim_notes", "email_outbox"}

@@ -17,11 +17,6 @@ from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swar
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
 from sqlalchemy import select
-from support.databases import count
-from support.histories import HISTORIES, load
-from support.ids import new_id
-from support.teams import HANDOFF_TEXT, NOTE, RESTART_CASES, SELECTOR_SCRIPT
-from support.workers import WorkerFactory
 from temporalio.api.enums.v1 import EventType
 
 from activities.db import Database
@@ -37,6 +32,11 @@ from devserver import worker_process
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from examples.claims_team import claims_agents, register_teams
 from interface import Message, StartConversation
+from support.databases import count
+from support.histories import HISTORIES, load
+from support.ids import new_id
+from support.teams import HANDOFF_TEXT, NOTE, RESTART_CASES, SELECTOR_SCRIPT
+from support.workers import WorkerFactory
 
 
 def teams(db: Database) -> AgentRegistry:

@@ -8,7 +8,6 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from support.ids import new_id
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,6 +16,7 @@ from activities.db import Database
 from conversation_client import Conversations
 from observability import client_interceptors
 from settings import WorkerSettings
+from support.ids import new_id
 from worker import build_worker, default_agents
 
 

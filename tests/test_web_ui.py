@@ -19,9 +19,6 @@ from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
-from support.ids import new_id
-from support.temporal_cli import temporal
-from support.visibility import WAITING, listed
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,6 +30,9 @@ from demo.run import TURNS
 from demo.scripted_model import ScriptedChatCompletionClient
 from devserver import ROOT, start_dev_server
 from interface import StartConversation, ToolDecision
+from support.ids import new_id
+from support.temporal_cli import temporal
+from support.visibility import WAITING, listed
 from worker import build_worker, has_search_attributes
 
 pytestmark = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from support.ids import new_id
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -14,6 +13,7 @@ from activities.db import Database
 from conversation_client import Conversations
 from demo.tables import ClaimNote
 from settings import WorkerSettings, WorkerTuning
+from support.ids import new_id
 from worker import build_worker, default_agents
 
 
