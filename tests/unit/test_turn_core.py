@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from agent_workflows.actions import Action, CallModel, Finish, RunTools, ToolTask
@@ -561,12 +562,16 @@ def test_stop_on_text_reply_continues_after_a_handoff() -> None:
 # --- purity ----------------------------------------------------------------------------------
 
 
-def test_the_core_imports_no_temporal_module() -> None:
+def test_the_core_and_these_tests_import_no_temporal_module() -> None:
     code = (
         "import sys\n"
         "import agent_workflows.core, agent_workflows.turns, agent_workflows.teams\n"
         "import agent_workflows.summaries, agent_workflows.actions, agent_workflows.state\n"
+        "import tests.unit.test_turn_core\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'temporalio'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
     assert out.stdout.strip() == "[]"
