@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from temporalio.common import RetryPolicy
+
+if TYPE_CHECKING:
+    from temporalio.common import RetryPolicy
 
 
 class RetrySettings(BaseModel):
@@ -23,6 +26,9 @@ class RetrySettings(BaseModel):
     attempt) use them up and lose a turn that a live worker would have finished."""
 
     def to_temporal(self) -> RetryPolicy:
+        # imported here: the pure turn loop uses these models without importing Temporal
+        from temporalio.common import RetryPolicy
+
         return RetryPolicy(
             initial_interval=self.initial_interval,
             backoff_coefficient=self.backoff_coefficient,

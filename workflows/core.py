@@ -1,0 +1,194 @@
+"""The conversation without Temporal: the turn queue, deduplication of message IDs,
+approvals, the record of finished turns and the state carried across continue-as-new.
+
+`AgentConversation` (the shell) calls these from its handlers and runs the actions of each
+turn's `TurnMachine`. Nothing here awaits, reads a clock or imports Temporal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent_workflows.state import ConversationData, TurnProgress
+from agent_workflows.turns import TurnMachine
+
+from interface import (
+    AgentSpec,
+    CarriedState,
+    ConversationState,
+    ErrorType,
+    PendingApproval,
+    StartConversation,
+    ToolCallOutput,
+    ToolDecision,
+    TurnResult,
+    UserMessage,
+)
+
+__all__ = ["RECENT_TOOL_CALLS", "ConversationCore", "Rejection", "forgotten"]
+
+RECENT_TOOL_CALLS = 20
+MESSAGE_ID_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a message is refused; `type` is what the `ask` validator's error carries."""
+
+    type: ErrorType
+    reason: str
+
+
+class ConversationCore:
+    """The conversation's rules over its one state model, `data`."""
+
+    def __init__(self, start: StartConversation, conversation_id: str, chain_id: str) -> None:
+        carried = start.carried or CarriedState()
+        self.data = ConversationData(
+            start=start, conversation_id=conversation_id, chain_id=chain_id, carried=carried
+        )
+        self.data.seen = set(carried.recent_message_ids) | {m.message_id for m in carried.queue}
+
+    # --- queue and dedup ---------------------------------------------------------------------
+
+    def rejection(self, message: UserMessage) -> Rejection | None:
+        """None if the message is taken (a retry of a known ID is, to be answered again)."""
+        if message.message_id in self.data.seen:
+            return None
+        limit = self.data.start.settings.max_message_chars
+        if not message.message_id.strip():
+            return _rejected("message_id is empty")
+        if len(message.message_id) > MESSAGE_ID_LIMIT:
+            return _rejected(f"message_id is longer than {MESSAGE_ID_LIMIT} characters")
+        if not message.text.strip():
+            return _rejected("text is empty")
+        if len(message.text) > limit:
+            return _rejected(f"text is longer than {limit} characters")
+        if self.data.carried.end_requested:
+            return Rejection(ErrorType.CONVERSATION_ENDING, "the conversation is ending")
+        return None
+
+    def enqueue(self, message: UserMessage) -> None:
+        if message.message_id in self.data.seen:
+            return
+        self.data.seen.add(message.message_id)
+        self.data.carried.recent_message_ids.append(message.message_id)
+        self.data.carried.queue.append(message)
+
+    def result_for(self, message_id: str) -> TurnResult | None:
+        """The kept result of that message's turn (the latest, if it ran twice)."""
+        for result in reversed(self.data.carried.recent_results):
+            if result.message_id == message_id:
+                return result
+        return None
+
+    def answered_long_ago(self, message_id: str) -> bool:
+        """Seen and answered, but the result is older than the kept window."""
+        data = self.data
+        if message_id not in data.seen or self.result_for(message_id) is not None:
+            return False
+        turn = data.turn
+        in_progress = turn is not None and turn.message.message_id == message_id
+        return not in_progress and all(m.message_id != message_id for m in data.carried.queue)
+
+    def request_end(self) -> None:
+        self.data.carried.end_requested = True
+
+    def has_work(self) -> bool:
+        """A queued turn, an end to honour, or a run long enough to continue as new."""
+        data = self.data
+        return (
+            bool(data.carried.queue)
+            or data.carried.end_requested
+            or data.run_turns >= data.start.settings.max_turns_per_run
+        )
+
+    # --- turns -------------------------------------------------------------------------------
+
+    def describe(self, spec: AgentSpec) -> None:
+        self.data.spec = spec
+
+    def start_turn(self) -> TurnMachine:
+        """Takes the next queued message; its machine runs the turn."""
+        data = self.data
+        message = data.carried.queue.pop(0)
+        data.turn = TurnProgress(number=data.carried.turn_count + 1, message=message)
+        return TurnMachine(data, data.turn)
+
+    def finish_turn(self, result: TurnResult) -> None:
+        """Records the turn's result and trims what is kept to its bounds."""
+        data, carried, settings = self.data, self.data.carried, self.data.start.settings
+        assert data.turn is not None
+        carried.turn_count = data.turn.number
+        data.run_turns += 1
+        carried.recent_results = [*carried.recent_results, result][-settings.recent_results :]
+        calls = [*carried.tool_calls, *data.turn.tool_calls]
+        carried.tool_calls = calls[-RECENT_TOOL_CALLS:]
+        ids = carried.recent_message_ids[-settings.recent_message_ids :]
+        carried.recent_message_ids = ids
+        data.seen = set(ids) | {m.message_id for m in carried.queue}
+        data.turn = None
+
+    # --- approvals ---------------------------------------------------------------------------
+
+    def request_approval(self, approval: PendingApproval) -> None:
+        self.data.approvals[approval.tool_call_id] = approval
+
+    def decide(self, decision: ToolDecision) -> bool:
+        """Takes a person's decision; False (ignored) if no such approval is pending."""
+        if decision.tool_call_id not in self.data.approvals:
+            return False
+        self.data.decisions[decision.tool_call_id] = decision
+        return True
+
+    def decided(self, tool_call_id: str) -> bool:
+        return tool_call_id in self.data.decisions
+
+    def settle_approval(self, tool_call_id: str, timed_out: bool) -> ToolCallOutput | None:
+        """None if approved (the tool runs); otherwise the denial the model sees."""
+        if timed_out:
+            decision = ToolDecision(
+                tool_call_id=tool_call_id, approve=False, reason="approval timed out"
+            )
+        else:
+            decision = self.data.decisions.pop(tool_call_id)
+        del self.data.approvals[tool_call_id]
+        if decision.approve:
+            return None
+        return ToolCallOutput(status="denied", content=f"Denied: {decision.reason or 'no reason'}")
+
+    # --- queries and continue-as-new -----------------------------------------------------------
+
+    def snapshot(self) -> ConversationState:
+        data, carried = self.data, self.data.carried
+        return ConversationState(
+            agent=data.start.agent,
+            status=data.status,
+            turn_count=carried.turn_count,
+            messages=carried.messages,
+            tool_calls=carried.tool_calls,
+            pending_approvals=list(data.approvals.values()),
+            usage=carried.usage,
+            queued_turns=len(carried.queue),
+            run_turns=data.run_turns,
+            active_agent=carried.speaker,
+        )
+
+    def carry(self) -> StartConversation:
+        """The next run's input: the same start, with the bounded carried state."""
+        self.data.carried.runs += 1
+        return self.data.start.model_copy(update={"carried": self.data.carried})
+
+
+def forgotten(message_id: str) -> TurnResult:
+    """The answer to a retried `ask` whose result fell out of the kept window."""
+    return TurnResult(
+        message_id=message_id,
+        turn=0,
+        status="duplicate",
+        reply="This message was answered earlier; its result is no longer kept.",
+    )
+
+
+def _rejected(reason: str) -> Rejection:
+    return Rejection(ErrorType.MESSAGE_REJECTED, reason)
