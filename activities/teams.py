@@ -16,8 +16,7 @@ from autogen_core.models import (
 )
 from temporalio.exceptions import ApplicationError
 
-from agents.registry import AgentDefinition
-from agents.teams import TeamDefinition
+from agents.definitions import AgentDefinition, TeamDefinition
 from interface import Message, ModelCallOutput, SeqMessage, SpeakerSelection, Usage
 
 

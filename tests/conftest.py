@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from activities.db import Database  # noqa: E402
 from activities.ledger import LedgerHooks  # noqa: E402
-from agents.frameworks import offline_defaults  # noqa: E402
+from agents.adapters import offline_defaults  # noqa: E402
 from agents.registry import AgentRegistry  # noqa: E402
 from conversation_client import Conversations  # noqa: E402
 from devserver import start_dev_server  # noqa: E402
