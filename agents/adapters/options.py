@@ -64,7 +64,8 @@ class ToolOptions:
                 if name not in tools:
                     raise InvalidToolOptions(
                         f"{owner}: ToolOptions {option}= names {name!r}, which is not one of "
-                        f"its tools {sorted(tools)}{_did_you_mean(name, tools)}"
+                        f"its tools {sorted(tools)}{_did_you_mean(name, tools)}; options "
+                        "for the tools of several agents are ToolOptions(..., shared=True)"
                     )
 
     def _by_option(self) -> dict[str, Collection[str]]:
