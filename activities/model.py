@@ -28,8 +28,9 @@ from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex
 from activities.provider_errors import provider_failures
 from activities.teams import select_speaker
 from activities.transcript import Transcript
+from agents.definitions import AgentDefinition
 from agents.errors import UnknownAgent
-from agents.registry import AgentDefinition, AgentRegistry
+from agents.registry import AgentRegistry
 from agents.tools import Tool
 from interface import (
     AgentSpec,

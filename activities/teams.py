@@ -17,8 +17,7 @@ from autogen_core.models import (
 from temporalio.exceptions import ApplicationError
 
 from activities.provider_errors import provider_failures
-from agents.registry import AgentDefinition
-from agents.teams import TeamDefinition
+from agents.definitions import AgentDefinition, TeamDefinition
 from interface import ErrorType, Message, ModelCallOutput, SeqMessage, SpeakerSelection, Usage
 
 

@@ -3,7 +3,9 @@
 AgentError
 ├── ConfigurationError      wiring is wrong; raised at worker start-up
 │   ├── DuplicateName       an agent or tool name registered twice
-│   └── UnknownAgent        a conversation names an agent the worker does not have
+│   ├── UnknownAgent        a conversation names an agent the worker does not have
+│   ├── UnsupportedOption   a framework option set that the durable loop cannot honour yet
+│   └── InvalidToolOptions  no such tool kind, or `ToolOptions` naming a tool the agent lacks
 └── ToolError               raised by a tool; the classes say whether to retry
     ├── ToolInputError      arguments the tool cannot use: back to the model, no retry
     ├── ToolBusinessError   a business rule refused the call: back to the model, no retry
@@ -16,11 +18,13 @@ __all__ = [
     "AgentError",
     "ConfigurationError",
     "DuplicateName",
+    "InvalidToolOptions",
     "ToolBusinessError",
     "ToolError",
     "ToolInputError",
     "ToolRetryableError",
     "UnknownAgent",
+    "UnsupportedOption",
 ]
 
 
@@ -37,6 +41,14 @@ class DuplicateName(ConfigurationError):
 
 
 class UnknownAgent(ConfigurationError):
+    pass
+
+
+class UnsupportedOption(ConfigurationError):
+    pass
+
+
+class InvalidToolOptions(ConfigurationError):
     pass
 
 

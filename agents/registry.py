@@ -3,71 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from autogen_core.models import ChatCompletionClient
-
+from agents.adapters.convert import definition_from
+from agents.adapters.options import ToolOptions
+from agents.definitions import AgentDefinition
 from agents.errors import DuplicateName, UnknownAgent
-from agents.retries import framework_retries_off
-from agents.tools import Tool
-from interface import AgentSpec, ModelPolicy
 
-ModelClient = Any
-"""An AutoGen `ChatCompletionClient` or a LlamaIndex `LLM`."""
-
-
-@dataclass
-class AgentDefinition:
-    """An agent's configuration. The workflow runs its loop; activities call its parts."""
-
-    name: str
-    system_message: str
-    model_client: ChatCompletionClient | ModelClient
-    tools: Sequence[Tool] = ()
-    max_steps: int = 8
-    """Model calls per turn before the turn stops with `step_limit`."""
-    context_messages: int = 60
-    """Transcript messages sent to the model per call (the newest ones)."""
-    model_policy: ModelPolicy = field(default_factory=ModelPolicy)
-    max_tool_iterations: int | None = None
-    """AutoGen semantics when set: at most this many rounds of tool calls per turn, then a
-    reflection or a summary. None: loop until the model answers in text (LlamaIndex)."""
-    reflect_on_tool_use: bool = True
-    """After the last tool round: another model call (True) or the summary below (False)."""
-    tool_call_summary_format: str = "{result}"
-    """AutoGen's per-call summary template: {tool_name}, {arguments}, {result}, {is_error}."""
-
-    def __post_init__(self) -> None:
-        names = [t.name for t in self.tools]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise DuplicateName(f"agent {self.name!r}: tool names registered twice: {duplicates}")
-        self._tools = {t.name: t for t in self.tools}
-        self.model_client = framework_retries_off(self.model_client)
-
-    def tool(self, name: str) -> Tool | None:
-        return self._tools.get(name)
-
-    def member(self, name: str) -> AgentDefinition:
-        """A team's member; a single agent has none."""
-        raise UnknownAgent(f"agent {self.name!r} is not a team: no member {name!r}")
-
-    def spec(self) -> AgentSpec:
-        return AgentSpec(
-            agent=self.name,
-            max_steps=self.max_steps,
-            model=self.model_policy,
-            tools={t.name: t.policy for t in self.tools},
-            max_tool_iterations=self.max_tool_iterations,
-            reflect_on_tool_use=self.reflect_on_tool_use,
-            tool_call_summary_format=self.tool_call_summary_format,
-        )
-
+__all__ = ["AgentRegistry", "Factory"]
 
 Factory = Callable[[], object]
 """Returns an AutoGen `AssistantAgent` or team, a LlamaIndex `FunctionAgent` or
-`AgentWorkflow`, an `AgentDefinition` or a `TeamDefinition` (agents.teams)."""
+`AgentWorkflow`, an `AgentDefinition` or a `TeamDefinition`."""
 
 
 @dataclass
@@ -86,12 +33,16 @@ class AgentRegistry:
         self._add(agent.name, _Entry(agent))
 
     def add(
-        self, name: str, factory: Factory, *, fresh_per_call: bool = False, tools: Any = None
+        self,
+        name: str,
+        factory: Factory,
+        *,
+        fresh_per_call: bool = False,
+        tools: ToolOptions | None = None,
     ) -> None:
         """Register a framework agent by name. The factory runs once now, so wiring errors
-        surface at start-up; with `fresh_per_call` it runs again for every activity, so
-        no agent object is shared between conversations."""
-        from agents.frameworks import definition_from
+        and options we cannot honour surface at start-up; with `fresh_per_call` it runs
+        again for every activity, so no agent object is shared between conversations."""
 
         def build() -> AgentDefinition:
             return definition_from(factory(), name, tools)

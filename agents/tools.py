@@ -8,18 +8,19 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 from autogen_core.tools import ToolSchema
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agents.errors import ConfigurationError
+from agents.errors import ConfigurationError, InvalidToolOptions
 from interface import ToolPolicy
 
 ToolKind = Literal["read", "database", "external"]
 """read: no side effect, no ledger. database: its writes commit with its ledger row.
 external: a side effect elsewhere, deduped downstream by the idempotency key."""
+TOOL_KINDS: tuple[str, ...] = get_args(ToolKind)
 
 ToolFn = Callable[["ToolContext", Any], Awaitable[Any]]
 
@@ -76,6 +77,9 @@ class Tool:
     parameters: dict[str, Any] | None = None
     """The JSON schema shown to the model; by default, the argument model's."""
 
+    def __post_init__(self) -> None:
+        check_kind(self.kind, f"tool {self.name!r}")
+
     @cached_property
     def schema(self) -> ToolSchema:
         """Built once: the model activity sends it on every call."""
@@ -108,6 +112,14 @@ def tool(
         )
 
     return wrap
+
+
+def check_kind(kind: object, where: str) -> None:
+    """Refuse a kind the ledger does not know (a typo would change how the tool runs)."""
+    if kind not in TOOL_KINDS:
+        raise InvalidToolOptions(
+            f"{where}: kind {kind!r} is not a tool kind; valid kinds: {', '.join(TOOL_KINDS)}"
+        )
 
 
 def _args_model(fn: ToolFn) -> type[BaseModel]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from autogen_core.models import ChatCompletionClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agents.registry import AgentDefinition
+from agents.definitions import AgentDefinition
 from demo.tools import claims_tools
 from interface import ToolPolicy
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from agents.frameworks import ToolOptions
+from agents.adapters import ToolOptions
 from agents.tools import current_tool_context
 from demo import claims
 from demo.claims import Sessions
@@ -24,6 +24,7 @@ TOOL_OPTIONS = ToolOptions(
         "send_customer_email": "external",
     },
     dedupes_downstream={"send_customer_email": True},
+    shared=True,  # one catalogue for agents and team members that each use some of these
 )
 """What the ledger needs to know of each function: its kind, and whether the provider
 behind an external one honours the idempotency key."""

@@ -22,6 +22,7 @@ import asyncio
 import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
@@ -29,12 +30,15 @@ from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 from autogen_core.models import ChatCompletionClient
 from autogen_core.tools import FunctionTool
 
-from agents.frameworks import from_autogen_team
+from agents.adapters import from_autogen_team, team
+from agents.definitions import TeamDefinition
 from agents.registry import AgentRegistry
-from agents.teams import TeamDefinition, team
+from conversation_client import Conversations
 from demo.claims import Sessions
 from demo.scripted_model import ScriptedChatCompletionClient
+from devserver import start_dev_server, worker_process
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
+from interface import StartConversation
 
 TRIAGE = (
     "You are the first contact for insurance claims. Answer questions about a claim's "
@@ -132,29 +136,20 @@ def register_teams(
 
 
 async def _demo() -> None:
-    from activities.db import Database
-    from conversation_client import Conversations
-    from devserver import start_dev_server
-    from interface import StartConversation
-    from worker import build_worker, prepare_database
-
+    """A conversation with `claims-team`, served by `worker.py` in a child process (it
+    registers these teams): this module stays below the entry points it would import."""
     env = await start_dev_server()
-    db = Database(f"sqlite:///{tempfile.mkdtemp(prefix='claims-team-')}/agents.db")
-    await prepare_database(db)
-    registry = AgentRegistry()
-    register_teams(registry, db.sessions)
+    folder = Path(tempfile.mkdtemp(prefix="claims-team-"))
     conversations = Conversations(env.client, f"claims-team-{uuid.uuid4().hex[:6]}")
     start, cid = StartConversation(agent="claims-team"), f"team-{uuid.uuid4().hex[:6]}"
     try:
-        async with build_worker(env.client, conversations.task_queue, db, registry):
-            for number, text in enumerate(
-                [
-                    "Check policy status for claim 123",
-                    "add a note that the customer called",
-                    "email the customer an update",
-                ],
-                1,
-            ):
+        async with worker_process(
+            database_url=f"sqlite:///{folder}/agents.db",
+            temporal_address=env.client.service_client.config.target_host,
+            task_queue=conversations.task_queue,
+            log=folder / "worker.log",
+        ):
+            for number, text in enumerate(DEMO_TURNS, 1):
                 result = await conversations.ask(cid, text, f"m-{number}", start)
                 print(f"user: {text}")
                 print(f"  speakers: {' -> '.join(result.speakers)}")
@@ -165,8 +160,14 @@ async def _demo() -> None:
             print(f"active agent: {state.active_agent}")
             await conversations.end(cid)
     finally:
-        await db.dispose()
         await env.shutdown()
+
+
+DEMO_TURNS = [
+    "Check policy status for claim 123",
+    "add a note that the customer called",
+    "email the customer an update",
+]
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from activities.db import Database
 from activities.ledger import LedgerHooks
-from agents.frameworks import offline_defaults
+from agents.adapters import offline_defaults
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from devserver import start_dev_server

@@ -18,8 +18,9 @@ from temporalio.service import RPCError
 
 from activities.db import Database
 from activities.tables import LedgerEntry, TranscriptMessage
+from agents.definitions import AgentDefinition
 from agents.errors import ToolBusinessError, ToolRetryableError
-from agents.registry import AgentDefinition, AgentRegistry
+from agents.registry import AgentRegistry
 from agents.tools import ToolContext, tool
 from conversation_client import Conversations
 from demo.agent import claims_assistant

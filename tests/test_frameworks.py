@@ -11,8 +11,9 @@ from autogen_agentchat.messages import ToolCallRequestEvent
 from autogen_core.tools import FunctionTool
 
 from activities.db import Database
-from agents.frameworks import ToolOptions, function_tool
-from agents.registry import AgentDefinition, AgentRegistry
+from agents.adapters import ToolOptions, function_tool
+from agents.definitions import AgentDefinition
+from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from demo.tables import ClaimNote, OutboxEmail

@@ -36,7 +36,8 @@ from activities.db import Database
 from activities.model import MAX_ARGUMENT_BYTES, MAX_REPLY_BYTES, MAX_TOOL_CALLS
 from activities.tables import LedgerEntry, TranscriptMessage
 from activities.tools import MAX_RESULT_BYTES
-from agents.registry import AgentDefinition, AgentRegistry
+from agents.definitions import AgentDefinition
+from agents.registry import AgentRegistry
 from agents.tools import ToolContext, tool
 from conversation_client import Conversations
 from demo.agent import claims_assistant

@@ -6,8 +6,9 @@ import pytest
 from pydantic import BaseModel
 
 from activities.db import Database
+from agents.definitions import AgentDefinition
 from agents.errors import ConfigurationError, DuplicateName, UnknownAgent
-from agents.registry import AgentDefinition, AgentRegistry
+from agents.registry import AgentRegistry
 from agents.tools import ToolContext, tool
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient

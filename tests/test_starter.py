@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.db import Database
-from agents.frameworks import function_tool
+from agents.adapters import function_tool
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant

@@ -21,10 +21,9 @@ from temporalio.api.enums.v1 import EventType
 
 from activities.db import Database
 from activities.tables import LedgerEntry, TranscriptMessage
+from agents.adapters import from_autogen_team, team
 from agents.errors import ConfigurationError
-from agents.frameworks import from_autogen_team
 from agents.registry import AgentRegistry
-from agents.teams import team
 from conversation_client import Conversations
 from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from demo.tables import ClaimNote, OutboxEmail

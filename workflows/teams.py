@@ -1,6 +1,6 @@
 """Team rules, as AutoGen's group chats and LlamaIndex's AgentWorkflow apply them: who
 speaks next, when the team stops, and what a handoff tool call does. No Temporal import;
-agents.teams describes the semantics matched."""
+agents.adapters.teams describes the semantics matched."""
 
 from __future__ import annotations
 

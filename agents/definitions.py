@@ -1,9 +1,13 @@
-"""Multi-agent teams: several agents in one conversation, taking turns as the team says.
+"""Agent and team definitions: what the workflow's loop needs to know of an agent.
 
-The workflow runs the team (who speaks next, handoffs, termination); each member's model
-calls and tools run as they do for a single agent, under the same ledger. A team is
-registered under its own name and a conversation's `agent` is that name. Members are
-addressed by activities as `<team>/<member>`.
+A definition is plain data plus its tools; the adapters (agents.adapters) build one from an
+AutoGen or LlamaIndex object, and the registry (agents.registry) serves them by name.
+
+Teams: several agents in one conversation, taking turns as the team says. The workflow
+runs the team (who speaks next, handoffs, termination); each member's model calls and
+tools run as they do for a single agent, under the same ledger. A team is registered
+under its own name and a conversation's `agent` is that name. Members are addressed by
+activities as `<team>/<member>`.
 
 Semantics follow the frameworks:
 - round_robin: AutoGen's `RoundRobinGroupChat`; the next speaker carries over to the next
@@ -24,22 +28,77 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from autogen_core.models import ChatCompletionClient
 from pydantic import BaseModel, Field
 
-from agents.errors import ConfigurationError, UnknownAgent
-from agents.registry import AgentDefinition
+from agents.errors import ConfigurationError, DuplicateName, UnknownAgent
+from agents.retries import framework_retries_off
 from agents.tools import Tool, ToolContext
-from interface import AgentSpec, HandoffSpec, TeamSpec
+from interface import AgentSpec, HandoffSpec, ModelPolicy, TeamSpec
 
 __all__ = [
     "AUTOGEN_SELECTOR_PROMPT",
+    "AgentDefinition",
     "Handoff",
+    "HandoffStyle",
     "LLAMAINDEX_HANDOFF_OUTPUT",
     "LLAMAINDEX_HANDOFF_PROMPT",
+    "ModelClient",
     "TeamDefinition",
     "TeamMode",
-    "team",
 ]
+
+ModelClient = Any
+"""An AutoGen `ChatCompletionClient` or a LlamaIndex `LLM`."""
+
+
+@dataclass
+class AgentDefinition:
+    """An agent's configuration. The workflow runs its loop; activities call its parts."""
+
+    name: str
+    system_message: str
+    model_client: ChatCompletionClient | ModelClient
+    tools: Sequence[Tool] = ()
+    max_steps: int = 8
+    """Model calls per turn before the turn stops with `step_limit`."""
+    context_messages: int = 60
+    """Transcript messages sent to the model per call (the newest ones)."""
+    model_policy: ModelPolicy = field(default_factory=ModelPolicy)
+    max_tool_iterations: int | None = None
+    """AutoGen semantics when set: at most this many rounds of tool calls per turn, then a
+    reflection or a summary. None: loop until the model answers in text (LlamaIndex)."""
+    reflect_on_tool_use: bool = True
+    """After the last tool round: another model call (True) or the summary below (False)."""
+    tool_call_summary_format: str = "{result}"
+    """AutoGen's per-call summary template: {tool_name}, {arguments}, {result}, {is_error}."""
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tools]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise DuplicateName(f"agent {self.name!r}: tool names registered twice: {duplicates}")
+        self._tools = {t.name: t for t in self.tools}
+        self.model_client = framework_retries_off(self.model_client)
+
+    def tool(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def member(self, name: str) -> AgentDefinition:
+        """A team's member; a single agent has none."""
+        raise UnknownAgent(f"agent {self.name!r} is not a team: no member {name!r}")
+
+    def spec(self) -> AgentSpec:
+        return AgentSpec(
+            agent=self.name,
+            max_steps=self.max_steps,
+            model=self.model_policy,
+            tools={t.name: t.policy for t in self.tools},
+            max_tool_iterations=self.max_tool_iterations,
+            reflect_on_tool_use=self.reflect_on_tool_use,
+            tool_call_summary_format=self.tool_call_summary_format,
+        )
+
 
 TeamMode = Literal["round_robin", "selector", "handoff"]
 HandoffStyle = Literal["autogen", "llamaindex"]
@@ -105,7 +164,7 @@ async def _never_run(ctx: ToolContext, args: Any) -> str:
 
 @dataclass
 class TeamDefinition(AgentDefinition):
-    """A team. Build one with `team(...)` or from a framework object (agents.frameworks)."""
+    """A team. Build one with `agents.adapters.team(...)` or from a framework object."""
 
     members: Sequence[AgentDefinition] = ()
     mode: TeamMode = "round_robin"
@@ -239,50 +298,3 @@ class TeamDefinition(AgentDefinition):
             h.tool_name: HandoffSpec(target=h.target, message=h.tool_message)
             for h in self.handoffs.get(name, ())
         }
-
-
-def team(
-    name: str,
-    members: Sequence[object],
-    *,
-    mode: TeamMode = "round_robin",
-    termination_text: str | None = None,
-    max_messages: int | None = None,
-    max_turns: int | None = None,
-    handoffs: Mapping[str, Sequence[str | Handoff]] | None = None,
-    tools: Any = None,
-    **options: Any,
-) -> TeamDefinition:
-    """A team of AutoGen `AssistantAgent`s, LlamaIndex `FunctionAgent`s or
-    `AgentDefinition`s, each under its own name. `handoffs` adds AutoGen-style handoffs by
-    member (an `AssistantAgent`'s own `handoffs=` count too); `tools` is a `ToolOptions`.
-    Other options are `TeamDefinition`'s fields: `model_client` (the selector's),
-    `descriptions`, `can_handoff_to`, `handoff_style`, `root`, `stop_on_text_reply`, ..."""
-    from agents.frameworks import member_from
-
-    definitions, found = [], {}
-    for member in members:
-        definition, own = member_from(member, tools)
-        definitions.append(definition)
-        extra = [
-            h if isinstance(h, Handoff) else Handoff(h)
-            for h in (handoffs or {}).get(definition.name, ())
-        ]
-        found[definition.name] = [*own, *extra]
-    descriptions = {
-        d.name: str(getattr(m, "description", "") or "")
-        for d, m in zip(definitions, members, strict=True)
-    }
-    return TeamDefinition(
-        name=name,
-        system_message="",
-        model_client=options.pop("model_client", None),
-        members=definitions,
-        mode=mode,
-        termination_text=termination_text,
-        max_messages=max_messages,
-        max_turns=max_turns,
-        handoffs=found,
-        descriptions={**descriptions, **options.pop("descriptions", {})},
-        **options,
-    )

@@ -1,0 +1,28 @@
+"""Bring your own agent: AutoGen and LlamaIndex objects become agent definitions.
+
+- `agents.adapters.autogen`: `AssistantAgent`, AutoGen tools and plain functions.
+- `agents.adapters.llamaindex`: `FunctionAgent` and LlamaIndex tools.
+- `agents.adapters.teams`: AutoGen group chats, LlamaIndex's `AgentWorkflow`, `team()`.
+- `agents.adapters.options`: `ToolOptions`, how each framework tool runs under the ledger.
+"""
+
+from agents.adapters.autogen import autogen_tool, from_autogen, function_tool
+from agents.adapters.convert import definition_from
+from agents.adapters.llamaindex import from_llamaindex, llamaindex_tool, offline_defaults
+from agents.adapters.options import DEFAULT_KIND, ToolOptions
+from agents.adapters.teams import from_autogen_team, from_llamaindex_workflow, team
+
+__all__ = [
+    "DEFAULT_KIND",
+    "ToolOptions",
+    "autogen_tool",
+    "definition_from",
+    "from_autogen",
+    "from_autogen_team",
+    "from_llamaindex",
+    "from_llamaindex_workflow",
+    "function_tool",
+    "llamaindex_tool",
+    "offline_defaults",
+    "team",
+]

@@ -1,0 +1,42 @@
+"""Whatever a registry factory returns, as an agent definition."""
+
+from __future__ import annotations
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
+from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
+
+from agents.adapters.autogen import from_autogen
+from agents.adapters.llamaindex import from_llamaindex
+from agents.adapters.options import ToolOptions
+from agents.adapters.teams import from_autogen_team, from_llamaindex_workflow
+from agents.definitions import AgentDefinition
+from agents.errors import ConfigurationError
+
+__all__ = ["definition_from"]
+
+
+def definition_from(source: object, name: str, tools: ToolOptions | None = None) -> AgentDefinition:
+    """Normalize what a factory returned into an `AgentDefinition` called `name`."""
+    if isinstance(source, AgentDefinition):
+        if tools is not None:
+            raise ConfigurationError(
+                f"agent {name!r}: tools= applies to framework agents; an AgentDefinition's "
+                "tools carry their own kind and policy"
+            )
+        definition = source
+    elif isinstance(source, RoundRobinGroupChat | SelectorGroupChat | Swarm):
+        definition = from_autogen_team(source, name=name, tools=tools)
+    elif isinstance(source, AgentWorkflow):
+        definition = from_llamaindex_workflow(source, name=name, tools=tools)
+    elif isinstance(source, AssistantAgent):
+        definition = from_autogen(source, tools=tools)
+    elif isinstance(source, FunctionAgent | ReActAgent):
+        definition = from_llamaindex(source, tools=tools)
+    else:
+        raise ConfigurationError(
+            f"agent {name!r}: expected an AssistantAgent, a FunctionAgent, an AutoGen team, "
+            f"an AgentWorkflow or an AgentDefinition, got {type(source).__name__}"
+        )
+    definition.name = name
+    return definition

@@ -1,0 +1,148 @@
+"""LlamaIndex's `FunctionAgent` and tools, as agent definitions.
+
+The workflow runs the loop: from the agent we take its LLM, tools and system prompt, and
+refuse the options the durable loop cannot honour yet rather than ignore them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import llama_index.core
+from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
+from llama_index.core.tools import BaseTool as LlamaTool
+from llama_index.core.tools import FunctionTool as LlamaFunctionTool
+from llama_index.core.tools.types import DefaultToolFnSchema, adapt_to_async_tool
+from pydantic import BaseModel
+
+from agents.adapters.options import ToolOptions
+from agents.definitions import AgentDefinition
+from agents.errors import ConfigurationError, ToolBusinessError, UnsupportedOption
+from agents.tools import Tool, ToolContext
+
+__all__ = [
+    "LLAMA_MAX_ITERATIONS",
+    "from_llamaindex",
+    "llamaindex_tool",
+    "offline_defaults",
+    "workflow_timeout",
+]
+
+LLAMA_MAX_ITERATIONS = 20  # AgentWorkflow.run's default max_iterations
+
+
+def llamaindex_tool(tool: LlamaTool, **options: Any) -> Tool:
+    """A LlamaIndex tool (`FunctionTool`, `QueryEngineTool` or any `BaseTool`). LlamaIndex
+    runs a sync function in a thread with a copy of the context, so
+    `current_tool_context()` works in it."""
+    meta = tool.metadata
+    if options.get("kind") == "database" and _is_sync(tool):
+        raise UnsupportedOption(
+            f"tool {meta.get_name()!r}: a synchronous function cannot be a 'database' tool "
+            "(its writes go through the ledger's AsyncSession); write it as `async def`"
+        )
+    async_tool = adapt_to_async_tool(tool)
+
+    async def run(ctx: ToolContext, args: BaseModel) -> str:
+        output = await async_tool.acall(**args.model_dump())
+        if getattr(output, "is_error", False):
+            raise ToolBusinessError(str(output.content))
+        return str(output.content)
+
+    return Tool(
+        name=meta.get_name(),
+        description=meta.description,
+        args_model=meta.fn_schema or DefaultToolFnSchema,
+        fn=run,
+        parameters=meta.get_parameters_dict(),
+        **options,
+    )
+
+
+def from_llamaindex(
+    agent: FunctionAgent | ReActAgent, *, tools: ToolOptions | None = None
+) -> AgentDefinition:
+    """A `FunctionAgent`'s LLM, tools and system prompt; it loops until a text answer."""
+    definition = llamaindex_definition(agent, tools)
+    if tools is not None:
+        tools.check([t.name for t in definition.tools], f"agent {agent.name!r}")
+    return definition
+
+
+def llamaindex_definition(
+    agent: FunctionAgent | ReActAgent, tools: ToolOptions | None
+) -> AgentDefinition:
+    """`from_llamaindex` without the options check, which a team makes over its members."""
+    if isinstance(agent, ReActAgent):
+        raise ConfigurationError(
+            "ReActAgent parses tool calls out of text; register a FunctionAgent instead"
+        )
+    _check_supported(agent)
+    options = tools or ToolOptions()
+    llama_tools = [t for t in agent.tools or [] if isinstance(t, LlamaTool)]
+    return AgentDefinition(
+        name=agent.name,
+        system_message=agent.system_prompt or "",
+        model_client=agent.llm,
+        tools=[llamaindex_tool(t, **options.for_tool(t.metadata.get_name())) for t in llama_tools],
+        max_steps=LLAMA_MAX_ITERATIONS,
+    )
+
+
+def offline_defaults() -> None:
+    """Point tiktoken at llama-index-core's bundled encodings: nothing downloads at run time."""
+    bundled = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(bundled))
+
+
+def workflow_timeout(workflow: object) -> object:
+    """A LlamaIndex workflow's (or agent's) `timeout=`; None is the agents' default."""
+    return getattr(workflow, "_timeout", None)
+
+
+_UNSUPPORTED: list[tuple[str, Callable[[Any], object], str]] = [
+    ("tool_retriever", lambda a: a.tool_retriever, "pass the tools as tools="),
+    ("initial_state", lambda a: a.initial_state, "agent state is not carried yet"),
+    ("output_cls", lambda a: a.output_cls, "no structured output yet"),
+    ("structured_output_fn", lambda a: a.structured_output_fn, "no structured output yet"),
+    (
+        "early_stopping_method",
+        lambda a: a.early_stopping_method != "force",
+        "a turn that reaches the step limit ends with status step_limit",
+    ),
+    (
+        "timeout",
+        lambda a: workflow_timeout(a) is not None,
+        "Temporal's timeouts bound each model call (ModelPolicy)",
+    ),
+    (
+        "initial_tool_choice",
+        lambda a: getattr(a, "initial_tool_choice", None),
+        "the model chooses its tools",
+    ),
+    (
+        "allow_parallel_tool_calls",
+        lambda a: getattr(a, "allow_parallel_tool_calls", True) is not True,
+        "the model may always call tools in parallel",
+    ),
+]
+"""Options set to anything but their default that the durable loop cannot honour yet."""
+
+
+def _check_supported(agent: FunctionAgent) -> None:
+    for option, is_set, advice in _UNSUPPORTED:
+        if is_set(agent):
+            raise UnsupportedOption(
+                f"agent {agent.name!r}: {type(agent).__name__}({option}=...) is not supported "
+                f"yet: {advice}"
+            )
+
+
+def _is_sync(tool: LlamaTool) -> bool:
+    """A `FunctionTool` made from a plain function (LlamaIndex wraps it to run in a thread)."""
+    if not isinstance(tool, LlamaFunctionTool):
+        return False
+    return tool.async_fn.__qualname__.startswith("sync_to_async.")
