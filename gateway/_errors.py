@@ -5,11 +5,11 @@ ApiError(status, code, message)                 every answer that is not a succe
   409 conversation_ended                        WorkflowAlreadyStartedError (an ended ID is
                                                 never restarted), signal to a closed run,
                                                 AcceptedUpdateCompletedWorkflow
-  409 conversation_ending                       the `ask` validator: "the conversation is ending"
+  409 conversation_ending                       the `ask` validator: ConversationEnding
   422 invalid_request                           the body, a header or a parameter; RPCError
                                                 INVALID_ARGUMENT
-  422 message_rejected                          the `ask` validator's other reasons
-  422 unknown_agent                             the conversation failed: no such agent
+  422 message_rejected                          the `ask` validator: MessageRejected
+  422 unknown_agent                             the conversation failed: UnknownAgent
   422 invalid_page_token                        a page token the gateway did not hand out
   501 filter_unavailable                        list filters without the search attributes
   502 temporal_error, unexpected_error          anything else, logged
@@ -33,11 +33,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway._models import ErrorBody
+from interface.contract import ErrorType
 
 log = logging.getLogger("gateway")
 
-ENDING_REASON = "the conversation is ending"
-"""The `ask` validator's reason once `end` was signalled (workflows/conversation.py)."""
 COMPLETED_BEFORE_UPDATE = "AcceptedUpdateCompletedWorkflow"
 """The SDK's failure type when the run closes before an accepted update finishes."""
 CONNECT_FAILED = "Failed client connect"
@@ -106,13 +105,15 @@ def from_exception(error: BaseException, conversation_id: str | None = None) -> 
 
 
 def _update_failed(error: WorkflowUpdateFailedError, conversation_id: str) -> ApiError:
+    """By the failure's type (interface.contract), never by its text."""
     cause = error.cause
     reason = getattr(cause, "message", None) or str(cause)
-    if getattr(cause, "type", None) == COMPLETED_BEFORE_UPDATE:
+    kind = getattr(cause, "type", None)
+    if kind == COMPLETED_BEFORE_UPDATE:
         return ended(conversation_id)
-    if reason == ENDING_REASON:
+    if kind == ErrorType.CONVERSATION_ENDING:
         return ApiError(409, "conversation_ending", f"rejected: {reason}")
-    if getattr(cause, "type", None) == "UnknownAgent":  # the workflow fails pending asks with it
+    if kind == ErrorType.UNKNOWN_AGENT:  # the workflow fails pending asks with it
         return ApiError(422, "unknown_agent", reason)
     return ApiError(422, "message_rejected", f"rejected: {reason}")
 

@@ -27,12 +27,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from conversation_client import Conversations, connect
 from gateway._errors import ApiError, ended, not_found, unavailable
 from interface import WORKFLOW_TYPE
+from interface.contract import ErrorType
 
 log = logging.getLogger("gateway")
 
 ConversationsFactory = Callable[[], Awaitable[Conversations]]
-UNKNOWN_AGENT = "UnknownAgent"
-"""The workflow's failure type when no worker knows the agent (workflows/conversation.py)."""
 EXPLAIN_TIMEOUT = 5.0
 
 
@@ -84,7 +83,7 @@ async def why_closed(conversations: Conversations, conversation_id: str) -> ApiE
         await asyncio.wait_for(conversations.handle(conversation_id).result(), EXPLAIN_TIMEOUT)
     except WorkflowFailureError as failure:
         cause = failure.cause
-        if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_AGENT:
+        if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_AGENT:
             return ApiError(422, "unknown_agent", cause.message)
     except (TemporalError, RPCError, TimeoutError) as error:
         log.warning("cannot tell why %s closed: %s", conversation_id, type(error).__name__)
