@@ -1,6 +1,12 @@
 """The errors the gateway answers with, and how Temporal's exceptions become them.
 
 ApiError(status, code, message)                 every answer that is not a success
+  401 unauthenticated                           no API key, or an unknown one (gateway._auth)
+  403 forbidden                                 the key may not touch this conversation or agent
+  403 origin_not_allowed                        a state-changing request from another Origin
+  404 tool_call_not_pending                     a decision for a call that waits for none
+  413 body_too_large                            the body is over `max_body_bytes`
+  415 unsupported_media_type                    a state-changing request whose body is not JSON
   404 conversation_not_found                    RPCError NOT_FOUND (query, signal, describe)
   409 conversation_ended                        WorkflowAlreadyStartedError (an ended ID is
                                                 never restarted), signal to a closed run,
@@ -53,18 +59,22 @@ class ApiError(Exception):
         code: str,
         message: str,
         details: list[dict[str, object]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
     def response(self, retry_after: int) -> JSONResponse:
         """The JSON response, with `Retry-After` on a 503."""
         body = ErrorBody(error=self.code, message=self.message, details=self.details)
-        headers = {"Retry-After": str(retry_after)} if self.status in RETRY_LATER else None
-        return JSONResponse(body.model_dump(exclude_none=True), self.status, headers)
+        headers = dict(self.headers)
+        if self.status in RETRY_LATER:
+            headers["Retry-After"] = str(retry_after)
+        return JSONResponse(body.model_dump(exclude_none=True), self.status, headers or None)
 
 
 def not_found(conversation_id: str) -> ApiError:
