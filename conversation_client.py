@@ -26,6 +26,7 @@ from interface import (
     TurnResult,
     UserMessage,
 )
+from interface.contract import SIGNAL_USER_MESSAGE
 
 
 def run_then_exit(main: Callable[[], object]) -> NoReturn:
@@ -111,7 +112,7 @@ class Conversations:
             AgentConversation.run,
             start,
             **self._start_options(conversation_id, start),
-            start_signal="user_message" if first_message else None,
+            start_signal=SIGNAL_USER_MESSAGE if first_message else None,
             start_signal_args=[first_message] if first_message else [],
         )
 

@@ -25,6 +25,7 @@ from conversation_client import Conversations, connect, run_then_exit
 from interface import (
     DEFAULT_TASK_QUEUE,
     ConversationState,
+    ErrorType,
     StartConversation,
     ToolCallRecord,
     ToolDecision,
@@ -98,6 +99,18 @@ async def _with_client(target: Target, action: Callable[[Conversations], Awaitab
         stop_tracing()
 
 
+def rejection(error: WorkflowUpdateFailedError) -> str:
+    """One line for a failed `ask`, chosen by the failure's type (interface.contract)."""
+    cause = error.cause
+    reason = getattr(cause, "message", None) or str(cause or error)
+    kind = getattr(cause, "type", None)
+    if kind == ErrorType.CONVERSATION_ENDING:
+        return f"rejected: {reason}; start a new conversation with another ID"
+    if kind == ErrorType.UNKNOWN_AGENT:
+        return f"failed: {reason}"
+    return f"rejected: {reason}"
+
+
 def call(
     ctx: typer.Context,
     action: Callable[[Conversations], Awaitable[T]],
@@ -110,8 +123,7 @@ def call(
     except Unreachable as error:
         fail(f"cannot reach Temporal at {target.address}: {error}", 2)
     except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        fail(f"rejected: {getattr(cause, 'message', None) or cause or error}", 1)
+        fail(rejection(error), 1)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND and conversation_id:
             fail(f"no conversation {conversation_id}: {error.message}", 1)
@@ -336,8 +348,7 @@ class ChatSession:
         try:
             result = await self.c.ask(self.id, text, message_id, self.start)
         except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            err.print(f"rejected: {getattr(cause, 'message', None) or cause or error}")
+            err.print(rejection(error))
             return
         except RPCError as error:
             err.print(f"error: {error.message}")

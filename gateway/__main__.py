@@ -2,19 +2,23 @@
 
 Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS /
 AGENT_CODEC_KEY_FILE, the TLS and API key variables and OTEL_EXPORTER_OTLP_ENDPOINT as the
-worker does; GATEWAY_HOST, GATEWAY_PORT and GATEWAY_ASK_TIMEOUT
-through its options.
+worker does; GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT, GATEWAY_CORS_ORIGINS and
+GATEWAY_MAX_BODY_BYTES through its options; the API keys from GATEWAY_API_KEYS and
+GATEWAY_API_KEY_FILE (gateway._auth). Without keys it refuses every request, unless started
+with --no-auth (GATEWAY_NO_AUTH=1).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Annotated
 
 import typer
 
 from codec import KeyConfigError
 from conversation_client import run_then_exit
-from gateway import GatewaySettings, connector, create_app
+from gateway import AuthConfigError, GatewayAuth, GatewaySettings, connector, create_app
 from observability import configure_tracing
 from settings import WorkerSettings
 
@@ -29,9 +33,25 @@ def serve(
         float,
         typer.Option(envvar="GATEWAY_ASK_TIMEOUT", help="seconds a sync message waits; then 202"),
     ] = GatewaySettings().ask_timeout,
+    no_auth: Annotated[
+        bool, typer.Option(envvar="GATEWAY_NO_AUTH", help="serve without API keys (warned)")
+    ] = False,
+    cors_origins: Annotated[
+        str, typer.Option(envvar="GATEWAY_CORS_ORIGINS", help="comma-separated; none by default")
+    ] = "",
+    max_body_bytes: Annotated[
+        int, typer.Option(envvar="GATEWAY_MAX_BODY_BYTES", help="larger bodies get 413")
+    ] = GatewaySettings().max_body_bytes,
 ) -> None:
     """Serve the gateway; it connects to Temporal on the first request."""
     import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        auth = GatewayAuth.from_env(os.environ)
+    except AuthConfigError as error:
+        raise SystemExit(f"gateway API keys: {error}") from None
+    auth.anonymous = auth.anonymous or no_auth
 
     settings = WorkerSettings.from_env()
     try:
@@ -50,9 +70,16 @@ def serve(
         converter,
         **options,
     )
-    asgi = create_app(factory, GatewaySettings(ask_timeout=ask_timeout))
+    gateway_settings = GatewaySettings(
+        ask_timeout=ask_timeout,
+        auth=auth,
+        cors_origins=[o.strip() for o in cors_origins.split(",") if o.strip()],
+        max_body_bytes=max_body_bytes,
+    )
+    asgi = create_app(factory, gateway_settings)
     target = f"{settings.temporal_address} ({settings.temporal_namespace}, {settings.task_queue})"
-    print(f"gateway for {target} on http://{host}:{port}", flush=True)
+    keys = "auth OFF" if auth.anonymous else f"{len(auth.keys)} API key(s)"
+    print(f"gateway for {target} on http://{host}:{port}, {keys}", flush=True)
     try:
         uvicorn.run(asgi, host=host, port=port, log_level="info")
     finally:

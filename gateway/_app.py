@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
@@ -22,7 +24,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from conversation_client import Conversations
 from gateway import _paging as paging
+from gateway._auth import Caller
 from gateway._errors import ApiError, from_exception, log
+from gateway._guard import RequestGuard
 from gateway._models import (
     AGENT_PATTERN,
     MAX_ID_CHARS,
@@ -37,10 +41,12 @@ from gateway._models import (
 from gateway._temporal import (
     ConversationsFactory,
     Temporal,
+    conversation_agent,
     list_page,
     list_query,
     missing_or_ended,
     missing_search_attributes,
+    scope_filters,
     why_closed,
 )
 from interface import (
@@ -87,7 +93,14 @@ def _error(description: str, retry: bool = False) -> dict[str, Any]:
 
 
 Responses = dict[int | str, dict[str, Any]]
+AUTH_ERRORS: Responses = {
+    401: _error("no API key, or one the gateway does not accept"),
+    403: _error("the key may not touch this conversation or agent, or a foreign Origin"),
+    413: _error("the body is over the gateway's limit"),
+    415: _error("a state-changing request whose body is not JSON"),
+}
 COMMON_ERRORS: Responses = {
+    **AUTH_ERRORS,
     422: _error("invalid body, header or parameter, or a message the workflow rejected"),
     502: _error("Temporal refused the call, or the gateway failed unexpectedly (logged)"),
     503: _error("Temporal, or every worker, is unavailable: retry later", retry=True),
@@ -125,7 +138,49 @@ def _error_response(request: Request, error: Exception) -> Response:
     return api_error.response(_settings(request).retry_after)
 
 
-router = APIRouter(route_class=GuardedRoute)
+BEARER = HTTPBearer(auto_error=False, description="an API key of the gateway's")
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+async def _authenticate(request: Request, credentials: Credentials) -> Caller:
+    """Every conversation route: a known key, and a conversation ID the key may touch."""
+    token = credentials.credentials if credentials else None
+    caller = _settings(request).auth.authenticate(token)
+    if caller is None:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        raise ApiError(
+            401, "unauthenticated", "send an API key: Authorization: Bearer KEY", None, challenge
+        )
+    conversation_id = request.path_params.get("conversation_id")
+    if conversation_id is not None and not caller.may_touch(conversation_id):
+        raise ApiError(403, "forbidden", f"this key may not touch conversation {conversation_id!r}")
+    request.state.caller = caller
+    return caller
+
+
+router = APIRouter(route_class=GuardedRoute, dependencies=[Security(_authenticate)])
+health = APIRouter(route_class=GuardedRoute, tags=["health"])
+
+
+def _caller(request: Request) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
+
+
+async def _check_agent(
+    request: Request, conversations: Conversations, conversation_id: str, new_agent: str | None
+) -> None:
+    """For a key limited to some agents: the conversation's agent, or `new_agent` for one
+    that does not exist yet, must be one of them."""
+    caller = _caller(request)
+    if caller.agents is None:
+        return
+    agent = await conversation_agent(conversations, conversation_id)
+    agent = agent or new_agent
+    if agent is None or not caller.may_use(agent):
+        raise ApiError(403, "forbidden", f"this key may not talk to agent {agent!r}")
 
 
 def _settings(request: Request) -> GatewaySettings:
@@ -166,6 +221,7 @@ async def post_message(
     conversations = await _conversations(request)
     message = UserMessage(message_id=idempotency_key, text=body.text)
     start = StartConversation(agent=body.agent) if body.agent else StartConversation()
+    await _check_agent(request, conversations, conversation_id, start.agent)
     if mode == "sync":
         result = await _wait_for_turn(request, conversations, conversation_id, message, start)
         if result is not None:
@@ -205,6 +261,13 @@ async def _wait_for_turn(
 async def get_conversation(request: Request, conversation_id: ConversationId) -> ConversationState:
     """The `state` query: status, turns, recent messages, tool calls, pending approvals."""
     conversations = await _conversations(request)
+    await _check_agent(request, conversations, conversation_id, None)
+    return await _state(request, conversations, conversation_id)
+
+
+async def _state(
+    request: Request, conversations: Conversations, conversation_id: str
+) -> ConversationState:
     timeout = _settings(request).query_timeout
     try:
         return await asyncio.wait_for(conversations.state(conversation_id), timeout)
@@ -219,6 +282,7 @@ async def _signal(
 ) -> None:
     """Send a signal; NOT_FOUND becomes 404 or, for a closed conversation, 409."""
     conversations = await _conversations(request)
+    await _check_agent(request, conversations, conversation_id, None)
     try:
         await send_signal(conversations)
     except RPCError as error:
@@ -237,7 +301,16 @@ async def _signal(
 async def post_tool_decision(
     request: Request, conversation_id: ConversationId, decision: ToolDecision
 ) -> Accepted:
-    """The `decide_tool` signal. A decision for a call that is not waiting is ignored."""
+    """The `decide_tool` signal, for a call that waits for a decision (else 404)."""
+    conversations = await _conversations(request)
+    await _check_agent(request, conversations, conversation_id, None)
+    closed = await missing_or_ended(conversations, conversation_id, running_ok=True)
+    if closed is not None:
+        raise closed
+    state = await _state(request, conversations, conversation_id)
+    if all(p.tool_call_id != decision.tool_call_id for p in state.pending_approvals):
+        message = f"tool call {decision.tool_call_id!r} is not waiting for a decision"
+        raise ApiError(404, "tool_call_not_pending", message)
     await _signal(request, conversation_id, lambda c: c.decide(conversation_id, decision))
     return _accepted(request, conversation_id, tool_call_id=decision.tool_call_id)
 
@@ -277,6 +350,7 @@ async def list_conversations(
     AgentName and ConversationStatus."""
     filters = [f'{AGENT_NAME.name}="{agent}"'] if agent else []
     filters += [f'{CONVERSATION_STATUS.name}="{status}"'] if status else []
+    filters += scope_filters(_caller(request))
     query = list_query(filters)
     token = paging.decode(query, page_token)
     client = (await _conversations(request)).client
@@ -326,6 +400,23 @@ def _item(execution: WorkflowExecution) -> ConversationItem:
     )
 
 
+@health.get("/healthz", summary="Liveness: the gateway process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get(
+    "/readyz",
+    summary="Readiness: Temporal is reachable",
+    responses={503: _error("Temporal cannot be reached", retry=True)},
+)
+async def readyz(request: Request) -> dict[str, str]:
+    conversations = await _conversations(request)
+    if not await conversations.client.service_client.check_health():
+        raise ApiError(503, "temporal_unavailable", "Temporal reports that it is not serving")
+    return {"status": "ready"}
+
+
 def _validation_error(request: Request, error: Exception) -> Response:
     """422 with each problem's location and message (never the input, which may be large)."""
     assert isinstance(error, RequestValidationError)
@@ -362,10 +453,27 @@ def create_app(
         description=DESCRIPTION,
         generate_unique_id_function=lambda route: route.name,
     )
+    settings = settings or GatewaySettings()
     app.state.temporal = Temporal(conversations)
-    app.state.settings = settings or GatewaySettings()
+    app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)
+    app.include_router(health)
+    # outermost last: CORS answers preflights, then the guard checks size, type and Origin
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_body_bytes, allowed_origins=settings.cors_origins
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    if settings.auth.anonymous:
+        log.warning("authentication is OFF (--no-auth): anyone who reaches the gateway may use it")
+    elif not settings.auth.keys:
+        log.warning("no API keys configured: every request will be refused with 401")
     return app

@@ -1,15 +1,21 @@
 """The errors the gateway answers with, and how Temporal's exceptions become them.
 
 ApiError(status, code, message)                 every answer that is not a success
+  401 unauthenticated                           no API key, or an unknown one (gateway._auth)
+  403 forbidden                                 the key may not touch this conversation or agent
+  403 origin_not_allowed                        a state-changing request from another Origin
+  404 tool_call_not_pending                     a decision for a call that waits for none
+  413 body_too_large                            the body is over `max_body_bytes`
+  415 unsupported_media_type                    a state-changing request whose body is not JSON
   404 conversation_not_found                    RPCError NOT_FOUND (query, signal, describe)
   409 conversation_ended                        WorkflowAlreadyStartedError (an ended ID is
                                                 never restarted), signal to a closed run,
                                                 AcceptedUpdateCompletedWorkflow
-  409 conversation_ending                       the `ask` validator: "the conversation is ending"
+  409 conversation_ending                       the `ask` validator: ConversationEnding
   422 invalid_request                           the body, a header or a parameter; RPCError
                                                 INVALID_ARGUMENT
-  422 message_rejected                          the `ask` validator's other reasons
-  422 unknown_agent                             the conversation failed: no such agent
+  422 message_rejected                          the `ask` validator: MessageRejected
+  422 unknown_agent                             the conversation failed: UnknownAgent
   422 invalid_page_token                        a page token the gateway did not hand out
   501 filter_unavailable                        list filters without the search attributes
   502 temporal_error, unexpected_error          anything else, logged
@@ -33,11 +39,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway._models import ErrorBody
+from interface.contract import ErrorType
 
 log = logging.getLogger("gateway")
 
-ENDING_REASON = "the conversation is ending"
-"""The `ask` validator's reason once `end` was signalled (workflows/conversation.py)."""
 COMPLETED_BEFORE_UPDATE = "AcceptedUpdateCompletedWorkflow"
 """The SDK's failure type when the run closes before an accepted update finishes."""
 CONNECT_FAILED = "Failed client connect"
@@ -54,18 +59,22 @@ class ApiError(Exception):
         code: str,
         message: str,
         details: list[dict[str, object]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
     def response(self, retry_after: int) -> JSONResponse:
         """The JSON response, with `Retry-After` on a 503."""
         body = ErrorBody(error=self.code, message=self.message, details=self.details)
-        headers = {"Retry-After": str(retry_after)} if self.status in RETRY_LATER else None
-        return JSONResponse(body.model_dump(exclude_none=True), self.status, headers)
+        headers = dict(self.headers)
+        if self.status in RETRY_LATER:
+            headers["Retry-After"] = str(retry_after)
+        return JSONResponse(body.model_dump(exclude_none=True), self.status, headers or None)
 
 
 def not_found(conversation_id: str) -> ApiError:
@@ -106,13 +115,15 @@ def from_exception(error: BaseException, conversation_id: str | None = None) -> 
 
 
 def _update_failed(error: WorkflowUpdateFailedError, conversation_id: str) -> ApiError:
+    """By the failure's type (interface.contract), never by its text."""
     cause = error.cause
     reason = getattr(cause, "message", None) or str(cause)
-    if getattr(cause, "type", None) == COMPLETED_BEFORE_UPDATE:
+    kind = getattr(cause, "type", None)
+    if kind == COMPLETED_BEFORE_UPDATE:
         return ended(conversation_id)
-    if reason == ENDING_REASON:
+    if kind == ErrorType.CONVERSATION_ENDING:
         return ApiError(409, "conversation_ending", f"rejected: {reason}")
-    if getattr(cause, "type", None) == "UnknownAgent":  # the workflow fails pending asks with it
+    if kind == ErrorType.UNKNOWN_AGENT:  # the workflow fails pending asks with it
         return ApiError(422, "unknown_agent", reason)
     return ApiError(422, "message_rejected", f"rejected: {reason}")
 

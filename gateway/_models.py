@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway._auth import GatewayAuth
+
 AGENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 """Agent names: also the only text placed inside a list query, so no quotes or spaces."""
 MAX_TEXT_CHARS = 100_000
@@ -32,6 +34,13 @@ class GatewaySettings(BaseModel):
     """Seconds to wait for a worker to answer the `state` query; then 504."""
     retry_after: int = Field(default=5, ge=1)
     """Seconds sent in `Retry-After` with every 503."""
+    auth: GatewayAuth = Field(default_factory=GatewayAuth)
+    """The API keys accepted. The default has none, so every request is refused (401)."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins whose browsers may call the gateway (CORS), and the only `Origin`s a
+    state-changing request may carry. None by default."""
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Larger request bodies are refused with 413 before they are read whole."""
 
 
 class SendMessage(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, overload
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
@@ -25,14 +25,15 @@ from temporalio.exceptions import ApplicationError, TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from conversation_client import Conversations, connect
+from gateway._auth import Caller
 from gateway._errors import ApiError, ended, not_found, unavailable
-from interface import WORKFLOW_TYPE
+from interface import WORKFLOW_TYPE, StartConversation
+from interface.contract import ErrorType
+from interface.search_attributes import AGENT_NAME
 
 log = logging.getLogger("gateway")
 
 ConversationsFactory = Callable[[], Awaitable[Conversations]]
-UNKNOWN_AGENT = "UnknownAgent"
-"""The workflow's failure type when no worker knows the agent (workflows/conversation.py)."""
 EXPLAIN_TIMEOUT = 5.0
 
 
@@ -84,15 +85,24 @@ async def why_closed(conversations: Conversations, conversation_id: str) -> ApiE
         await asyncio.wait_for(conversations.handle(conversation_id).result(), EXPLAIN_TIMEOUT)
     except WorkflowFailureError as failure:
         cause = failure.cause
-        if isinstance(cause, ApplicationError) and cause.type == UNKNOWN_AGENT:
+        if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_AGENT:
             return ApiError(422, "unknown_agent", cause.message)
     except (TemporalError, RPCError, TimeoutError) as error:
         log.warning("cannot tell why %s closed: %s", conversation_id, type(error).__name__)
     return ended(conversation_id)
 
 
-async def missing_or_ended(conversations: Conversations, conversation_id: str) -> ApiError:
-    """After NOT_FOUND from a signal: 404 if the ID is unknown, 409 if its run has closed."""
+@overload
+async def missing_or_ended(conversations: Conversations, conversation_id: str) -> ApiError: ...
+@overload
+async def missing_or_ended(
+    conversations: Conversations, conversation_id: str, running_ok: bool
+) -> ApiError | None: ...
+async def missing_or_ended(
+    conversations: Conversations, conversation_id: str, running_ok: bool = False
+) -> ApiError | None:
+    """404 if the ID is unknown, 409 if its run has closed; for a running one, None with
+    `running_ok`, else 404 (a signal's NOT_FOUND raced the run's close)."""
     try:
         description = await conversations.handle(conversation_id).describe()
     except RPCError as error:
@@ -100,8 +110,44 @@ async def missing_or_ended(conversations: Conversations, conversation_id: str) -
             return not_found(conversation_id)
         raise
     if description.status == WorkflowExecutionStatus.RUNNING:
-        return not_found(conversation_id)
+        return None if running_ok else not_found(conversation_id)
     return ended(conversation_id)
+
+
+async def conversation_agent(conversations: Conversations, conversation_id: str) -> str | None:
+    """The agent of a running conversation, or None if the ID has no running run: from the
+    AgentName search attribute, else from the run's start input (no worker needed)."""
+    handle = conversations.handle(conversation_id)
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    agent = description.typed_search_attributes.get(AGENT_NAME)
+    if agent:
+        return agent
+    async for event in handle.fetch_history_events(page_size=1):
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        [start] = await conversations.client.data_converter.decode(payloads, [StartConversation])
+        return str(start.agent)
+    return None
+
+
+def scope_filters(caller: Caller) -> list[str]:
+    """List-query filters that keep a limited key to its agents and ID prefixes (both are
+    validated to hold no quotes: gateway._models, gateway._auth)."""
+    filters = []
+    if caller.agents is not None:
+        filters.append(
+            f"{AGENT_NAME.name} IN ({', '.join(f'{chr(34)}{a}{chr(34)}' for a in caller.agents)})"
+        )
+    if caller.conversation_prefixes is not None:
+        prefixes = [f'WorkflowId STARTS_WITH "{p}"' for p in caller.conversation_prefixes]
+        filters.append(f"({' OR '.join(prefixes) or 'false'})")
+    return filters
 
 
 def list_query(filters: list[str]) -> str:

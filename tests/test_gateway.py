@@ -28,7 +28,7 @@ from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import OutboxEmail
 from devserver import start_dev_server
-from gateway import GatewaySettings, connector, create_app
+from gateway import ApiKey, GatewayAuth, GatewaySettings, connector, create_app
 from gateway._models import NOT_BLANK
 from gateway._temporal import missing_search_attributes
 from settings import ENV
@@ -38,6 +38,9 @@ from support.paths import ROOT
 from support.workers import WorkerFactory
 
 CLAIM_QUESTION = "Check policy status for claim 123"
+KEY = "gateway-test-key-0123456789"
+AUTH = GatewayAuth(keys=[ApiKey(name="tests", key=KEY)])
+BEARER = {"Authorization": f"Bearer {KEY}"}
 SEARCH_ATTRIBUTES = ["AgentName", "ConversationStatus"]
 
 
@@ -45,9 +48,14 @@ SEARCH_ATTRIBUTES = ["AgentName", "ConversationStatus"]
 async def http_client(
     source: Conversations | Callable[..., Any], settings: GatewaySettings | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the gateway app, in this process."""
+    """An httpx client on the gateway app, in this process, sending the tests' API key
+    (the settings get that key unless they bring keys of their own)."""
+    settings = settings or GatewaySettings()
+    if not settings.auth.keys and not settings.auth.anonymous:
+        settings = settings.model_copy(update={"auth": AUTH})
     transport = httpx.ASGITransport(app=create_app(source, settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    base = "http://gateway"
+    async with httpx.AsyncClient(transport=transport, base_url=base, headers=BEARER) as http:
         yield http
 
 
@@ -330,13 +338,15 @@ async def test_python_m_gateway_serves_it(
         "TEMPORAL_ADDRESS": temporal_address,
         "TEMPORAL_TASK_QUEUE": task_queue,
         "GATEWAY_PORT": str(unused_tcp_port),
+        "GATEWAY_API_KEYS": KEY,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{unused_tcp_port}"
     try:
-        async with run_worker(db), httpx.AsyncClient(base_url=base, timeout=30) as http:
+        http_client = httpx.AsyncClient(base_url=base, timeout=30, headers=BEARER)
+        async with run_worker(db), http_client as http:
             await wait_until_serving(http)
             response = await post_message(http, new_id(), CLAIM_QUESTION, key())
     finally:
@@ -436,9 +446,15 @@ async def test_the_openapi_schema_documents_every_error(http: httpx.AsyncClient)
         "post_tool_decision",
         "post_end",
         "list_conversations",
+        "healthz",
+        "readyz",
     }
     for op in operations:
-        for status in ("422", "502", "503", "504"):
+        if op["operationId"] in ("healthz", "readyz"):
+            assert op.get("security") is None, "load balancers call them without a key"
+            continue
+        assert op["security"] == [{"HTTPBearer": []}], op["operationId"]
+        for status in ("401", "403", "413", "415", "422", "502", "503", "504"):
             content = op["responses"][status]["content"]["application/json"]
             assert content["schema"] == error_ref, (op["operationId"], status)
         assert "Retry-After" in op["responses"]["503"]["headers"]

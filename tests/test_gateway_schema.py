@@ -18,19 +18,28 @@ from schemathesis.openapi import from_asgi
 
 from activities.db import Database
 from conversation_client import Conversations
-from gateway import GatewaySettings, create_app
+from gateway import ApiKey, GatewayAuth, GatewaySettings, create_app
 from support.workers import WorkerFactory
 
+KEY = "schemathesis-key-0123456789"
+AUTH = GatewayAuth(keys=[ApiKey(name="schemathesis", key=KEY)])
 EXAMPLES = 30
 """Per operation and generation mode; about 300 requests, some of them real turns."""
 BUSINESS_REJECTIONS = {"unknown_agent", "message_rejected", "invalid_page_token"}
 # A schema-valid request may still be refused: an agent no worker knows, a text over the
 # conversation's own limit, a made-up page token. Those 422s, and only those (checked below).
 CONFIG = schemathesis.Config.from_str(
-    """
+    f"""
+[auth.openapi.HTTPBearer]
+bearer = "{KEY}"
+
 [[operations]]
 include-operation-id = "post_message"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422"]
+
+[[operations]]
+include-operation-id = "post_tool_decision"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409"]
 
 [[operations]]
 include-operation-id = "list_conversations"
@@ -75,7 +84,8 @@ def check_operations(schema: schemathesis.BaseSchema) -> list[str]:
 async def test_the_gateway_conforms_to_its_openapi_schema(
     db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
-    app = create_app(conversations, GatewaySettings(ask_timeout=10, query_timeout=10))
+    settings = GatewaySettings(ask_timeout=10, query_timeout=10, auth=AUTH)
+    app = create_app(conversations, settings)
     schema = await asyncio.to_thread(from_asgi, "/openapi.json", app, config=CONFIG)
     async with run_worker(db):
         # schemathesis calls the app from its own thread and loop; this loop runs the worker
@@ -83,6 +93,8 @@ async def test_the_gateway_conforms_to_its_openapi_schema(
     assert sorted(checked) == [
         "GET /conversations",
         "GET /conversations/{conversation_id}",
+        "GET /healthz",
+        "GET /readyz",
         "POST /conversations/{conversation_id}/end",
         "POST /conversations/{conversation_id}/messages",
         "POST /conversations/{conversation_id}/tool-decisions",
