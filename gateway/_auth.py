@@ -18,8 +18,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
-__all__ = ["ApiKey", "AuthConfigError", "Caller", "GatewayAuth"]
+__all__ = ["AUTH_ENV", "ApiKey", "AuthConfigError", "Caller", "GatewayAuth"]
 
+AUTH_ENV = ("GATEWAY_API_KEYS", "GATEWAY_API_KEY_FILE", "GATEWAY_NO_AUTH")
+"""The variables `GatewayAuth.from_env` reads (docker-compose.yml sets them)."""
 MIN_KEY_CHARS = 16
 PREFIX_PATTERN = r"^[A-Za-z0-9_.:/-]{1,200}$"
 """Conversation-ID prefixes go into list queries, so no quotes, spaces or backslashes."""

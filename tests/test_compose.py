@@ -18,6 +18,7 @@ from temporalio.service import TLSConfig
 import gateway.__main__ as gateway_main
 from codec import SERVER_ENV
 from conversation_client import Conversations
+from gateway._auth import AUTH_ENV
 from interface import search_attributes
 from settings import CLIENT_SETTINGS, ENV, WorkerSettings
 from support.codec_server import server_app, serving
@@ -30,8 +31,8 @@ GATEWAY_OWN_ENV = {
     param.envvar
     for param in typer.main.get_command(gateway_main.app).params
     if isinstance(param.envvar, str)
-}
-"""GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT: the options of `python -m gateway`."""
+} | set(AUTH_ENV)
+"""The options of `python -m gateway` (GATEWAY_HOST, GATEWAY_PORT, ...) and its keys."""
 
 EXPECTED_SERVICES = {
     "postgresql",
