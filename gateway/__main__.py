@@ -1,8 +1,8 @@
 """`python -m gateway`: serve the HTTP gateway with uvicorn.
 
-Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS /
-AGENT_CODEC_KEY_FILE, the TLS and API key variables and OTEL_EXPORTER_OTLP_ENDPOINT as the
-worker does; GATEWAY_HOST, GATEWAY_PORT and GATEWAY_ASK_TIMEOUT
+Connects as the worker does (settings.py: the Temporal connection through
+temporalio.envconfig, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS / AGENT_CODEC_KEY_FILE,
+OTEL_EXPORTER_OTLP_ENDPOINT); GATEWAY_HOST, GATEWAY_PORT and GATEWAY_ASK_TIMEOUT
 through its options.
 """
 
@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from codec import KeyConfigError
-from conversation_client import run_then_exit
-from gateway import GatewaySettings, connector, create_app
+from conversation_client import Conversations, run_then_exit
+from gateway import GatewaySettings, create_app
 from observability import configure_tracing
 from settings import WorkerSettings
 
@@ -33,23 +33,20 @@ def serve(
     """Serve the gateway; it connects to Temporal on the first request."""
     import uvicorn
 
-    settings = WorkerSettings.from_env()
     try:
-        converter = settings.data_converter()  # AGENT_CODEC_KEYS, as the worker
+        settings = WorkerSettings.from_env()  # connection settings as the worker reads them
+        settings.connect_config()  # TLS files are read here: fail now, not on a request
+        plugin = settings.plugin()  # AGENT_CODEC_KEYS and tracing, as the worker
     except KeyConfigError as error:
         raise SystemExit(f"payload encryption: {error}") from None
-    try:
-        options = settings.connect_options()  # TLS, API key, tracing, as the worker
     except (OSError, ValueError) as error:
-        raise SystemExit(f"Temporal TLS: {error}") from None
+        raise SystemExit(f"Temporal connection settings: {error}") from None
     stop_tracing = configure_tracing(settings, "agent-gateway")
-    factory = connector(
-        settings.temporal_address,
-        settings.temporal_namespace,
-        settings.task_queue,
-        converter,
-        **options,
-    )
+
+    async def factory() -> Conversations:
+        """Connects on the first request; the SDK raises RuntimeError while it cannot."""
+        return Conversations(await settings.connect(plugin), settings.task_queue)
+
     asgi = create_app(factory, GatewaySettings(ask_timeout=ask_timeout))
     target = f"{settings.temporal_address} ({settings.temporal_namespace}, {settings.task_queue})"
     print(f"gateway for {target} on http://{host}:{port}", flush=True)

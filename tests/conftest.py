@@ -24,17 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 from activities.db import Database  # noqa: E402
 from activities.ledger import LedgerHooks  # noqa: E402
+from agent_conversations import AgentConversationsPlugin, has_search_attributes  # noqa: E402
 from agents.frameworks import offline_defaults  # noqa: E402
 from agents.registry import AgentRegistry  # noqa: E402
 from conversation_client import Conversations  # noqa: E402
 from devserver import start_dev_server  # noqa: E402
 from settings import WorkerSettings  # noqa: E402
-from worker import (  # noqa: E402
-    build_worker,
-    default_agents,
-    has_search_attributes,
-    prepare_database,
-)
+from worker import default_agents, prepare_database  # noqa: E402
 
 offline_defaults()
 POSTGRES_URL = os.environ.get("DATABASE_URL", "")
@@ -120,7 +116,10 @@ def run_worker(client: Client, task_queue: str, indexed: bool) -> WorkerFactory:
         hooks: LedgerHooks | None = None,
     ) -> AsyncIterator[Worker]:
         registry = agents or default_agents(WorkerSettings(), database)
-        async with build_worker(client, task_queue, database, registry, hooks, indexed) as worker:
+        plugin = AgentConversationsPlugin(
+            registry, database, ledger_hooks=hooks, search_attributes=indexed
+        )
+        async with Worker(client, task_queue=task_queue, plugins=[plugin]) as worker:
             yield worker
 
     return start

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from agent_workflows.conversation import AgentConversation
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+
+from agent_conversations import AgentConversationsPlugin, WorkerTuning
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -26,7 +26,9 @@ def load(path: Path) -> WorkflowHistory:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[AgentConversation], data_converter=pydantic_data_converter)
+    # the worker's plugin, with the sandbox on: replay also checks the workflow's imports
+    plugin = AgentConversationsPlugin(tuning=WorkerTuning(workflow_sandbox=True))
+    replayer = Replayer(workflows=[], plugins=[plugin])
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
