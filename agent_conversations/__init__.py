@@ -23,6 +23,7 @@ from agents.teams import team
 from agents.tools import Tool, ToolContext, current_tool_context, tool
 from codec import KeyRing
 from conversation_client import Conversations
+from interface import StartConversation, TurnResult, UserMessage
 
 __all__ = [
     "PLUGIN_NAME",
@@ -34,12 +35,15 @@ __all__ = [
     "Database",
     "IncompatibleDataConverter",
     "KeyRing",
+    "StartConversation",
     "Tool",
     "ToolBusinessError",
     "ToolContext",
     "ToolInputError",
     "ToolOptions",
+    "TurnResult",
     "UnknownAgent",
+    "UserMessage",
     "WorkerTuning",
     "current_tool_context",
     "from_autogen",
