@@ -50,11 +50,12 @@ def build_worker(
     db: Database,
     agents: AgentRegistry,
     hooks: LedgerHooks | None = None,
-    search_attributes: bool | None = None,
+    search_attributes: bool | None = False,
     tuning: WorkerTuning | None = None,
 ) -> Worker:
-    """A worker for `agents` on `client`, through the plugin. `search_attributes=None`
-    checks the namespace at start."""
+    """A worker for `agents` on `client`, through the plugin: the tests' and bench's helper.
+    `search_attributes=None` checks the namespace at start, as the plugin does by default;
+    the tests' False keeps agent names out of histories that must hold no plaintext."""
     plugin = AgentConversationsPlugin(
         agents, db, tuning=tuning, search_attributes=search_attributes, ledger_hooks=hooks
     )
