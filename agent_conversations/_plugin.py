@@ -119,10 +119,6 @@ class AgentConversationsPlugin(SimplePlugin):
             workflow_failure_exception_types=list(workflow_failure_exception_types),
         )
 
-    @property
-    def keys(self) -> KeyRing | None:
-        return self._keys
-
     def _data_converter(self, existing: DataConverter | None) -> DataConverter:
         """Ours in place of the SDK's default; a user's own converter is kept if it can
         carry our payloads, with our codec added when keys are given and it has none."""
