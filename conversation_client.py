@@ -56,8 +56,8 @@ async def connect(
 ) -> Client:
     """A client with the pydantic data converter, or `data_converter` (e.g. encrypting).
 
-    `options` go to `Client.connect`: `WorkerSettings.connect_options()` gives TLS, the API
-    key and the tracing interceptor as the worker uses them."""
+    `options` go to `Client.connect`. The entry points connect with `WorkerSettings.connect`
+    instead: the environment's connection settings and `AgentConversationsPlugin`."""
     return await Client.connect(
         address,
         namespace=namespace,

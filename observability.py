@@ -1,16 +1,17 @@
 """Logs that name their conversation, turn and tool call; OpenTelemetry tracing.
 
-Logs: `LogContextInterceptor` (on every worker, `worker.build_worker`) remembers the activity's
-conversation ID, turn and tool-call key while it runs, and `ConversationLogFilter` puts them on
-every log record made meanwhile, whoever the logger (the tool's own, SQLAlchemy's, ...).
-Workflow records get the conversation ID from `workflow.logger`'s own extra; the workflow
-writes the turn into the message where it has one. `workflow.logger` drops its records
-during replay, so a replayed history does not repeat them.
+Logs: `LogContextInterceptor` (on every worker, through `AgentConversationsPlugin`)
+remembers the activity's conversation ID, turn and tool-call key while it runs, and
+`ConversationLogFilter` puts them on every log record made meanwhile, whoever the logger
+(the tool's own, SQLAlchemy's, ...). Workflow records get the conversation ID from
+`workflow.logger`'s own extra; the workflow writes the turn into the message where it has
+one. `workflow.logger` drops its records during replay, so a replayed history does not
+repeat them.
 
 Tracing: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, workers and clients get
-`temporalio.contrib.opentelemetry.TracingInterceptor` and an SDK tracer provider exporting
-OTLP/HTTP there. Unset, nothing is installed: the interceptor's workflow spans cost a call
-out of the workflow per span.
+`temporalio.contrib.opentelemetry.TracingInterceptor` (the plugin's `tracing=True`) and an
+SDK tracer provider exporting OTLP/HTTP there. Unset, nothing is installed: the
+interceptor's workflow spans cost a call out of the workflow per span.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "configure_logging",
     "configure_tracing",
     "log_handler",
+    "tracing_interceptor",
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
@@ -139,14 +141,18 @@ class TracingSettings(Protocol):
     otel_service_name: str | None
 
 
+def tracing_interceptor() -> Any:
+    """Temporal's OpenTelemetry `TracingInterceptor`, a client and a worker interceptor
+    (`AgentConversationsPlugin(tracing=True)` installs it)."""
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return TracingInterceptor()
+
+
 def client_interceptors(settings: TracingSettings) -> list[Any]:
     """`[TracingInterceptor()]` when tracing is configured, else nothing. Given to
     `Client.connect`, it also applies to every worker built on that client."""
-    if not settings.otel_endpoint:
-        return []
-    from temporalio.contrib.opentelemetry import TracingInterceptor
-
-    return [TracingInterceptor()]
+    return [tracing_interceptor()] if settings.otel_endpoint else []
 
 
 def configure_tracing(settings: TracingSettings, default_service: str) -> Callable[[], None]:

@@ -1,27 +1,66 @@
-"""Worker settings, read from the environment by the entry points only."""
+"""Settings, read from the environment by the entry points only, in `WorkerSettings.from_env`.
+
+Connection settings (address, namespace, TLS, API key, TOML profiles) are loaded by
+`temporalio.envconfig`, as the Temporal CLI loads them; the rest are this project's own.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 from llama_index.core.llms import LLM
-from pydantic import BaseModel, SecretStr
+from pydantic import Field, SecretStr, SkipValidation
+from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
 
+from agent_conversations import AgentConversationsPlugin, WorkerTuning
 from codec import KeyRing, data_converter_for
 from interface import DEFAULT_TASK_QUEUE
 from observability import client_interceptors
 
-ENV = {
+if TYPE_CHECKING:
+    from activities.db import Database
+    from agents.registry import AgentRegistry
+
+__all__ = [
+    "CLIENT_SETTINGS",
+    "DEMO_ENV",
+    "ENV",
+    "OWN_ENV",
+    "TEMPORAL_ENV",
+    "TEST_ENV",
+    "WorkerSettings",
+    "WorkerTuning",
+    "load_temporal_profile",
+]
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+TEMPORAL_ENV = {
     "temporal_address": "TEMPORAL_ADDRESS",
     "temporal_namespace": "TEMPORAL_NAMESPACE",
+    "temporal_api_key": "TEMPORAL_API_KEY",
+    "temporal_tls": "TEMPORAL_TLS",
+    "temporal_tls_cert": "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "temporal_tls_key": "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "temporal_tls_ca": "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "temporal_tls_server_name": "TEMPORAL_TLS_SERVER_NAME",
+    "temporal_profile": "TEMPORAL_PROFILE",
+    "temporal_config_file": "TEMPORAL_CONFIG_FILE",
+}
+"""The Temporal CLI's variables that deployments set, read by `temporalio.envconfig` (which
+also reads the rest of them: `TEMPORAL_TLS_*_DATA`, `TEMPORAL_GRPC_META_*`, ...)."""
+
+OWN_ENV = {
     "task_queue": "TEMPORAL_TASK_QUEUE",
     "database_url": "DATABASE_URL",
+    "agent_modules": "AGENT_MODULES",
     "openai_api_key": "OPENAI_API_KEY",
     "openai_base_url": "OPENAI_BASE_URL",
     "model": "MODEL",
@@ -30,60 +69,59 @@ ENV = {
     "sticky_timeout": "WORKER_STICKY_TIMEOUT",
     "max_cached_workflows": "WORKER_MAX_CACHED_WORKFLOWS",
     "workflow_sandbox": "WORKFLOW_SANDBOX",
-    "temporal_tls": "TEMPORAL_TLS",
-    "temporal_tls_cert": "TEMPORAL_TLS_CLIENT_CERT_PATH",
-    "temporal_tls_key": "TEMPORAL_TLS_CLIENT_KEY_PATH",
-    "temporal_tls_ca": "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
-    "temporal_tls_server_name": "TEMPORAL_TLS_SERVER_NAME",
-    "temporal_api_key": "TEMPORAL_API_KEY",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "otel_service_name": "OTEL_SERVICE_NAME",
 }
-"""Setting -> environment variable. docker-compose.yml sets exactly these for the worker."""
+"""Setting -> environment variable, for this project's own settings."""
+
+ENV = {**TEMPORAL_ENV, **OWN_ENV}
+"""Every variable the worker reads. docker-compose.yml sets exactly these for the worker."""
 
 CLIENT_SETTINGS = (
-    "temporal_address",
-    "temporal_namespace",
+    *TEMPORAL_ENV,
     "task_queue",
     "codec_keys",
     "codec_key_file",
-    "temporal_tls",
-    "temporal_tls_cert",
-    "temporal_tls_key",
-    "temporal_tls_ca",
-    "temporal_tls_server_name",
-    "temporal_api_key",
     "otel_endpoint",
     "otel_service_name",
 )
 """The settings that clients (the gateway, starter.py) read as the worker does."""
 
 TEST_ENV = {"fault": "AGENT_FAULT", "fault_once": "AGENT_FAULT_ONCE"}
+"""Fault injection for the demo and the tests (activities/faults.py); never set in production."""
 
 DEMO_ENV = {"demo_email_approval": "DEMO_EMAIL_APPROVAL"}
 """The claims demo's own switches."""
-"""Fault injection for the demo and the tests (activities/faults.py); never set in production."""
 
 
-class WorkerTuning(BaseModel):
-    """Worker options measured in bench/ (README, Performance)."""
-
-    sticky_timeout: float = 1.0
-    """Seconds. A killed worker's cached conversations move to other workers after this long; a
-    worker busy for longer loses them too, and they replay elsewhere."""
-    max_cached_workflows: int = 250
-    """Conversations kept in memory; older idle ones are evicted and replay on their next turn."""
-    workflow_sandbox: bool = False
-    """Run the workflow in the SDK's sandbox (off: 19% less worker CPU per turn)."""
+def load_temporal_profile(env: Mapping[str, str]) -> ClientConfigProfile:
+    """The Temporal connection profile, as the Temporal CLI loads it: the TOML file
+    (`TEMPORAL_CONFIG_FILE`, or the default path), its profile (`TEMPORAL_PROFILE`, or
+    `default`), then the `TEMPORAL_*` variables over it. Raises ValueError, naming the
+    problem."""
+    # compose passes an unset variable as "", and envconfig takes TEMPORAL_TLS="" for "on"
+    present = {name: value for name, value in env.items() if value}
+    config_file = present.get("TEMPORAL_CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        raise ValueError(f"TEMPORAL_CONFIG_FILE={config_file}: no such file")
+    try:
+        return ClientConfigProfile.load(override_env_vars=present)
+    except Exception as error:  # the SDK's bridge raises its own ConfigError
+        raise ValueError(f"Temporal client configuration: {error}") from None
 
 
 class WorkerSettings(WorkerTuning):
     """Everything the worker reads from the environment (ENV), its tuning included."""
 
-    temporal_address: str = "localhost:7233"
-    temporal_namespace: str = "default"
+    temporal: SkipValidation[ClientConfigProfile] = Field(
+        default_factory=ClientConfigProfile, repr=False
+    )
+    """Address, namespace, API key and TLS (`load_temporal_profile`); not shown: it holds
+    the API key."""
     task_queue: str = DEFAULT_TASK_QUEUE
     database_url: str = "sqlite:///.data/agents.db"
+    agent_modules: str | None = None
+    """Comma-separated modules whose `register(registry)` adds agents (`--agents`)."""
     openai_api_key: SecretStr | None = None
     """With a key, a real OpenAI-compatible model is used; without one, the scripted model."""
     openai_base_url: str | None = None
@@ -92,16 +130,6 @@ class WorkerSettings(WorkerTuning):
     """Payload encryption keys, `ID:BASE64[,ID:BASE64...]`, the active one first (codec/)."""
     codec_key_file: str | None = None
     """A file of such keys (a mounted secret); with neither set, payloads are not encrypted."""
-    temporal_tls: bool = False
-    """TLS without a client certificate (e.g. Temporal Cloud with an API key); implied by a cert."""
-    temporal_tls_cert: str | None = None
-    """Path of the client certificate (PEM) for mTLS; with `temporal_tls_key`."""
-    temporal_tls_key: str | None = None
-    temporal_tls_ca: str | None = None
-    """Path of the CA that signed the server's certificate; default: the system's roots."""
-    temporal_tls_server_name: str | None = None
-    temporal_api_key: SecretStr | None = None
-    """Sent as `Authorization: Bearer ...`; never logged."""
     otel_endpoint: str | None = None
     """An OTLP/HTTP collector (`http://collector:4318`): spans of workflows, activities and
     client calls are exported there. Unset: no tracing interceptor, no cost."""
@@ -114,43 +142,79 @@ class WorkerSettings(WorkerTuning):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
-        names = {**ENV, **TEST_ENV, **DEMO_ENV}
-        values = {field: env[var] for field, var in names.items() if env.get(var)}
-        return cls.model_validate(values)
+        """The one place the environment is read. Raises ValueError for a bad setting."""
+        names = {**OWN_ENV, **TEST_ENV, **DEMO_ENV}
+        values: dict[str, Any] = {field: env[var] for field, var in names.items() if env.get(var)}
+        return cls.model_validate({**values, "temporal": load_temporal_profile(env)})
+
+    @property
+    def temporal_address(self) -> str:
+        return self.temporal.address or DEFAULT_ADDRESS
+
+    @property
+    def temporal_namespace(self) -> str:
+        return self.temporal.namespace or "default"
 
     def tuning(self) -> WorkerTuning:
         return WorkerTuning.model_validate(self.model_dump(include=set(WorkerTuning.model_fields)))
 
-    def tls_config(self) -> TLSConfig | bool:
-        """TLS from the certificate paths; True for TLS with the system's roots only."""
-        cert, key, ca = self.temporal_tls_cert, self.temporal_tls_key, self.temporal_tls_ca
-        if bool(cert) != bool(key):
+    def connect_config(self) -> dict[str, Any]:
+        """Keyword arguments of `Client.connect`: address, namespace, TLS, API key, gRPC
+        metadata. Raises ValueError or OSError for TLS files that are wrong or unreadable."""
+        tls = self.temporal.tls
+        if tls and bool(tls.client_cert) != bool(tls.client_private_key):
             raise ValueError("TEMPORAL_TLS_CLIENT_CERT_PATH and _KEY_PATH go together")
-        if not (cert or ca or self.temporal_tls_server_name):
-            return self.temporal_tls
-        return TLSConfig(
-            client_cert=Path(cert).read_bytes() if cert else None,
-            client_private_key=Path(key).read_bytes() if key else None,
-            server_root_ca_cert=Path(ca).read_bytes() if ca else None,
-            domain=self.temporal_tls_server_name,
-        )
+        config: dict[str, Any] = {
+            "target_host": self.temporal_address,
+            "namespace": self.temporal_namespace,
+        }
+        return config | dict(self.temporal.to_client_connect_config())
+
+    def tls_config(self) -> TLSConfig | bool:
+        """TLS as `connect_config` gives it; True for TLS with the system's roots only."""
+        tls = self.connect_config().get("tls", False)
+        return True if tls == TLSConfig() else tls
 
     def connect_options(self) -> dict[str, Any]:
-        """Keyword arguments of `Client.connect`: TLS, API key and tracing (observability.py)."""
-        api_key = self.temporal_api_key.get_secret_value() if self.temporal_api_key else None
-        tls = self.tls_config()
+        """`Client.connect`'s TLS, API key and tracing for a client without the plugin."""
+        config = self.connect_config()
         return {
-            "tls": tls or bool(api_key),  # an API key is never sent in the clear
-            "api_key": api_key,
+            "tls": self.tls_config(),
+            "api_key": config.get("api_key"),
             "interceptors": client_interceptors(self),
         }
 
-    def data_converter(self) -> DataConverter:
-        """The pydantic data converter, encrypting payloads when keys are configured.
-
-        Raises codec.KeyConfigError, naming the problem, for missing or malformed keys."""
+    def key_ring(self) -> KeyRing | None:
+        """The payload encryption keys, or None. Raises codec.KeyConfigError, naming the
+        problem, for missing or malformed keys."""
         keys = self.codec_keys.get_secret_value() if self.codec_keys else None
-        return data_converter_for(KeyRing.from_config(keys, self.codec_key_file))
+        return KeyRing.from_config(keys, self.codec_key_file)
+
+    def plugin(
+        self,
+        agents: AgentRegistry | None = None,
+        database: Database | None = None,
+        **options: Any,
+    ) -> AgentConversationsPlugin:
+        """The plugin as these settings configure it: keys, tracing and tuning; with agents
+        and a database, for workers too. `options` go to `AgentConversationsPlugin`."""
+        options.setdefault("keys", self.key_ring())
+        options.setdefault("tracing", bool(self.otel_endpoint))
+        options.setdefault("tuning", self.tuning())
+        return AgentConversationsPlugin(agents, database, **options)
+
+    async def connect(
+        self, plugin: AgentConversationsPlugin | None = None, **overrides: Any
+    ) -> Client:
+        """The client every entry point uses: `connect_config()` and the plugin
+        (`self.plugin()` unless given). `overrides` replace `connect_config()`'s arguments."""
+        config = self.connect_config() | overrides
+        return await Client.connect(**config, plugins=[plugin or self.plugin()])
+
+    def data_converter(self) -> DataConverter:
+        """The pydantic data converter, encrypting payloads when keys are configured (the
+        plugin's). Raises codec.KeyConfigError for missing or malformed keys."""
+        return data_converter_for(self.key_ring())
 
     def model_client(self) -> ChatCompletionClient:
         """The scripted model, or an OpenAI-compatible client with its own retries off."""

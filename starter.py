@@ -1,6 +1,7 @@
 """Talk to conversations from the command line: `python starter.py --help`.
 
-Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE through its options.
+Connects as the worker does (settings.py: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API
+key, TOML profiles, TEMPORAL_TASK_QUEUE); its options override them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from codec import KeyConfigError
-from conversation_client import Conversations, connect, run_then_exit
+from conversation_client import Conversations, run_then_exit
 from interface import (
     DEFAULT_TASK_QUEUE,
     ConversationState,
@@ -53,6 +54,7 @@ Reason = Annotated[str, typer.Option(help="recorded with the decision")]
 
 @dataclass
 class Target:
+    settings: WorkerSettings
     address: str
     namespace: str
     task_queue: str
@@ -62,15 +64,36 @@ class Unreachable(Exception):
     """Connecting failed; the SDK raises RuntimeError, not RPCError, for that."""
 
 
+Address = Annotated[
+    str | None,
+    typer.Option(help="default: TEMPORAL_ADDRESS, the TEMPORAL_PROFILE's, localhost:7233"),
+]
+Namespace = Annotated[
+    str | None, typer.Option(help="default: TEMPORAL_NAMESPACE, the profile's, default")
+]
+TaskQueue = Annotated[
+    str | None, typer.Option(help=f"default: TEMPORAL_TASK_QUEUE, {DEFAULT_TASK_QUEUE}")
+]
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
-    address: Annotated[str, typer.Option(envvar="TEMPORAL_ADDRESS")] = "localhost:7233",
-    namespace: Annotated[str, typer.Option(envvar="TEMPORAL_NAMESPACE")] = "default",
-    task_queue: Annotated[str, typer.Option(envvar="TEMPORAL_TASK_QUEUE")] = DEFAULT_TASK_QUEUE,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = None,
 ) -> None:
     """Durable agent conversations on Temporal."""
-    ctx.obj = Target(address, namespace, task_queue)
+    try:
+        settings = WorkerSettings.from_env()  # connection settings as the worker reads them
+    except ValueError as error:
+        fail(f"settings: {error}", 2)
+    ctx.obj = Target(
+        settings,
+        address or settings.temporal_address,
+        namespace or settings.temporal_namespace,
+        task_queue or settings.task_queue,
+    )
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -79,19 +102,19 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 async def _with_client(target: Target, action: Callable[[Conversations], Awaitable[T]]) -> T:
-    settings = WorkerSettings.from_env()
+    settings = target.settings
     try:
-        converter = settings.data_converter()  # AGENT_CODEC_KEYS, as the worker
+        plugin = settings.plugin()  # AGENT_CODEC_KEYS and tracing, as the worker
     except KeyConfigError as error:
         fail(f"payload encryption: {error}", 2)
-    try:
-        options = settings.connect_options()  # TLS, API key, tracing, as the worker
-    except (OSError, ValueError) as error:
-        fail(f"Temporal TLS: {error}", 2)
     stop_tracing = configure_tracing(settings, "agent-cli")
     try:
         try:
-            client = await connect(target.address, target.namespace, converter, **options)
+            client = await settings.connect(
+                plugin, target_host=target.address, namespace=target.namespace
+            )
+        except (OSError, ValueError) as error:
+            fail(f"Temporal TLS: {error}", 2)
         except RuntimeError as error:
             raise Unreachable(str(error)) from error
         return await action(Conversations(client, target.task_queue))

@@ -1,29 +1,34 @@
-"""Run a worker: `python worker.py`.
+"""Run a worker: `python worker.py [--agents mypkg.agents ...]`.
 
-Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, DATABASE_URL and the model
-settings (settings.py). Against an empty database it creates its tables and seeds the demo.
+Reads the Temporal connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, TOML
+profiles: temporalio.envconfig), TEMPORAL_TASK_QUEUE, DATABASE_URL, AGENT_MODULES and the
+model settings (settings.py). Against an empty database it creates its tables and seeds the
+demo. Without agent modules it serves the demo's agents.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
 import signal
-from datetime import timedelta
+import sys
+from collections.abc import Sequence
 
-from agent_workflows.conversation import AgentConversation
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker import Worker
 
 from activities.db import Database, TableSet, redacted
 from activities.faults import KillAt
-from activities.ledger import Ledger, LedgerHooks
-from activities.model import ModelActivities
-from activities.tools import ToolActivities
-from activities.transcript import Transcript
+from activities.ledger import LedgerHooks
+from agent_conversations import (
+    AgentConversationsPlugin,
+    ConfigurationError,
+    has_search_attributes,
+    module_names,
+    register_modules,
+)
 from agents.registry import AgentRegistry
 from codec import KeyConfigError, encryption_summary
 from conversation_client import run_then_exit
@@ -32,9 +37,10 @@ from demo.agent import claims_assistant
 from demo.seed import seed_demo
 from examples.claims_team import register_teams
 from examples.register import register_examples
-from interface import search_attributes
-from observability import LogContextInterceptor, configure_logging, configure_tracing
+from observability import configure_logging, configure_tracing
 from settings import WorkerSettings, WorkerTuning
+
+__all__ = ["build_worker", "default_agents", "has_search_attributes", "main", "prepare_database"]
 
 log = logging.getLogger("worker")
 
@@ -45,57 +51,16 @@ def build_worker(
     db: Database,
     agents: AgentRegistry,
     hooks: LedgerHooks | None = None,
-    search_attributes: bool = False,
+    search_attributes: bool | None = False,
     tuning: WorkerTuning | None = None,
 ) -> Worker:
-    tuning = tuning or WorkerTuning()
-    model = ModelActivities(agents, Transcript(db), search_attributes)
-    tools = ToolActivities(agents, Ledger(db, hooks))
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[AgentConversation],
-        activities=[model.describe_agent, model.model_call, tools.call_tool],
-        # The workflow module imports only the SDK and pydantic models, and the committed
-        # histories replay in the tests: the sandbox's per-task cost (19% of worker CPU,
-        # measured in bench/) buys no safety here. WORKFLOW_SANDBOX=1 turns it back on.
-        workflow_runner=SandboxedWorkflowRunner()
-        if tuning.workflow_sandbox
-        else UnsandboxedWorkflowRunner(),
-        # idle conversations beyond this many are evicted and replay on their next turn
-        max_cached_workflows=tuning.max_cached_workflows,
-        # a killed worker's sticky tasks move to other workers after this long
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=tuning.sticky_timeout),
-        graceful_shutdown_timeout=timedelta(seconds=5),
-        # log records made in an activity name its conversation, turn and tool-call key
-        interceptors=[LogContextInterceptor()],
+    """A worker for `agents` on `client`, through the plugin: the tests' and bench's helper.
+    `search_attributes=None` checks the namespace at start, as the plugin does by default;
+    the tests' False keeps agent names out of histories that must hold no plaintext."""
+    plugin = AgentConversationsPlugin(
+        agents, db, tuning=tuning, search_attributes=search_attributes, ledger_hooks=hooks
     )
-
-
-async def has_search_attributes(client: Client) -> bool:
-    """Whether the namespace has AgentName, ConversationStatus and TurnCount. Upserting an
-    unregistered one would fail the workflow task forever, so conversations skip them."""
-    request = ListSearchAttributesRequest(namespace=client.namespace)
-    try:
-        found = await client.operator_service.list_search_attributes(request)
-    except RPCError as error:
-        log.warning("cannot list search attributes (%s); conversations will not set them", error)
-        return False
-    missing = [key for key in search_attributes.ALL if key.name not in found.custom_attributes]
-    if missing:
-        address = client.service_client.config.target_host
-        create = " && ".join(
-            f"temporal operator search-attribute create --address {address} "
-            f"--namespace {client.namespace} --name {key.name} --type {key._metadata_type}"
-            for key in missing
-        )
-        log.warning(
-            "search attributes %s are not registered; conversations will not set them. "
-            "Create them (then restart the worker): %s",
-            [key.name for key in missing],
-            create,
-        )
-    return not missing
+    return Worker(client, task_queue=task_queue, plugins=[plugin])
 
 
 async def prepare_database(db: Database) -> None:
@@ -119,45 +84,88 @@ def default_agents(settings: WorkerSettings, db: Database) -> AgentRegistry:
     return registry
 
 
-async def main() -> None:
-    configure_logging()
-    settings = WorkerSettings.from_env()
+def agents_from(modules: Sequence[str], settings: WorkerSettings, db: Database) -> AgentRegistry:
+    """The named modules' agents, or the demo's when none is named."""
+    if not modules:
+        return default_agents(settings, db)
+    # like `uvicorn --app-dir .`: modules beside the user are found without installing them
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    registry = AgentRegistry()
+    register_modules(registry, modules)
+    return registry
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve agent conversations on Temporal.")
+    parser.add_argument(
+        "--agents",
+        action="append",
+        default=[],
+        metavar="MODULE[,MODULE]",
+        help="a module whose register(registry) adds agents (repeatable; default: "
+        "AGENT_MODULES, else the demo's agents)",
+    )
+    return parser.parse_args(argv)
+
+
+def configured(argv: Sequence[str] | None) -> tuple[WorkerSettings, list[str]]:
+    """Settings and agent modules, or SystemExit naming the bad setting."""
+    args = parse_args(argv)
     try:
-        data_converter = settings.data_converter()
+        settings = WorkerSettings.from_env()
+        settings.connect_config()  # TLS files are read here: fail before migrating
+    except (OSError, ValueError) as bad:
+        raise SystemExit(f"settings: {bad}") from None
+    return settings, module_names(args.agents or [settings.agent_modules])
+
+
+def make_plugin(
+    settings: WorkerSettings, db: Database, modules: list[str]
+) -> AgentConversationsPlugin:
+    """The plugin serving the named modules' agents (or the demo's), or SystemExit."""
+    try:
+        agents = agents_from(modules, settings, db)
+        hooks = KillAt.from_env(settings.fault, settings.fault_once)
+        return settings.plugin(agents, db, ledger_hooks=hooks)
     except KeyConfigError as bad:
         raise SystemExit(f"payload encryption: {bad}") from None
-    try:
-        options = settings.connect_options()
-    except (OSError, ValueError) as bad:
-        raise SystemExit(f"Temporal TLS: {bad}") from None
-    stop_tracing = configure_tracing(settings, "agent-worker")
-    db = Database(settings.database_url)
-    await prepare_database(db)
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter,
-        **options,  # TLS, API key, tracing interceptor (a client's apply to its workers)
-    )
-    hooks = KillAt.from_env(settings.fault, settings.fault_once)
-    agents = default_agents(settings, db)
-    indexed = await has_search_attributes(client)
-    tuning = settings.tuning()
-    worker = build_worker(client, settings.task_queue, db, agents, hooks, indexed, tuning)
+    except ConfigurationError as bad:
+        raise SystemExit(f"agents: {bad}") from None
+    except ValueError as bad:  # AGENT_FAULT without AGENT_FAULT_ONCE
+        raise SystemExit(f"fault injection: {bad}") from None
+
+
+def log_start(settings: WorkerSettings, db: Database, client: Client, names: list[str]) -> None:
+    """What the worker serves, where; never a secret (the API key only as set or unset)."""
+    config = settings.connect_config()
     log.info(
-        "worker polling %s on %s (namespace %s), database %s",
+        "worker polling %s on %s (namespace %s), database %s, agents from %s",
         settings.task_queue,
         settings.temporal_address,
         settings.temporal_namespace,
         redacted(db.url),
+        ", ".join(names) or "the demo",
     )
-    log.info(encryption_summary(data_converter))
+    log.info(encryption_summary(client.data_converter))
     log.info(
         "Temporal TLS %s, API key %s, tracing %s",
-        "on" if options["tls"] else "off",
-        "set" if options["api_key"] else "unset",
+        "on" if config.get("tls") else "off",
+        "set" if config.get("api_key") else "unset",
         f"to {settings.otel_endpoint}" if settings.otel_endpoint else "off",
     )
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    configure_logging()
+    settings, modules = configured(argv)
+    stop_tracing = configure_tracing(settings, "agent-worker")
+    db = Database(settings.database_url)
+    await prepare_database(db)
+    plugin = make_plugin(settings, db, modules)
+    client = await settings.connect(plugin)
+    worker = Worker(client, task_queue=settings.task_queue)  # the plugin comes with the client
+    log_start(settings, db, client, modules)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

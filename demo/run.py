@@ -27,14 +27,13 @@ from activities.tables import TranscriptMessage
 from codec import (
     KeyConfigError,
     KeyRing,
-    encrypted_data_converter,
     encryption_summary,
     generate_key_entry,
 )
-from conversation_client import Conversations, connect, run_then_exit
+from conversation_client import Conversations, run_then_exit
 from demo.tables import ClaimNote, OutboxEmail
 from devserver import ROOT, WorkerProcess, start_dev_server, worker_process
-from interface import DEFAULT_TASK_QUEUE, Message, ToolDecision, TurnResult
+from interface import Message, ToolDecision, TurnResult
 from settings import WorkerSettings
 from worker import prepare_database
 
@@ -79,9 +78,13 @@ def _encryption(encrypt: bool) -> tuple[KeyRing | None, dict[str, str]]:
 
 
 async def _demo(keep_running: bool, encrypt: bool = False) -> None:
-    address = os.environ.get("TEMPORAL_ADDRESS")
+    try:
+        settings = WorkerSettings.from_env()  # the Temporal connection as the worker reads it
+    except ValueError as bad:
+        raise SystemExit(f"settings: {bad}") from None
+    address = settings.temporal.address  # none given: the embedded dev server
     database_url = os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / '.data' / 'demo.db'}")
-    task_queue = os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+    task_queue = settings.task_queue
     ring, worker_env = _encryption(encrypt)
     async with AsyncExitStack() as stack:
         ui, client = None, None
@@ -97,14 +100,13 @@ async def _demo(keep_running: bool, encrypt: bool = False) -> None:
         db = Database(database_url)
         stack.push_async_callback(db.dispose)
         await prepare_database(db)
+        if ring or client is None:
+            client = await settings.connect(settings.plugin(keys=ring), target_host=address)
         if ring:
-            converter = encrypted_data_converter(ring)
-            client = await connect(address, data_converter=converter)
             console.print(
-                f"Encryption on: {encryption_summary(converter)}, AES-256-GCM; the server and "
-                "its Web UI see only ciphertext (README, Encryption)"
+                f"Encryption on: {encryption_summary(client.data_converter)}, AES-256-GCM; the "
+                "server and its Web UI see only ciphertext (README, Encryption)"
             )
-        client = client or await connect(address)
         cid = await _conversation(client, address, database_url, task_queue, stack, worker_env)
         await _report(db, cid, ui)
         if keep_running and ui:

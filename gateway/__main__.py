@@ -1,11 +1,11 @@
 """`python -m gateway`: serve the HTTP gateway with uvicorn.
 
-Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS /
-AGENT_CODEC_KEY_FILE, the TLS and API key variables and OTEL_EXPORTER_OTLP_ENDPOINT as the
-worker does; GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT, GATEWAY_CORS_ORIGINS and
-GATEWAY_MAX_BODY_BYTES through its options; the API keys from GATEWAY_API_KEYS and
-GATEWAY_API_KEY_FILE (gateway._auth). Without keys it refuses every request, unless started
-with --no-auth (GATEWAY_NO_AUTH=1).
+Connects as the worker does (settings.py: the Temporal connection through
+temporalio.envconfig, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS / AGENT_CODEC_KEY_FILE,
+OTEL_EXPORTER_OTLP_ENDPOINT); GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT,
+GATEWAY_CORS_ORIGINS and GATEWAY_MAX_BODY_BYTES through its options; the API keys from
+GATEWAY_API_KEYS and GATEWAY_API_KEY_FILE (gateway._auth). Without keys it refuses every
+request, unless started with --no-auth (GATEWAY_NO_AUTH=1).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Annotated
 import typer
 
 from codec import KeyConfigError
-from conversation_client import run_then_exit
-from gateway import AuthConfigError, GatewayAuth, GatewaySettings, connector, create_app
+from conversation_client import Conversations, run_then_exit
+from gateway import AuthConfigError, GatewayAuth, GatewaySettings, create_app
 from observability import configure_tracing
 from settings import WorkerSettings
 
@@ -52,24 +52,20 @@ def serve(
     except AuthConfigError as error:
         raise SystemExit(f"gateway API keys: {error}") from None
     auth.anonymous = auth.anonymous or no_auth
-
-    settings = WorkerSettings.from_env()
     try:
-        converter = settings.data_converter()  # AGENT_CODEC_KEYS, as the worker
+        settings = WorkerSettings.from_env()  # connection settings as the worker reads them
+        settings.connect_config()  # TLS files are read here: fail now, not on a request
+        plugin = settings.plugin()  # AGENT_CODEC_KEYS and tracing, as the worker
     except KeyConfigError as error:
         raise SystemExit(f"payload encryption: {error}") from None
-    try:
-        options = settings.connect_options()  # TLS, API key, tracing, as the worker
     except (OSError, ValueError) as error:
-        raise SystemExit(f"Temporal TLS: {error}") from None
+        raise SystemExit(f"Temporal connection settings: {error}") from None
     stop_tracing = configure_tracing(settings, "agent-gateway")
-    factory = connector(
-        settings.temporal_address,
-        settings.temporal_namespace,
-        settings.task_queue,
-        converter,
-        **options,
-    )
+
+    async def factory() -> Conversations:
+        """Connects on the first request; the SDK raises RuntimeError while it cannot."""
+        return Conversations(await settings.connect(plugin), settings.task_queue)
+
     gateway_settings = GatewaySettings(
         ask_timeout=ask_timeout,
         auth=auth,

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities.db import Database
 from activities.ledger import LedgerHooks
+from agent_conversations import AgentConversationsPlugin, has_search_attributes
 from agents.adapters import offline_defaults
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
@@ -28,7 +29,7 @@ from support.databases import DATABASES, make_database
 from support.fake_openai import FakeOpenAI, serving
 from support.tiers import SERVICE_FIXTURES, TIERS
 from support.workers import WorkerFactory
-from worker import build_worker, default_agents, has_search_attributes, prepare_database
+from worker import default_agents, prepare_database
 
 offline_defaults()
 
@@ -105,7 +106,10 @@ def run_worker(client: Client, task_queue: str, indexed: bool) -> WorkerFactory:
         hooks: LedgerHooks | None = None,
     ) -> AsyncIterator[Worker]:
         registry = agents or default_agents(WorkerSettings(), database)
-        async with build_worker(client, task_queue, database, registry, hooks, indexed) as worker:
+        plugin = AgentConversationsPlugin(
+            registry, database, ledger_hooks=hooks, search_attributes=indexed
+        )
+        async with Worker(client, task_queue=task_queue, plugins=[plugin]) as worker:
             yield worker
 
     return start

@@ -8,11 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agent_workflows.conversation import AgentConversation
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from agent_conversations import AgentConversationsPlugin, WorkerTuning
 from support.histories import HISTORIES, load
 
 pytestmark = pytest.mark.replay  # no server: the Replayer
@@ -20,7 +19,9 @@ pytestmark = pytest.mark.replay  # no server: the Replayer
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[AgentConversation], data_converter=pydantic_data_converter)
+    # the worker's plugin, with the sandbox on: replay also checks the workflow's imports
+    plugin = AgentConversationsPlugin(tuning=WorkerTuning(workflow_sandbox=True))
+    replayer = Replayer(workflows=[], plugins=[plugin])
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 

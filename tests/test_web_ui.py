@@ -23,6 +23,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
+from agent_conversations import has_search_attributes
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
@@ -33,7 +34,7 @@ from interface import StartConversation, ToolDecision
 from support.ids import new_id
 from support.temporal_cli import temporal
 from support.visibility import WAITING, listed
-from worker import build_worker, has_search_attributes
+from worker import build_worker
 
 pytestmark = [
     pytest.mark.e2e,  # a browser against the Web UI
