@@ -63,8 +63,11 @@ def build_worker(
     return Worker(client, task_queue=task_queue, plugins=[plugin])
 
 
-async def prepare_database(db: Database) -> None:
-    """Create or upgrade the core's tables and the demo's, then seed the demo."""
+async def prepare_database(db: Database, tables: Sequence[TableSet] | None = None) -> None:
+    """Create or upgrade the core's tables and `tables`; by default the demo's, seeded."""
+    if tables is not None:
+        await db.migrate(*tables)
+        return
     await db.migrate(TableSet(demo_tables.NAME, migrations=demo_tables.MIGRATIONS))
     await seed_demo(db.sessions)
 
@@ -84,16 +87,18 @@ def default_agents(settings: WorkerSettings, db: Database) -> AgentRegistry:
     return registry
 
 
-def agents_from(modules: Sequence[str], settings: WorkerSettings, db: Database) -> AgentRegistry:
-    """The named modules' agents, or the demo's when none is named."""
+def agents_from(
+    modules: Sequence[str], settings: WorkerSettings, db: Database
+) -> tuple[AgentRegistry, list[TableSet] | None]:
+    """The named modules' agents and tables, or the demo's (tables None) when none is named."""
     if not modules:
-        return default_agents(settings, db)
+        return default_agents(settings, db), None
     # like `uvicorn --app-dir .`: modules beside the user are found without installing them
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     registry = AgentRegistry()
-    register_modules(registry, modules)
-    return registry
+    tables = register_modules(registry, modules)
+    return registry, tables
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -122,12 +127,13 @@ def configured(argv: Sequence[str] | None) -> tuple[WorkerSettings, list[str]]:
 
 def make_plugin(
     settings: WorkerSettings, db: Database, modules: list[str]
-) -> AgentConversationsPlugin:
-    """The plugin serving the named modules' agents (or the demo's), or SystemExit."""
+) -> tuple[AgentConversationsPlugin, list[TableSet] | None]:
+    """The plugin serving the named modules' agents (or the demo's) and the tables they
+    bring, or SystemExit."""
     try:
-        agents = agents_from(modules, settings, db)
+        agents, tables = agents_from(modules, settings, db)
         hooks = KillAt.from_env(settings.fault, settings.fault_once)
-        return settings.plugin(agents, db, ledger_hooks=hooks)
+        return settings.plugin(agents, db, ledger_hooks=hooks), tables
     except KeyConfigError as bad:
         raise SystemExit(f"payload encryption: {bad}") from None
     except ConfigurationError as bad:
@@ -161,8 +167,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
     settings, modules = configured(argv)
     stop_tracing = configure_tracing(settings, "agent-worker")
     db = Database(settings.database_url)
-    await prepare_database(db)
-    plugin = make_plugin(settings, db, modules)
+    plugin, tables = make_plugin(settings, db, modules)
+    await prepare_database(db, tables)
     client = await settings.connect(plugin)
     worker = Worker(client, task_queue=settings.task_queue)  # the plugin comes with the client
     log_start(settings, db, client, modules)

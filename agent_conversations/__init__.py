@@ -7,7 +7,7 @@
 docs/own-agent.md has a complete example.
 """
 
-from activities.db import Database
+from activities.db import Database, TableSet
 from agent_conversations._modules import module_names, register_modules
 from agent_conversations._plugin import (
     PLUGIN_NAME,
@@ -36,6 +36,7 @@ __all__ = [
     "IncompatibleDataConverter",
     "KeyRing",
     "StartConversation",
+    "TableSet",
     "Tool",
     "ToolBusinessError",
     "ToolContext",

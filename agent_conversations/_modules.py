@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from activities.db import TableSet
 from agents.errors import ConfigurationError
 from agents.registry import AgentRegistry
 
@@ -17,15 +18,28 @@ def module_names(values: Iterable[str | None]) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
-def register_modules(registry: AgentRegistry, names: Iterable[str]) -> None:
-    """Import each module and call its `register(registry)`.
+def register_modules(registry: AgentRegistry, names: Iterable[str]) -> list[TableSet]:
+    """Import each module, call its `register(registry)`, and return the tables it brings:
+    its optional `TABLES`, a TableSet or a list of them, which the worker migrates.
 
-    Raises ConfigurationError naming the module that is missing or has no `register`."""
+    Raises ConfigurationError naming the module that is missing, has no `register`, or
+    whose TABLES is not made of TableSets."""
+    tables: list[TableSet] = []
     for name in names:
-        register = getattr(_import(name), "register", None)
+        module = _import(name)
+        register = getattr(module, "register", None)
         if not callable(register):
             raise ConfigurationError(f"agent module {name!r} has no register(registry) function")
         register(registry)
+        tables += _tables(name, getattr(module, "TABLES", []))
+    return tables
+
+
+def _tables(name: str, declared: object) -> list[TableSet]:
+    found = [declared] if isinstance(declared, TableSet) else declared
+    if not isinstance(found, list | tuple) or not all(isinstance(t, TableSet) for t in found):
+        raise ConfigurationError(f"agent module {name!r}: TABLES must be a TableSet or a list")
+    return list(found)
 
 
 def _import(name: str) -> object:

@@ -12,7 +12,7 @@ ConversationEnding     the `ask` validator: `end` was signalled, no new turns ar
 UnknownAgent           the conversation names an agent no worker has; the workflow fails with
                        it, and asks that were waiting fail with it too
 
-Error types in a tool call's `error_type` (`tool_calls[].error_type`, the result's JSON):
+Error types of a failed tool call (`ToolCallOutput.error_type`, and `"error"` in the result's JSON):
 
 ToolInputError         arguments the tool cannot use; the model sees the message
 ToolBusinessError      a business rule refused the call; the model sees the message

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import re
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -81,22 +79,11 @@ async def test_the_documented_example_runs_as_written(tmp_path: Path, temporal_a
     assert ledger == [("open_ticket", "succeeded"), ("record_greeting", "succeeded")]
 
 
-def load_example(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("my_agents_for_test", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_worker_py_serves_the_agents_of_a_named_module(
     tmp_path: Path, temporal_address: str, client: Client, task_queue: str
 ):
     (tmp_path / "my_agents.py").write_text(example_code())
-    database = tmp_path / "mine.db"
-    engine = create_engine(f"sqlite:///{database}")
-    load_example(tmp_path / "my_agents.py").Base.metadata.create_all(engine)  # the user's tables
-    engine.dispose()
+    database = tmp_path / "mine.db"  # empty: the worker creates the module's TABLES
     log = tmp_path / "worker.log"
     env = clean_env(
         TEMPORAL_ADDRESS=temporal_address,
@@ -128,6 +115,7 @@ async def test_worker_py_serves_the_agents_of_a_named_module(
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)
     assert rows(database, "SELECT name FROM my_greetings") == [("Grace",)]
+    assert rows(database, "SELECT name FROM sqlite_master WHERE name = 'claims'") == []
 
 
 async def until_polling(process: asyncio.subprocess.Process, log: Path) -> None:
@@ -157,6 +145,22 @@ def test_register_modules_names_what_is_wrong(tmp_path: Path, monkeypatch: pytes
         register_modules(AgentRegistry(), ["nope.agents"])
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
         register_modules(AgentRegistry(), ["broken_import"])  # its own import: not hidden
+    (tmp_path / "bad_tables.py").write_text("TABLES = ['claims']\ndef register(r): pass\n")
+    with pytest.raises(ConfigurationError, match="'bad_tables': TABLES must be a TableSet"):
+        register_modules(AgentRegistry(), ["bad_tables"])
+
+
+def test_register_modules_returns_the_modules_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    (tmp_path / "one_set.py").write_text(
+        "from sqlalchemy import MetaData\nfrom activities.db import TableSet\n"
+        "TABLES = TableSet('one', metadata=MetaData())\ndef register(r): pass\n"
+    )
+    (tmp_path / "no_tables.py").write_text("def register(r): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tables = register_modules(AgentRegistry(), ["one_set", "no_tables"])
+    assert [t.name for t in tables] == ["one"]
 
 
 def test_module_names_from_options_and_environment():
