@@ -12,8 +12,8 @@ from urllib.parse import unquote
 import pytest
 
 from interface import contract, models
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 # Hosts a page would load fonts, scripts or styles from at view time; the site must work offline.
 CDN_URL = re.compile(

@@ -12,8 +12,7 @@ import pytest
 from temporalio.service import TLSConfig
 
 from settings import ENV, WorkerSettings
-
-ROOT = Path(__file__).resolve().parent.parent
+from support.paths import ROOT
 
 
 def profiles(tmp_path: Path, address: str = "profile-host:7233") -> Path:

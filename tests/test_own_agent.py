@@ -18,8 +18,8 @@ from agent_conversations import AgentRegistry, ConfigurationError, module_names,
 from conversation_client import Conversations
 from interface import ErrorType, StartConversation
 from settings import ENV
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "own-agent.md"
 TIMEOUT = 120
 
@@ -59,6 +59,7 @@ async def run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.e2e  # the example file runs as its own process
 async def test_the_documented_example_runs_as_written(tmp_path: Path, temporal_address: str):
     (tmp_path / "my_agents.py").write_text(example_code())
     database = tmp_path / "mine.db"
@@ -79,6 +80,7 @@ async def test_the_documented_example_runs_as_written(tmp_path: Path, temporal_a
     assert ledger == [("open_ticket", "succeeded"), ("record_greeting", "succeeded")]
 
 
+@pytest.mark.e2e  # worker.py as a process
 async def test_worker_py_serves_the_agents_of_a_named_module(
     tmp_path: Path, temporal_address: str, client: Client, task_queue: str
 ):
@@ -126,6 +128,7 @@ async def until_polling(process: asyncio.subprocess.Process, log: Path) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.e2e  # worker.py as a process
 async def test_worker_py_names_a_missing_agent_module(tmp_path: Path):
     env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/agents.db")
     code, _, err = await run(

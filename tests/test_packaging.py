@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from devserver import binary
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e  # builds a wheel and installs it in a fresh venv
 # what the wheel needs from the tree; tests, caches and local data stay behind
 NOT_SOURCE = shutil.ignore_patterns(
     ".venv", ".git", ".data", "__pycache__", "*_cache", ".hypothesis", "test-output",

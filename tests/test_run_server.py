@@ -30,6 +30,8 @@ from support.ids import new_id
 from support.paths import ROOT
 from worker import has_search_attributes
 
+pytestmark = pytest.mark.e2e  # runs `./run server` and the demo as processes
+
 EXPECTED_TYPES = {
     "AgentName": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "ConversationStatus": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
