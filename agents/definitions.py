@@ -64,6 +64,16 @@ class AgentDefinition:
     """Model calls per turn before the turn stops with `step_limit`."""
     context_messages: int = 60
     """Transcript messages sent to the model per call (the newest ones)."""
+    context_tokens: int | None = None
+    """The framework's memory limit in tokens (LlamaIndex `ChatMemoryBuffer(token_limit=)`,
+    AutoGen `TokenLimitedChatCompletionContext`, AG2's token limiter): the transcript window
+    sent per call stays within it. None: the default budget (the model's context window)."""
+    context_head: int = 0
+    """Messages always kept from the conversation's start (AutoGen
+    `HeadAndTailChatCompletionContext(head_size=)`); the rest of the window is the newest."""
+    output_schema: dict[str, Any] | None = None
+    """The JSON schema of the framework's structured output (agentchat `output_content_type`,
+    LlamaIndex `output_cls`, AG2 `response_format`); the turn result carries the object."""
     model_policy: ModelPolicy = field(default_factory=ModelPolicy)
     max_tool_iterations: int | None = None
     """AutoGen semantics when set: at most this many rounds of tool calls per turn, then a
