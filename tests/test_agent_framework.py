@@ -11,20 +11,21 @@ from typing import Any
 import pytest
 from agent_framework import Agent, FunctionTool, agent_middleware, tool
 from agent_framework.openai import OpenAIChatCompletionClient
+from agent_framework_orchestrations import GroupChatBuilder, HandoffBuilder, SequentialBuilder
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.db import Database
 from activities.tables import LedgerEntry
-from agents.adapters import ToolOptions
+from agents.adapters import ToolOptions, team
 from agents.errors import UnsupportedOption
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.tables import ClaimNote
 from devserver import worker_process
 from examples.agent_framework_claims import claims_assistant
-from examples.claims_functions import TOOL_OPTIONS
+from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from interface import StartConversation
 from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, Reply, completion, error, text, tool_call
@@ -282,3 +283,90 @@ async def test_a_killed_worker_repeats_no_side_effect(
     assert await count(any_db, ClaimNote, conversation_id=cid) == 1
     assert await ledger_statuses(any_db, cid) == ["succeeded"]
     assert len(fake_openai.requests) == 2  # the recorded model answer was not asked again
+
+
+# --- orchestrations ------------------------------------------------------------------------
+
+
+def handoff_call(target: str) -> Reply:
+    call = {"id": "call_h", "type": "function", "function": {"name": target, "arguments": "{}"}}
+    return completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+
+
+def claims_handoff(db: Database, base_url: str) -> HandoffBuilder:
+    """Triage hands off to a specialist that writes notes, as agent_framework users write it."""
+    client = chat_client(base_url)
+    note = next(f for f in claims_functions(db.sessions) if f.__name__ == "create_claim_note")
+    triage = Agent(
+        client=client,
+        name="triage",
+        instructions="Route the customer to the right specialist.",
+        require_per_service_call_history_persistence=True,  # HandoffBuilder.build() wants it
+    )
+    specialist = Agent(
+        client=client,
+        name="claims_specialist",
+        description="Adds notes to claims.",
+        instructions="You add notes to claims.",
+        tools=[note],
+        require_per_service_call_history_persistence=True,
+    )
+    return (
+        HandoffBuilder(name="claims_desk", participants=[triage, specialist])
+        .with_start_agent(triage)
+        .add_handoff(triage, [specialist])
+    )
+
+
+async def test_a_handoff_builder_is_a_handoff_team(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [
+        handoff_call("handoff_to_claims_specialist"),
+        note_call(),
+        text("Noted on claim 123."),
+        text("Anything else?"),
+    ]
+    agents = AgentRegistry()
+    agents.add("claims-desk", lambda: claims_handoff(db, fake_openai.url), tools=TOOL_OPTIONS)
+    cid, start = new_id(), StartConversation(agent="claims-desk")
+    async with run_worker(db, agents):
+        first = await conversations.ask(cid, "Note that the customer called.", "m-1", start)
+        second = await conversations.ask(cid, "Thanks.", "m-2", start)
+    assert first.speakers == ["triage", "claims_specialist"]
+    assert (first.speaker, first.reply) == ("claims_specialist", "Noted on claim 123.")
+    assert [(c.name, c.result) for c in first.tool_calls][0] == (
+        "handoff_to_claims_specialist",
+        '{"handoff_to": "claims_specialist"}',  # agent_framework's own handoff result
+    )
+    assert second.speakers == ["claims_specialist"]  # the active agent answers the next turn
+    assert await count(db, ClaimNote, conversation_id=cid) == 1
+    bodies = [body for _, body in fake_openai.requests]
+    assert [t["function"]["name"] for t in bodies[0]["tools"]] == ["handoff_to_claims_specialist"]
+    assert bodies[0]["messages"][0]["content"] == "Route the customer to the right specialist."
+    assert bodies[1]["messages"][0]["content"] == "You add notes to claims."
+    assert "handoff_to_claims_specialist" not in str(bodies[1]["tools"])
+
+
+def test_orchestrations_without_a_team_of_ours_are_refused_by_name(db: Database) -> None:
+    client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key=API_KEY)
+    a, b = Agent(client=client, name="a"), Agent(client=client, name="b")
+    group = GroupChatBuilder(participants=[a, b], selection_func=lambda state: "a")
+    with pytest.raises(UnsupportedOption, match="GroupChatBuilder"):
+        AgentRegistry().add("group", lambda: group)
+    with pytest.raises(UnsupportedOption, match="Workflow.*HandoffBuilder"):
+        AgentRegistry().add("seq", lambda: SequentialBuilder(participants=[a, b]).build())
+    autonomous = HandoffBuilder(participants=[a, b]).with_autonomous_mode()
+    with pytest.raises(UnsupportedOption, match="with_autonomous_mode"):
+        AgentRegistry().add("auto", lambda: autonomous)
+
+
+def test_agents_are_team_members(db: Database) -> None:
+    client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key=API_KEY)
+    a = Agent(client=client, name="a", instructions="A", tools=[lookup])
+    b = Agent(client=client, name="b", instructions="B")
+    registry = AgentRegistry()
+    registry.add("ab", lambda: team("ab", [a, b], mode="round_robin", max_turns=2))
+    spec = registry.get("ab").spec()
+    assert spec.team is not None and spec.team.members == ["a", "b"]
+    assert list(spec.members["a"].tools) == ["lookup"]

@@ -19,20 +19,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_framework import BaseChatClient, Content, FunctionTool, RawAgent
+from agent_framework import BaseChatClient, Content, FunctionTool, RawAgent, Workflow
+from agent_framework_orchestrations import (
+    ConcurrentBuilder,
+    GroupChatBuilder,
+    HandoffBuilder,
+    MagenticBuilder,
+    SequentialBuilder,
+)
+from agent_framework_orchestrations._handoff import HANDOFF_FUNCTION_RESULT_KEY
+from agent_framework_orchestrations._handoff import get_handoff_tool_name as _handoff_tool_name
 from pydantic import BaseModel, ConfigDict
 
 from agents.adapters.options import ToolOptions
-from agents.definitions import AgentDefinition
+from agents.definitions import AgentDefinition, Handoff, TeamDefinition
 from agents.errors import ConfigurationError, UnsupportedOption
 from agents.retries import framework_retries_off
 from agents.tools import Tool, ToolContext
 
 __all__ = [
+    "UNMAPPED_ORCHESTRATIONS",
     "AgentFrameworkModel",
     "agent_framework_definition",
     "agent_framework_tool",
     "from_agent_framework",
+    "from_agent_framework_handoff",
+    "refuse_orchestration",
 ]
 
 DEFAULT_MAX_ITERATIONS = 40
@@ -240,3 +252,99 @@ def _check_tool(tool: FunctionTool, kind: object) -> None:
             f"tool {tool.name!r}: a synchronous function cannot be a 'database' tool (its "
             "writes go through the ledger's AsyncSession); write it as `async def`"
         )
+
+
+# --- orchestrations -------------------------------------------------------------------------
+
+UNMAPPED_ORCHESTRATIONS = (
+    GroupChatBuilder,
+    SequentialBuilder,
+    ConcurrentBuilder,
+    MagenticBuilder,
+    Workflow,
+)
+"""Orchestrations with no team mode of ours yet; registering one is refused by name."""
+
+
+def from_agent_framework_handoff(
+    builder: HandoffBuilder, *, name: str | None = None, tools: ToolOptions | None = None
+) -> TeamDefinition:
+    """A `HandoffBuilder` (before `.build()`) as a handoff team: the start agent speaks
+    first, `handoff_to_<agent>` tools switch agents along `add_handoff` (every agent to
+    every other without one), a text answer ends the user's turn, and the active agent
+    answers the next one (agent_framework's default `enable_return_to_previous`)."""
+    _check_handoff(builder)
+    agents = dict(builder._participants)
+    members = [agent_framework_definition(agent, tools) for agent in agents.values()]
+    for member, key in zip(members, agents, strict=True):
+        member.name = key  # agent_framework's own id: the name, else the agent's id
+    if tools is not None:
+        tools.check({t.name for m in members for t in m.tools}, f"team {builder._name!r}")
+    return TeamDefinition(
+        name=name or builder._name,
+        system_message="",
+        model_client=None,
+        members=members,
+        mode="handoff",
+        root=builder._start_id or next(iter(agents)),
+        descriptions={key: agent.description or "" for key, agent in agents.items()},
+        handoffs={key: _handoffs(builder, key) for key in agents},
+        stop_on_text_reply=True,
+    )
+
+
+def refuse_orchestration(source: object, name: str) -> UnsupportedOption:
+    """The refusal of an orchestration that maps onto no team of ours."""
+    kind = type(source).__name__
+    if isinstance(source, Workflow):
+        advice = "register the HandoffBuilder itself (before .build()) for a handoff team"
+    else:
+        advice = "register a HandoffBuilder, or build the team with agents.adapters.team()"
+    return UnsupportedOption(f"agent {name!r}: agent_framework {kind} is not supported: {advice}")
+
+
+def _handoffs(builder: HandoffBuilder, source: str) -> list[Handoff]:
+    """The source's handoffs in participant order (agent_framework keeps them in a set)."""
+    agents = builder._participants
+    if builder._handoff_config:
+        configured = {c.target_id: c.description for c in builder._handoff_config.get(source, ())}
+    else:
+        configured = {target: None for target in agents if target != source}
+    return [
+        Handoff(
+            target=target,
+            description=configured[target]
+            or agents[target].description
+            or f"Handoff to the {target} agent.",
+            name=_handoff_tool_name(target),
+            message=json.dumps({HANDOFF_FUNCTION_RESULT_KEY: target}),
+        )
+        for target in agents
+        if target in configured
+    ]
+
+
+_HANDOFF_UNSUPPORTED: list[tuple[str, Callable[[HandoffBuilder], object], str]] = [
+    ("with_autonomous_mode", lambda b: b._autonomous_mode, "a text answer ends the user's turn"),
+    ("with_checkpointing", lambda b: b._checkpoint_storage, "Temporal's history is the checkpoint"),
+    (
+        "with_termination_condition",
+        lambda b: b._termination_condition,
+        "a text answer ends the user's turn",
+    ),
+    (
+        "enable_return_to_previous(False)",
+        lambda b: not b._return_to_previous,
+        "the active agent answers the next user turn",
+    ),
+]
+
+
+def _check_handoff(builder: HandoffBuilder) -> None:
+    if not builder._participants:
+        raise ConfigurationError(f"HandoffBuilder {builder._name!r} has no participants")
+    for option, is_set, advice in _HANDOFF_UNSUPPORTED:
+        if is_set(builder):
+            raise UnsupportedOption(
+                f"HandoffBuilder {builder._name!r}: {option} is not supported yet: {advice}"
+            )
