@@ -12,6 +12,7 @@ import pytest
 from agent_framework import Agent, FunctionTool, agent_middleware, tool
 from agent_framework.openai import OpenAIChatCompletionClient
 from agent_framework_orchestrations import GroupChatBuilder, HandoffBuilder, SequentialBuilder
+from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -167,6 +168,28 @@ def test_a_sync_function_cannot_be_a_database_tool() -> None:
     agent = Agent(client=client, name="a", tools=[sync_note])
     with pytest.raises(UnsupportedOption, match="sync_note.*synchronous"):
         AgentRegistry().add("a", lambda: agent, tools=ToolOptions({"sync_note": "database"}))
+
+
+def test_hosted_tools_are_refused_by_name() -> None:
+    client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key=API_KEY)
+    agent = Agent(client=client, name="a", tools=[client.get_web_search_tool()])
+    with pytest.raises(UnsupportedOption, match="web_search.*only function tools"):
+        AgentRegistry().add("a", lambda: agent)
+
+
+class ClaimAnswer(BaseModel):
+    claim_id: int
+    status: str
+
+
+def test_response_format_is_the_output_schema_and_is_sent() -> None:
+    client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key=API_KEY)
+    agent = Agent(client=client, name="a", default_options={"response_format": ClaimAnswer})
+    registry = AgentRegistry()
+    registry.add("a", lambda: agent)
+    definition = registry.get("a")
+    assert definition.output_schema == ClaimAnswer.model_json_schema()
+    assert definition.model_client.options["response_format"] is ClaimAnswer
 
 
 def test_approval_mode_maps_onto_the_tool_policy() -> None:
