@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import openai
 import pytest
 from agent_framework import Agent, FunctionTool, agent_middleware, tool
+from agent_framework.exceptions import ChatClientException
 from agent_framework.openai import OpenAIChatCompletionClient
 from agent_framework_orchestrations import GroupChatBuilder, HandoffBuilder, SequentialBuilder
 from pydantic import BaseModel
@@ -18,10 +22,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.db import Database
+from activities.provider_errors import provider_failure
 from activities.tables import LedgerEntry
 from agents.adapters import ToolOptions, team
 from agents.errors import UnsupportedOption
 from agents.registry import AgentRegistry
+from agents.tools import current_tool_context
 from conversation_client import Conversations
 from demo.tables import ClaimNote
 from devserver import worker_process
@@ -252,6 +258,58 @@ async def test_a_400_is_not_retried(
     assert result.status == "failed"
     assert len(fake_openai.requests) == 1
     assert await model_attempts(client, cid) == [1]
+
+
+def test_the_clients_wrapped_sdk_errors_map_like_the_sdks() -> None:
+    """The client raises ChatClientException from the openai SDK's error: 429 and 5xx are
+    retried (honouring retry-after), other 4xx are not."""
+    request = httpx.Request("POST", "http://fake/v1/chat/completions")
+
+    def wrapped(status: int, headers: dict[str, str]) -> ChatClientException:
+        response = httpx.Response(status, headers=headers, request=request)
+        cause = openai.APIStatusError(f"fake {status}", response=response, body=None)
+        try:
+            raise ChatClientException("service failed to complete the prompt") from cause
+        except ChatClientException as exc:
+            return exc
+
+    limited = provider_failure(wrapped(429, {"retry-after": "3"}))
+    refused = provider_failure(wrapped(400, {}))
+    assert limited is not None and refused is not None
+    assert (limited.type, limited.non_retryable) == ("ModelHTTP429", False)
+    assert limited.next_retry_delay == timedelta(seconds=3)
+    assert (refused.type, refused.non_retryable) == ("ModelHTTP400", True)
+
+
+async def test_a_sync_tool_gets_its_tool_context(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    keys: list[str] = []
+
+    def remember(word: str) -> str:
+        """Remember a word."""
+        keys.append(current_tool_context().idempotency_key)  # in agent_framework's thread
+        return word
+
+    call = {
+        "id": "call_r",
+        "type": "function",
+        "function": {"name": "remember", "arguments": '{"word": "hi"}'},
+    }
+    fake_openai.script = [
+        completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"),
+        text("Remembered."),
+    ]
+    agent = Agent(client=chat_client(fake_openai.url), name="memo", tools=[remember])
+    agents = AgentRegistry()
+    agents.add("memo", lambda: agent, tools=ToolOptions({"remember": "external"}))
+    cid = new_id()
+    async with run_worker(db, agents):
+        result = await conversations.ask(
+            cid, "Remember hi.", "m-1", StartConversation(agent="memo")
+        )
+    assert result.reply == "Remembered." and result.tool_calls[0].result == "hi"
+    assert len(keys) == 1 and keys[0].startswith(cid)
 
 
 async def test_the_same_calls_and_answer_as_the_agent_run_in_process(
