@@ -12,6 +12,7 @@ from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.agent_framework_convert import complete_agent_framework
 from activities.bounds import (
     MAX_ARGUMENT_BYTES,
     MAX_REPLY_BYTES,
@@ -28,6 +29,7 @@ from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex
 from activities.provider_errors import provider_failures
 from activities.teams import select_speaker
 from activities.transcript import Transcript
+from agents.adapters.agent_framework import AgentFrameworkModel
 from agents.definitions import AgentDefinition
 from agents.errors import UnknownAgent
 from agents.registry import AgentRegistry
@@ -156,6 +158,8 @@ async def complete(
         return await _complete_autogen(agent, history, tools_enabled)
     if isinstance(agent.model_client, LLM):
         return await _complete_llamaindex(agent, history, tools_enabled)
+    if isinstance(agent.model_client, AgentFrameworkModel):
+        return await complete_agent_framework(agent, history, tools_enabled)
     raise TypeError(f"unsupported model client {type(agent.model_client).__name__}")
 
 

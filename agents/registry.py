@@ -14,7 +14,7 @@ __all__ = ["AgentRegistry", "Factory"]
 
 Factory = Callable[[], object]
 """Returns an AutoGen `AssistantAgent` or team, a LlamaIndex `FunctionAgent` or
-`AgentWorkflow`, an `AgentDefinition` or a `TeamDefinition`."""
+`AgentWorkflow`, an Agent Framework `Agent`, an `AgentDefinition` or a `TeamDefinition`."""
 
 
 @dataclass

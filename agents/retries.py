@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agent_framework import BaseChatClient
+
 log = logging.getLogger(__name__)
 
 
@@ -21,11 +23,16 @@ def framework_retries_off(model_client: Any) -> Any:
       SDK client (`_client`), replaced by a copy with `max_retries=0`.
     - LlamaIndex's OpenAI and OpenAI-like LLMs: the `max_retries` field (its tenacity
       decorator) and any async SDK client it already built.
+    - Agent Framework's OpenAI and Azure OpenAI chat clients hold the `openai` SDK client as
+      `client`, replaced by a copy with `max_retries=0`.
     Other clients are returned unchanged.
     """
     sdk_client: Any = getattr(model_client, "_client", None)
     if _has_retries(sdk_client):
         model_client._client = sdk_client.with_options(max_retries=0)
+    held: Any = getattr(model_client, "client", None)
+    if isinstance(model_client, BaseChatClient) and _has_retries(held):
+        model_client.client = held.with_options(max_retries=0)  # type: ignore[attr-defined]
     if isinstance(getattr(model_client, "max_retries", None), int):
         if model_client.max_retries:
             log.info(

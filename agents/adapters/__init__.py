@@ -2,10 +2,12 @@
 
 - `agents.adapters.autogen`: `AssistantAgent`, AutoGen tools and plain functions.
 - `agents.adapters.llamaindex`: `FunctionAgent` and LlamaIndex tools.
+- `agents.adapters.agent_framework`: Microsoft Agent Framework's `Agent` and function tools.
 - `agents.adapters.teams`: AutoGen group chats, LlamaIndex's `AgentWorkflow`, `team()`.
 - `agents.adapters.options`: `ToolOptions`, how each framework tool runs under the ledger.
 """
 
+from agents.adapters.agent_framework import agent_framework_tool, from_agent_framework
 from agents.adapters.autogen import autogen_tool, from_autogen, function_tool
 from agents.adapters.convert import definition_from
 from agents.adapters.llamaindex import from_llamaindex, llamaindex_tool, offline_defaults
@@ -15,8 +17,10 @@ from agents.adapters.teams import from_autogen_team, from_llamaindex_workflow, t
 __all__ = [
     "DEFAULT_KIND",
     "ToolOptions",
+    "agent_framework_tool",
     "autogen_tool",
     "definition_from",
+    "from_agent_framework",
     "from_autogen",
     "from_autogen_team",
     "from_llamaindex",

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from agent_framework import RawAgent
+from agent_framework_orchestrations import HandoffBuilder
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 
+from agents.adapters.agent_framework import (
+    UNMAPPED_ORCHESTRATIONS,
+    from_agent_framework,
+    from_agent_framework_handoff,
+    refuse_orchestration,
+)
 from agents.adapters.autogen import from_autogen
 from agents.adapters.llamaindex import from_llamaindex
 from agents.adapters.options import ToolOptions
@@ -33,10 +41,17 @@ def definition_from(source: object, name: str, tools: ToolOptions | None = None)
         definition = from_autogen(source, tools=tools)
     elif isinstance(source, FunctionAgent | ReActAgent):
         definition = from_llamaindex(source, tools=tools)
+    elif isinstance(source, RawAgent):
+        definition = from_agent_framework(source, tools=tools)
+    elif isinstance(source, HandoffBuilder):
+        definition = from_agent_framework_handoff(source, name=name, tools=tools)
+    elif isinstance(source, UNMAPPED_ORCHESTRATIONS):
+        raise refuse_orchestration(source, name)
     else:
         raise ConfigurationError(
             f"agent {name!r}: expected an AssistantAgent, a FunctionAgent, an AutoGen team, "
-            f"an AgentWorkflow or an AgentDefinition, got {type(source).__name__}"
+            f"an AgentWorkflow, an Agent Framework Agent or an AgentDefinition, got "
+            f"{type(source).__name__}"
         )
     definition.name = name
     return definition

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from agent_framework import RawAgent
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import TerminationCondition
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 
+from agents.adapters.agent_framework import agent_framework_definition
 from agents.adapters.autogen import autogen_definition, autogen_handoffs
 from agents.adapters.llamaindex import (
     LLAMA_MAX_ITERATIONS,
@@ -49,9 +51,9 @@ def team(
     tools: ToolOptions | None = None,
     **options: Any,
 ) -> TeamDefinition:
-    """A team of AutoGen `AssistantAgent`s, LlamaIndex `FunctionAgent`s or
-    `AgentDefinition`s, each under its own name. `handoffs` adds AutoGen-style handoffs by
-    member (an `AssistantAgent`'s own `handoffs=` count too); `tools` applies to the
+    """A team of AutoGen `AssistantAgent`s, LlamaIndex `FunctionAgent`s, Agent Framework
+    `Agent`s or `AgentDefinition`s, each under its own name. `handoffs` adds AutoGen-style
+    handoffs by member (an `AssistantAgent`'s own `handoffs=` count too); `tools` applies to the
     framework members. Other options are `TeamDefinition`'s fields: `model_client` (the
     selector's), `descriptions`, `can_handoff_to`, `handoff_style`, `root`, ..."""
     definitions, found = [], {}
@@ -159,10 +161,13 @@ def _member(source: object, tools: ToolOptions | None) -> tuple[AgentDefinition,
         return autogen_definition(source, tools, in_team=True), autogen_handoffs(source)
     if isinstance(source, FunctionAgent | ReActAgent):
         return llamaindex_definition(source, tools), []
+    if isinstance(source, RawAgent):
+        return agent_framework_definition(source, tools), []
     if isinstance(source, AgentDefinition) and not isinstance(source, TeamDefinition):
         return source, []
     raise ConfigurationError(
-        "a team member is an AssistantAgent, a FunctionAgent or an AgentDefinition, "
+        "a team member is an AssistantAgent, a FunctionAgent, an Agent Framework Agent or an "
+        "AgentDefinition, "
         f"got {type(source).__name__}"
     )
 
