@@ -144,6 +144,67 @@ def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
     return MockFunctionCallingLLM(response_generator=respond)
 
 
+def scripted_react_llm() -> MockFunctionCallingLLM:
+    """A LlamaIndex LLM that answers ReAct prompts in ReAct form, scripted by the user's
+    message: `!call NAME JSON` lines are actions in order (one a step), then
+    `Answer:` with the observations joined by "; " (or `!say TEXT`'s text);
+    `!garble` makes the first response of the turn unparsable, `!implicit` answers
+    without the ReAct keywords. A structured-output request answers `!output JSON`."""
+
+    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        given = kwargs.get("tools") or []
+        if len(given) == 1 and "<current_conversation>" in (messages[-1].content or ""):
+            return _structured(messages, given[0].metadata.get_name())
+        return ChatMessage(role=MessageRole.ASSISTANT, content=_react(messages))
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
+REACT_FEEDBACK = ("Observation:", "Error while parsing the output", "FAILURE:")
+
+
+def _react(messages: Sequence[ChatMessage]) -> str:
+    """The next ReAct step for the latest request in `messages`."""
+    texts = [(m.role, m.content or "") for m in messages]
+    asks = [i for i, (role, t) in enumerate(texts) if role == "user" and not _feedback(t)]
+    request = texts[asks[-1]][1] if asks else ""
+    observations = [
+        t[len("Observation:") :].strip()
+        for _, t in (texts[asks[-1] + 1 :] if asks else [])
+        if t.startswith("Observation:")
+    ]
+    retrying = bool(texts) and texts[-1][1].startswith(REACT_FEEDBACK[1:])
+    lines = [line.strip() for line in request.splitlines()]
+    calls = [
+        line[len("!call ") :].strip().partition(" ") for line in lines if line.startswith("!call ")
+    ]
+    if "!garble" in lines and not observations and not retrying:
+        return "I think I should call a tool now, but I forgot the format."
+    if len(observations) < len(calls):
+        name, _, arguments = calls[len(observations)]
+        return (
+            "Thought: The current language of the user is: English. I need to use a tool to "
+            f"help me answer the question.\nAction: {name}\nAction Input: {arguments or '{}'}"
+        )
+    say = next((line[len("!say ") :] for line in lines if line.startswith("!say ")), None)
+    answer = say if say is not None else "; ".join(observations) or HELP
+    if "!implicit" in lines:
+        return answer
+    return f"Thought: I can answer without using any more tools.\nAnswer: {answer}"
+
+
+def _feedback(text: str) -> bool:
+    return text.startswith(REACT_FEEDBACK)
+
+
+def _structured(messages: Sequence[ChatMessage], tool: str) -> ChatMessage:
+    """LlamaIndex's structured-output call (a function call of the output class)."""
+    found = re.search(r"!output (\{.*?\})\s*(?:<|$)", messages[-1].content or "", re.S)
+    arguments = json.loads(found.group(1)) if found else {}
+    block = ToolCallBlock(tool_call_id="call_output", tool_name=tool, tool_kwargs=arguments)
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=[block])
+
+
 def _agents(handoff_tool: Any) -> list[str]:
     """The agents AgentWorkflow's handoff tool lists: `Currently available agents: {...}`."""
     found = re.search(
