@@ -179,7 +179,7 @@ def _react(messages: Sequence[ChatMessage]) -> str:
         line[len("!call ") :].strip().partition(" ") for line in lines if line.startswith("!call ")
     ]
     if "!garble" in lines and not observations and not retrying:
-        return "I think I should call a tool now, but I forgot the format."
+        return "Thought: I should call a tool.\nAction: echo, with no input"  # no Action Input
     if len(observations) < len(calls):
         name, _, arguments = calls[len(observations)]
         return (

@@ -104,8 +104,8 @@ def llamaindex_definition(
     """`from_llamaindex` without the options check, which a team makes over its members."""
     if isinstance(agent, ReActAgent) and in_team:
         raise UnsupportedOption(
-            f"agent {agent.name!r}: a ReActAgent in an AgentWorkflow is not supported yet; "
-            "register it alone, or use FunctionAgents in the workflow"
+            f"agent {agent.name!r}: a ReActAgent in a team is not supported yet; register "
+            "it alone, or use FunctionAgents in the team"
         )
     _check_supported(agent)
     options = tools or ToolOptions()
