@@ -3,8 +3,11 @@ model activity, a parsed action is a tool call under the ledger."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +28,12 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import scripted_react_llm
 from demo.tables import ClaimNote
+from devserver import worker_process
 from examples.claims_functions import SYSTEM_MESSAGE, TOOL_OPTIONS, claims_functions
 from interface import ErrorType, Message, StartConversation, TurnResult
 from support.databases import count
 from support.ids import new_id
+from support.paths import ROOT
 from support.workers import WorkerFactory
 
 Prompt = list[tuple[str, str]]
@@ -210,3 +215,41 @@ def test_react_options_we_cannot_honour_are_refused() -> None:
     workflow = AgentWorkflow([react_agent(scripted_react_llm())])
     with pytest.raises(ConfigurationError, match="register FunctionAgents"):
         AgentRegistry().add("flow", lambda: workflow)
+
+
+KILLS = ["after_commit:create_claim_note", "during_model:claims-react"]
+
+
+@pytest.mark.e2e  # worker subprocesses, SIGKILLed
+@pytest.mark.parametrize("fault", KILLS)
+async def test_a_worker_killed_in_a_react_turn_repeats_no_side_effect(
+    any_db: Database,
+    conversations: Conversations,
+    temporal_address: str,
+    task_queue: str,
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    cid, marker = new_id("react"), tmp_path / "fault-fired"
+    common: dict[str, Any] = dict(
+        database_url=any_db.url,
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        log=tmp_path / "worker.log",
+        fault=fault,
+        fault_once=marker,
+        extra_env={
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+            "AGENT_MODULES": "support.react_worker",
+        },
+    )
+    text = '!call create_claim_note {"claim_id": 123, "text": "the worker died"}'
+    start = StartConversation(agent="claims-react")
+    async with worker_process(**common) as doomed:
+        turn = asyncio.create_task(conversations.ask(cid, text, "m-1", start))
+        assert await doomed.killed() == -9
+    assert marker.exists()
+    async with worker_process(**common):
+        result = await asyncio.wait_for(turn, 60)
+    assert result.status == "completed" and result.tool_calls[0].status == "ok"
+    assert await count(any_db, ClaimNote, conversation_id=cid) == 1
