@@ -12,6 +12,8 @@ Tests script it exactly with directives, one per line of the user message:
 - `!call NAME JSON`  call a tool (several lines: parallel calls in one response)
 - `!loop NAME JSON`  call the tool on every step, never answering (step-limit tests)
 - `!say TEXT`        answer with TEXT
+- `!output JSON`     the structured answer, when asked for one (`json_output=`, or
+                     LlamaIndex's structured-output call)
 
 Team members each get a client with their name, `ScriptedChatCompletionClient("triage")`:
 - lines `@NAME ...` are NAME's script, one action a line, run in order within a user
@@ -80,6 +82,8 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         content = _decide(list(messages), {_tool_name(t) for t in tools}, self._name)
+        if isinstance(json_output, type) and isinstance(content, str):
+            content = _output(_last_user_text(list(messages))) or content
         self._last = RequestUsage(
             prompt_tokens=sum(len(str(m.content)) for m in messages) // 4,
             completion_tokens=len(str(content)) // 4 + 1,
@@ -130,6 +134,8 @@ def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
         given = kwargs.get("tools") or []
+        if len(given) == 1 and "<current_conversation>" in (messages[-1].content or ""):
+            return _structured(messages, given[0].metadata.get_name())
         tools = {t.metadata.get_name() for t in given}
         agents = [a for t in given if t.metadata.get_name() == "handoff" for a in _agents(t)]
         content = _decide(_from_llamaindex(messages), tools, handoff_to=agents)
@@ -199,10 +205,16 @@ def _feedback(text: str) -> bool:
 
 def _structured(messages: Sequence[ChatMessage], tool: str) -> ChatMessage:
     """LlamaIndex's structured-output call (a function call of the output class)."""
-    found = re.search(r"!output (\{.*?\})\s*(?:<|$)", messages[-1].content or "", re.S)
-    arguments = json.loads(found.group(1)) if found else {}
+    found = _output(messages[-1].content or "")
+    arguments = json.loads(found) if found else {}
     block = ToolCallBlock(tool_call_id="call_output", tool_name=tool, tool_kwargs=arguments)
     return ChatMessage(role=MessageRole.ASSISTANT, blocks=[block])
+
+
+def _output(text: str) -> str | None:
+    """The JSON of the last `!output JSON` line: the structured answer a test scripts."""
+    found = re.findall(r"^\s*(?:<message>)?!output (\{.*?\})\s*(?:</message>)?$", text, re.M)
+    return found[-1] if found else None
 
 
 def _agents(handoff_tool: Any) -> list[str]:
