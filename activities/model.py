@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from autogen_core.models import ChatCompletionClient
@@ -137,7 +138,11 @@ class ModelActivities:
     ) -> dict[str, object] | None:
         """The answer's structured output (activities.structured), if the agent has one."""
         with provider_failures():
-            return await structured_output(agent, history, answer)
+            output = await structured_output(agent, history, answer)
+        if output is not None and len(json.dumps(output)) > MAX_REPLY_BYTES:
+            activity.logger.warning("structured output over %d bytes: left out", MAX_REPLY_BYTES)
+            return None  # it would ride in history; the reply (bounded) still carries the answer
+        return output
 
     def _agent(self, name: str) -> AgentDefinition:
         try:

@@ -70,4 +70,6 @@ def _memory(agent: AgentDefinition, history: list[SeqMessage]) -> list[ChatMessa
         chat, steps = react_history(window_with_results(history))
         text = "\n".join(step.get_content() for step in steps)
         return [*chat, ChatMessage(role=MessageRole.ASSISTANT, content=text)] if text else chat
-    return to_llamaindex("", history)
+    # without its history (a retry that found the answer recorded), the answer alone
+    answer = ChatMessage(role=MessageRole.ASSISTANT, content=history[-1].message.content)
+    return to_llamaindex("", history) or [answer]
