@@ -125,3 +125,13 @@ async def test_agents_without_an_output_type_have_no_output(
     registry.add("judge", lambda: FunctionAgent(name="judge", llm=scripted_llamaindex_llm()))
     [turn] = await durable(registry, db, run_worker, conversations, ["!say hi"])
     assert (turn.status, turn.reply, turn.output) == ("completed", "hi", None)
+
+
+async def test_a_failed_llamaindex_structured_call_leaves_the_reply(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    registry = AgentRegistry()
+    registry.add("judge", lambda: llama(FunctionAgent), tools=OPTIONS, fresh_per_call=True)
+    # no `!output`: the structured call's arguments do not validate; LlamaIndex only warns
+    [turn] = await durable(registry, db, run_worker, conversations, ["!say no verdict"])
+    assert (turn.status, turn.reply, turn.output) == ("completed", "no verdict", None)
