@@ -76,7 +76,8 @@ def bounded(message: Message) -> Message:
         for call in message.tool_calls[:MAX_TOOL_CALLS]
     ]
     content = clip(message.content, MAX_REPLY_BYTES)
-    return message.model_copy(update={"content": content, "tool_calls": calls})
+    thought = clip(message.thought, MAX_REPLY_BYTES) if message.thought else message.thought
+    return message.model_copy(update={"content": content, "tool_calls": calls, "thought": thought})
 
 
 def clip(text: str, max_bytes: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from autogen_core.models import ChatCompletionClient
@@ -27,9 +28,12 @@ from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.provider_errors import provider_failures
+from activities.react import complete_react
+from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Transcript
 from agents.adapters.agent_framework import AgentFrameworkModel
+from agents.adapters.llamaindex import ReActDefinition
 from agents.definitions import AgentDefinition
 from agents.errors import UnknownAgent
 from agents.registry import AgentRegistry
@@ -112,19 +116,35 @@ class ModelActivities:
                 message=Message(role="assistant"), duplicate_message_id=found.duplicate
             )
         if found.recorded is not None:
-            return ModelCallOutput(message=bounded(found.recorded), replayed=True)
+            output = await self._output(agent, [], found.recorded)
+            return ModelCallOutput(message=bounded(found.recorded), replayed=True, output=output)
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
             return await select_speaker(agent, history, request.select_speaker)
         with provider_failures():
             message, usage = await complete(agent, history, request.tools_enabled)
+        output = await self._output(agent, history, message)  # before it is recorded
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
         stored = await self._transcript.record(
             conversation, chain, SeqMessage(seq=request.output_seq, message=message)
         )
         if stored is not None:  # another attempt recorded its answer first
-            return ModelCallOutput(message=bounded(stored), usage=usage, replayed=True)
-        return ModelCallOutput(message=bounded(message), usage=usage)
+            output = await self._output(agent, history, stored)
+            return ModelCallOutput(
+                message=bounded(stored), usage=usage, replayed=True, output=output
+            )
+        return ModelCallOutput(message=bounded(message), usage=usage, output=output)
+
+    async def _output(
+        self, agent: AgentDefinition, history: list[SeqMessage], answer: Message
+    ) -> dict[str, object] | None:
+        """The answer's structured output (activities.structured), if the agent has one."""
+        with provider_failures():
+            output = await structured_output(agent, history, answer)
+        if output is not None and len(json.dumps(output)) > MAX_REPLY_BYTES:
+            activity.logger.warning("structured output over %d bytes: left out", MAX_REPLY_BYTES)
+            return None  # it would ride in history; the reply (bounded) still carries the answer
+        return output
 
     def _agent(self, name: str) -> AgentDefinition:
         try:
@@ -156,6 +176,8 @@ async def complete(
     """One model call through the agent's own framework client."""
     if isinstance(agent.model_client, ChatCompletionClient):
         return await _complete_autogen(agent, history, tools_enabled)
+    if isinstance(agent, ReActDefinition):  # ReAct parses tool calls out of the text
+        return await complete_react(agent, history, [_llama_schema_tool(t) for t in agent.tools])
     if isinstance(agent.model_client, LLM):
         return await _complete_llamaindex(agent, history, tools_enabled)
     if isinstance(agent.model_client, AgentFrameworkModel):
@@ -168,7 +190,8 @@ async def _complete_autogen(
 ) -> tuple[Message, Usage]:
     messages = to_autogen(agent.system_message, history, agent.name)
     tools = [t.schema for t in agent.tools] if tools_enabled else []
-    result = await agent.model_client.create(messages, tools=tools)
+    # AssistantAgent asks for its output_content_type in every call, tools or not
+    result = await agent.model_client.create(messages, tools=tools, json_output=agent.output_type)
     usage = Usage(
         prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens
     )

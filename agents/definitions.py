@@ -82,6 +82,9 @@ class AgentDefinition:
     """After the last tool round: another model call (True) or the summary below (False)."""
     tool_call_summary_format: str = "{result}"
     """AutoGen's per-call summary template: {tool_name}, {arguments}, {result}, {is_error}."""
+    output_type: type[BaseModel] | None = None
+    """The pydantic model behind `output_schema`: the model activity asks for it and
+    validates the answer with it."""
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tools]
@@ -89,6 +92,8 @@ class AgentDefinition:
         if duplicates:
             raise DuplicateName(f"agent {self.name!r}: tool names registered twice: {duplicates}")
         self._tools = {t.name: t for t in self.tools}
+        if self.output_type is not None and self.output_schema is None:
+            self.output_schema = self.output_type.model_json_schema()
         self.model_client = framework_retries_off(self.model_client)
 
     def tool(self, name: str) -> Tool | None:

@@ -39,13 +39,15 @@ class AgentRegistry:
         *,
         fresh_per_call: bool = False,
         tools: ToolOptions | None = None,
+        memory: object | None = None,
     ) -> None:
         """Register a framework agent by name. The factory runs once now, so wiring errors
         and options we cannot honour surface at start-up; with `fresh_per_call` it runs
-        again for every activity, so no agent object is shared between conversations."""
+        again for every activity, so no agent object is shared between conversations.
+        `memory`: what a LlamaIndex agent is run with (`agent.run(memory=...)`)."""
 
         def build() -> AgentDefinition:
-            return definition_from(factory(), name, tools)
+            return definition_from(factory(), name, tools, memory)
 
         self._add(name, _Entry(build(), build if fresh_per_call else None))
 

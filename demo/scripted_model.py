@@ -12,6 +12,8 @@ Tests script it exactly with directives, one per line of the user message:
 - `!call NAME JSON`  call a tool (several lines: parallel calls in one response)
 - `!loop NAME JSON`  call the tool on every step, never answering (step-limit tests)
 - `!say TEXT`        answer with TEXT
+- `!output JSON`     the structured answer, when asked for one (`json_output=`, or
+                     LlamaIndex's structured-output call)
 
 Team members each get a client with their name, `ScriptedChatCompletionClient("triage")`:
 - lines `@NAME ...` are NAME's script, one action a line, run in order within a user
@@ -80,6 +82,8 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         content = _decide(list(messages), {_tool_name(t) for t in tools}, self._name)
+        if isinstance(json_output, type) and isinstance(content, str):
+            content = _output(_last_user_text(list(messages))) or content
         self._last = RequestUsage(
             prompt_tokens=sum(len(str(m.content)) for m in messages) // 4,
             completion_tokens=len(str(content)) // 4 + 1,
@@ -130,6 +134,8 @@ def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
         given = kwargs.get("tools") or []
+        if len(given) == 1 and "<current_conversation>" in (messages[-1].content or ""):
+            return _structured(messages, given[0].metadata.get_name())
         tools = {t.metadata.get_name() for t in given}
         agents = [a for t in given if t.metadata.get_name() == "handoff" for a in _agents(t)]
         content = _decide(_from_llamaindex(messages), tools, handoff_to=agents)
@@ -142,6 +148,73 @@ def scripted_llamaindex_llm() -> MockFunctionCallingLLM:
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks)
 
     return MockFunctionCallingLLM(response_generator=respond)
+
+
+def scripted_react_llm() -> MockFunctionCallingLLM:
+    """A LlamaIndex LLM that answers ReAct prompts in ReAct form, scripted by the user's
+    message: `!call NAME JSON` lines are actions in order (one a step), then
+    `Answer:` with the observations joined by "; " (or `!say TEXT`'s text);
+    `!garble` makes the first response of the turn unparsable, `!implicit` answers
+    without the ReAct keywords. A structured-output request answers `!output JSON`."""
+
+    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        given = kwargs.get("tools") or []
+        if len(given) == 1 and "<current_conversation>" in (messages[-1].content or ""):
+            return _structured(messages, given[0].metadata.get_name())
+        return ChatMessage(role=MessageRole.ASSISTANT, content=_react(messages))
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
+REACT_FEEDBACK = ("Observation:", "Error while parsing the output", "FAILURE:")
+
+
+def _react(messages: Sequence[ChatMessage]) -> str:
+    """The next ReAct step for the latest request in `messages`."""
+    texts = [(m.role, m.content or "") for m in messages]
+    asks = [i for i, (role, t) in enumerate(texts) if role == "user" and not _feedback(t)]
+    request = texts[asks[-1]][1] if asks else ""
+    observations = [
+        t[len("Observation:") :].strip()
+        for _, t in (texts[asks[-1] + 1 :] if asks else [])
+        if t.startswith("Observation:")
+    ]
+    retrying = bool(texts) and texts[-1][1].startswith(REACT_FEEDBACK[1:])
+    lines = [line.strip() for line in request.splitlines()]
+    calls = [
+        line[len("!call ") :].strip().partition(" ") for line in lines if line.startswith("!call ")
+    ]
+    if "!garble" in lines and not observations and not retrying:
+        return "Thought: I should call a tool.\nAction: echo, with no input"  # no Action Input
+    if len(observations) < len(calls):
+        name, _, arguments = calls[len(observations)]
+        return (
+            "Thought: The current language of the user is: English. I need to use a tool to "
+            f"help me answer the question.\nAction: {name}\nAction Input: {arguments or '{}'}"
+        )
+    say = next((line[len("!say ") :] for line in lines if line.startswith("!say ")), None)
+    answer = say if say is not None else "; ".join(observations) or HELP
+    if "!implicit" in lines:
+        return answer
+    return f"Thought: I can answer without using any more tools.\nAnswer: {answer}"
+
+
+def _feedback(text: str) -> bool:
+    return text.startswith(REACT_FEEDBACK)
+
+
+def _structured(messages: Sequence[ChatMessage], tool: str) -> ChatMessage:
+    """LlamaIndex's structured-output call (a function call of the output class)."""
+    found = _output(messages[-1].content or "")
+    arguments = json.loads(found) if found else {}
+    block = ToolCallBlock(tool_call_id="call_output", tool_name=tool, tool_kwargs=arguments)
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=[block])
+
+
+def _output(text: str) -> str | None:
+    """The JSON of the last `!output JSON` line: the structured answer a test scripts."""
+    found = re.findall(r"^\s*(?:<message>)?!output (\{.*?\})\s*(?:</message>)?$", text, re.M)
+    return found[-1] if found else None
 
 
 def _agents(handoff_tool: Any) -> list[str]:

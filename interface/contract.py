@@ -25,6 +25,8 @@ LeaseHeld              another attempt holds the tool call's claim; retried afte
 LeaseLost              this attempt's claim was taken over; retried
 LedgerKeyConflict      one ledger key was used for two different calls; not retried
 ModelUnavailable       the model endpoint could not be reached; retried
+ModelResponseInvalid   the model's answers could not be used (a ReAct agent's text that
+                       never parsed within its step limit); not retried
 ConfigurationError     the agent's wiring is wrong; not retried
 """
 
@@ -76,6 +78,7 @@ class ErrorType(StrEnum):
     LEASE_LOST = "LeaseLost"
     LEDGER_KEY_CONFLICT = "LedgerKeyConflict"
     MODEL_UNAVAILABLE = "ModelUnavailable"
+    MODEL_RESPONSE_INVALID = "ModelResponseInvalid"
     CONFIGURATION = "ConfigurationError"
 
 

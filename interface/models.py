@@ -41,6 +41,8 @@ class Message(BaseModel):
     is_error: bool = False
     message_id: str | None = None
     source: str | None = None
+    thought: str | None = None
+    """A ReAct agent's `Thought:` before its action or answer; None for other agents."""
 
 
 class SeqMessage(BaseModel):
@@ -110,6 +112,9 @@ class TurnResult(BaseModel):
     """In a team: the member who gave the reply."""
     speakers: list[str] = Field(default_factory=list)
     """In a team: the members who spoke in this turn, in order."""
+    output: dict[str, Any] | None = None
+    """The agent's structured output (agentchat `output_content_type`, LlamaIndex
+    `output_cls`), validated against its schema, as JSON; None for agents without one."""
 
 
 class PendingApproval(BaseModel):
@@ -273,6 +278,8 @@ class ModelCallOutput(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     duplicate_message_id: str | None = None
     replayed: bool = False
+    output: dict[str, Any] | None = None
+    """The final answer's validated structured output, for agents that declare one."""
 
 
 class ToolCallInput(BaseModel):

@@ -156,12 +156,10 @@ def test_tool_options_do_not_apply_to_an_agent_definition() -> None:
 UNSUPPORTED_AUTOGEN: dict[str, Callable[[], object]] = {
     "model_client_stream": lambda: autogen(model_client_stream=True),
     "memory": lambda: autogen(memory=[ListMemory()]),
-    "model_context": lambda: autogen(model_context=BufferedChatCompletionContext(5)),
-    "model_context ": lambda: autogen(
+    "model_context": lambda: autogen(
         model_context=UnboundedChatCompletionContext([UserMessage(content="hi", source="u")])
     ),
     "workbench": lambda: autogen(tools=None, workbench=StaticWorkbench([])),
-    "output_content_type": lambda: autogen(output_content_type=Answer),
     "tool_call_summary_formatter": lambda: autogen(tool_call_summary_formatter=lambda c, r: ""),
     "handoffs": lambda: autogen(handoffs=["other"]),
 }
@@ -190,7 +188,6 @@ def test_assistant_agent_options_we_honour_are_accepted() -> None:
 
 UNSUPPORTED_LLAMA: dict[str, dict[str, Any]] = {
     "initial_state": {"initial_state": {"visits": 0}},
-    "output_cls": {"output_cls": Answer},
     "structured_output_fn": {"structured_output_fn": lambda messages: {}},
     "early_stopping_method": {"early_stopping_method": "generate"},
     "timeout": {"timeout": 30.0},

@@ -174,7 +174,9 @@ class TurnMachine:
             return self._result("failed", "The model could not be reached.")
         if output.duplicate_message_id:
             return self._result("duplicate", "")
-        return self._result("completed", output.message.content)
+        result = self._result("completed", output.message.content)
+        result.output = output.output  # the answer's structured output, if any
+        return result
 
     # --- tools -------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 The workflow runs the loop (DESIGN.md); from the agent we take the model client, the tools
 with their schemas, the system message and the loop options, and refuse the options the
-durable loop cannot honour yet rather than ignore them.
+durable loop cannot honour yet rather than ignore them. The agent's `model_context`
+(buffered, token-limited, head-and-tail) becomes the transcript window's bounds, and its
+`output_content_type` the structured output the turn result carries.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_core import CancellationToken
-from autogen_core.model_context import UnboundedChatCompletionContext
+from autogen_core.model_context import (
+    BufferedChatCompletionContext,
+    ChatCompletionContext,
+    HeadAndTailChatCompletionContext,
+    TokenLimitedChatCompletionContext,
+    UnboundedChatCompletionContext,
+)
 from autogen_core.tools import BaseTool as AutoGenTool
 from autogen_core.tools import FunctionTool as AutoGenFunctionTool
 from autogen_core.tools import StaticStreamWorkbench
@@ -89,6 +97,8 @@ def autogen_definition(
     _check_supported(agent, in_team)
     options = tools or ToolOptions()
     return AgentDefinition(
+        **context_window(agent._model_context),
+        output_type=agent._output_content_type,
         name=agent.name,
         system_message="\n".join(str(m.content) for m in agent._system_messages),
         model_client=agent._model_client,
@@ -98,6 +108,17 @@ def autogen_definition(
         reflect_on_tool_use=agent._reflect_on_tool_use,
         tool_call_summary_format=agent._tool_call_summary_format,
     )
+
+
+def context_window(context: ChatCompletionContext) -> dict[str, Any]:
+    """The `AgentDefinition` window fields a `model_context=` maps onto."""
+    if isinstance(context, BufferedChatCompletionContext):
+        return {"context_messages": context._buffer_size}
+    if isinstance(context, TokenLimitedChatCompletionContext):
+        return {"context_tokens": context._token_limit}  # None: the model's own window
+    if isinstance(context, HeadAndTailChatCompletionContext):
+        return {"context_head": context._head_size, "context_messages": context._tail_size}
+    return {}
 
 
 def autogen_handoffs(agent: AssistantAgent) -> list[Handoff]:
@@ -130,15 +151,22 @@ def _in_context(tool: AutoGenTool[Any, Any], kind: str) -> AutoGenTool[Any, Any]
 
 _UNSUPPORTED: list[tuple[str, Callable[[Any], object], str]] = [
     ("model_client_stream", lambda a: a._model_client_stream, "text deltas are not streamed"),
-    ("output_content_type", lambda a: a._output_content_type, "no structured output yet"),
-    ("output_content_type_format", lambda a: a._output_content_type_format, "no structured output"),
+    (
+        "output_content_type_format",
+        lambda a: a._output_content_type_format,
+        "the turn result carries the object as `output`",
+    ),
     (
         "tool_call_summary_formatter",
         lambda a: a._tool_call_summary_formatter,
         "use tool_call_summary_format",
     ),
     ("memory", lambda a: a._memory, "memory is not queried by the durable loop yet"),
-    ("model_context", lambda a: _custom_context(a), "the window is context_messages"),
+    (
+        "model_context",
+        lambda a: _custom_context(a),
+        "Buffered-, TokenLimited- and HeadAndTailChatCompletionContext map onto the window",
+    ),
     ("workbench", lambda a: _custom_workbench(a), "pass the tools as tools="),
 ]
 """Options set to anything but their default that the durable loop cannot honour yet."""
@@ -160,9 +188,18 @@ def _check_supported(agent: AssistantAgent, in_team: bool) -> None:
         )
 
 
+_CONTEXTS = (
+    UnboundedChatCompletionContext,
+    BufferedChatCompletionContext,
+    TokenLimitedChatCompletionContext,
+    HeadAndTailChatCompletionContext,
+)
+"""The model contexts whose windows the transcript window reproduces."""
+
+
 def _custom_context(agent: AssistantAgent) -> bool:
     context = agent._model_context
-    return type(context) is not UnboundedChatCompletionContext or bool(context._initial_messages)
+    return type(context) not in _CONTEXTS or bool(context._initial_messages)
 
 
 def _custom_workbench(agent: AssistantAgent) -> bool:

@@ -24,8 +24,16 @@ from agents.errors import ConfigurationError
 __all__ = ["definition_from"]
 
 
-def definition_from(source: object, name: str, tools: ToolOptions | None = None) -> AgentDefinition:
-    """Normalize what a factory returned into an `AgentDefinition` called `name`."""
+def definition_from(
+    source: object, name: str, tools: ToolOptions | None = None, memory: object | None = None
+) -> AgentDefinition:
+    """Normalize what a factory returned into an `AgentDefinition` called `name`; `memory`
+    is a LlamaIndex agent's `run(memory=...)`."""
+    if memory is not None and not isinstance(source, FunctionAgent | ReActAgent):
+        raise ConfigurationError(
+            f"agent {name!r}: memory= is a LlamaIndex agent's memory; an AutoGen agent's "
+            "window is its model_context="
+        )
     if isinstance(source, AgentDefinition):
         if tools is not None:
             raise ConfigurationError(
@@ -40,7 +48,7 @@ def definition_from(source: object, name: str, tools: ToolOptions | None = None)
     elif isinstance(source, AssistantAgent):
         definition = from_autogen(source, tools=tools)
     elif isinstance(source, FunctionAgent | ReActAgent):
-        definition = from_llamaindex(source, tools=tools)
+        definition = from_llamaindex(source, tools=tools, memory=memory)
     elif isinstance(source, RawAgent):
         definition = from_agent_framework(source, tools=tools)
     elif isinstance(source, HandoffBuilder):

@@ -137,7 +137,7 @@ def from_llamaindex_workflow(
     for agent in workflow.agents.values():
         if not isinstance(agent, FunctionAgent):
             raise ConfigurationError(f"workflow agent {agent.name!r}: register FunctionAgents")
-        members.append(llamaindex_definition(agent, tools))
+        members.append(llamaindex_definition(agent, tools, in_team=True))
     _check_tools(tools, name, members, list(workflow.agents.values()))
     return TeamDefinition(
         name=name,
@@ -160,7 +160,7 @@ def _member(source: object, tools: ToolOptions | None) -> tuple[AgentDefinition,
     if isinstance(source, AssistantAgent):
         return autogen_definition(source, tools, in_team=True), autogen_handoffs(source)
     if isinstance(source, FunctionAgent | ReActAgent):
-        return llamaindex_definition(source, tools), []
+        return llamaindex_definition(source, tools, in_team=True), []
     if isinstance(source, RawAgent):
         return agent_framework_definition(source, tools), []
     if isinstance(source, AgentDefinition) and not isinstance(source, TeamDefinition):
