@@ -235,19 +235,25 @@ TURN_ENDINGS: dict[str, list[str]] = {
 
 def _call_sites() -> set[str]:
     """`module.Class.function: command` for each command-producing call in workflows/."""
+    paths = sorted((ROOT / "workflows").glob("*.py"))
+    return {site for path in paths for site in _sites_in(path.read_text(), path.stem)}
+
+
+def _sites_in(source: str, module: str) -> set[str]:
     sites = set()
-    for path in sorted((ROOT / "workflows").glob("*.py")):
-        for scope, call in _calls(ast.parse(path.read_text()), path.stem):
-            name = call.func.attr  # type: ignore[attr-defined]
-            if name == "patched" or name == "deprecate_patch":
-                name = f"{name}({ast.literal_eval(call.args[0])})"
-            elif name == "wait_condition":
-                if not any(k.arg == "timeout" for k in call.keywords):
-                    continue
-                name = "wait_condition(timeout)"
-            elif name not in COMMANDS:
+    for scope, call in _calls(ast.parse(source), module):
+        name = call.func.attr  # type: ignore[attr-defined]
+        if call.func.value.id == "asyncio":  # type: ignore[attr-defined]
+            name = f"asyncio.{name}"
+        elif name in ("patched", "deprecate_patch"):
+            name = f"{name}({ast.literal_eval(call.args[0])})"
+        elif name == "wait_condition":
+            if not any(k.arg == "timeout" for k in call.keywords):
                 continue
-            sites.add(f"{scope}: {name}")
+            name = "wait_condition(timeout)"
+        elif name not in COMMANDS:
+            continue
+        sites.add(f"{scope}: {name}")
     return sites
 
 
@@ -263,10 +269,11 @@ def _calls(tree: ast.AST, scope: str) -> Iterator[tuple[str, ast.Call]]:
 
 
 def _on_workflow(func: ast.expr) -> bool:
-    return (
-        isinstance(func, ast.Attribute)
-        and isinstance(func.value, ast.Name)
-        and func.value.id == "workflow"
+    """`workflow.x(...)`, or `asyncio.sleep` / `asyncio.wait_for`, which start timers too."""
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+        return False
+    return func.value.id == "workflow" or (
+        func.value.id == "asyncio" and func.attr in ("sleep", "wait_for")
     )
 
 
@@ -285,6 +292,25 @@ def test_every_command_producing_call_is_listed() -> None:
         "a command-producing call in workflows/ changed: list it in CALL_SITES with the "
         "paths through it, and record a history of each"
     )
+
+
+def test_the_scan_finds_new_commands() -> None:
+    source = """
+class C:
+    async def run(self):
+        if workflow.patched("x"):
+            await workflow.sleep(1)
+        await workflow.wait_condition(lambda: True)
+        await workflow.wait_condition(lambda: True, timeout=5)
+        await asyncio.wait_for(f(), 3)
+        workflow.logger.info("no command")
+"""
+    assert _sites_in(source, "m") == {
+        "m.C.run: patched(x)",
+        "m.C.run: sleep",
+        "m.C.run: wait_condition(timeout)",
+        "m.C.run: asyncio.wait_for",
+    }
 
 
 def test_every_turn_ending_is_listed() -> None:

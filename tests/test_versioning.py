@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 from agent_workflows.conversation import AgentConversation
-from temporalio import workflow
+from temporalio import common, workflow
 from temporalio.api.enums.v1 import EventType, VersioningBehavior
 from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client, WorkflowHistory
@@ -30,7 +30,7 @@ from conversation_client import Conversations
 from interface import ConversationSettings, ConversationSummary, StartConversation
 from interface.contract import WORKFLOW_TYPE
 from settings import WorkerSettings
-from worker import default_agents
+from worker import configured, default_agents
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -164,3 +164,31 @@ def test_the_environment_names_the_deployment_and_build() -> None:
 def test_a_half_configured_deployment_is_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="WORKER_"):
         WorkerSettings.from_env(env).deployment()
+
+
+async def test_the_plugin_versions_the_worker_only_when_given_a_deployment(
+    client: Client, task_queue: str, db: Database
+) -> None:
+    agents = default_agents(WorkerSettings(), db)
+    version = WorkerDeploymentVersion("agents", "b1")
+    plain, versioned = (
+        Worker(
+            client,
+            task_queue=task_queue,
+            plugins=[AgentConversationsPlugin(agents, db, deployment=deployment)],
+        ).config(active_config=True)
+        for deployment in (None, version)
+    )
+    assert plain.get("deployment_config") is None
+    config = versioned["deployment_config"]  # type: ignore[typeddict-item]
+    assert config.version == version and config.use_worker_versioning
+    assert config.default_versioning_behavior == common.VersioningBehavior.PINNED
+
+
+def test_the_worker_refuses_a_half_configured_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORKER_BUILD_ID", "b1")
+    monkeypatch.delenv("WORKER_DEPLOYMENT_NAME", raising=False)
+    with pytest.raises(SystemExit, match="WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID"):
+        configured([])
