@@ -1,6 +1,6 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held]` (all by
+[lease-held] [versioned]` (all by
 default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
@@ -23,11 +23,16 @@ from pathlib import Path
 from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.api.workflowservice.v1 import (
+    ResetWorkflowExecutionRequest,
+)
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Worker
 
 from activities.db import Database
 from activities.ledger import Claim
+from agent_conversations import AgentConversationsPlugin
 from agents.definitions import AgentDefinition
 from agents.errors import ToolRetryableError
 from agents.registry import AgentRegistry
@@ -49,6 +54,7 @@ from interface.contract import ACTIVITY_CALL_TOOL
 from worker import build_worker, prepare_database
 
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
+from .support.versioning import make_current
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 _FAST = RetrySettings(initial_interval=datetime.timedelta(milliseconds=50), maximum_attempts=3)
@@ -303,6 +309,26 @@ async def _reset_before_last_tool_call(conversations: Conversations, cid: str) -
     )
 
 
+async def versioned(client: Client, db: Database) -> str:
+    """Three turns on a versioned worker (pinned), continuing as new after two, onto the
+    deployment's current build."""
+    conversations = Conversations(client, f"record-versioned-{uuid.uuid4()}")
+    version = WorkerDeploymentVersion(f"record-{uuid.uuid4().hex[:8]}", "b1")
+    agents = AgentRegistry([claims_assistant(ScriptedChatCompletionClient(), db.sessions)])
+    plugin = AgentConversationsPlugin(agents, db, search_attributes=False, deployment=version)
+    cid = f"replay-versioned-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(settings=ConversationSettings(max_turns_per_run=2))
+    async with Worker(client, task_queue=conversations.task_queue, plugins=[plugin]):
+        await make_current(client, version)
+        for number in (1, 2, 3):
+            await conversations.ask(
+                cid, f"Check policy status for claim 12{number}", f"v-{number}", start
+            )
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -331,6 +357,7 @@ async def main() -> None:
         "rare-paths",
         "failures",
         "lease-held",
+        "versioned",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -372,6 +399,8 @@ async def main() -> None:
         assistant = AgentRegistry([claims_assistant(ScriptedChatCompletionClient(), db.sessions)])
         async with build_worker(env.client, leasing.task_queue, db, assistant, hooks):
             recorded[f"lease-held-{today}"] = await lease_held(leasing, hooks)
+    if "versioned" in wanted:
+        recorded[f"versioned-{today}"] = await versioned(env.client, db)
     for name, cid in recorded.items():
         await _save(env, name, cid)
     await db.dispose()

@@ -153,6 +153,21 @@ def _decided(approve: bool) -> Callable[[Run], bool]:
     return decided
 
 
+def _pinned(run: Run) -> bool:
+    behaviors = (a.get("versioningBehavior") for a in _of(run, "WORKFLOW_TASK_COMPLETED"))
+    return "VERSIONING_BEHAVIOR_PINNED" in behaviors
+
+
+def _upgrading_continue_as_new(run: Run) -> bool:
+    """A run started by a continue-as-new that moved to the current build (the server
+    records the behaviour in the new run's start, not in the continued-as-new event)."""
+    started = (
+        a.get("inheritedAutoUpgradeInfo", {}) for a in _of(run, "WORKFLOW_EXECUTION_STARTED")
+    )
+    behaviors = (info.get("continueAsNewInitialVersioningBehavior") for info in started)
+    return "CONTINUE_AS_NEW_VERSIONING_BEHAVIOR_AUTO_UPGRADE" in behaviors
+
+
 def _status(status: str) -> Callable[[Run], bool]:
     return lambda run: any(r.get("status") == status for r in _results(run))
 
@@ -188,6 +203,8 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "turn failed (model unreachable)": _status("failed"),
     "duplicate turn": _status("duplicate"),
     "continue-as-new": _any("WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
+    "continue-as-new onto the current build (auto-upgrade)": _upgrading_continue_as_new,
+    "run on a versioned worker (pinned)": _pinned,
     "end": _any("WORKFLOW_EXECUTION_COMPLETED"),
 }
 """Each path of the workflow, and how a history that went through it shows it."""
@@ -195,7 +212,11 @@ PATHS: dict[str, Callable[[Run], bool]] = {
 CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation.run: patched(search-attributes)": ["patch search-attributes"],
     "conversation.AgentConversation.run: patched(failed-status)": ["patch failed-status"],
-    "conversation.AgentConversation.run: continue_as_new": ["continue-as-new"],
+    "conversation.AgentConversation.run: continue_as_new": [
+        "continue-as-new",
+        "continue-as-new onto the current build (auto-upgrade)",
+        "run on a versioned worker (pinned)",
+    ],
     "conversation.AgentConversation._describe_agent: execute_local_activity": [
         "describe agent",
         "describe agent fails: workflow fails",

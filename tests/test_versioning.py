@@ -7,7 +7,6 @@ on B. Pinned, A's runs stay on A until they continue as new, then move to B.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,11 +16,9 @@ import pytest
 from agent_workflows.conversation import AgentConversation
 from temporalio import common, workflow
 from temporalio.api.enums.v1 import EventType, VersioningBehavior
-from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.plugin import SimplePlugin
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.db import Database
@@ -30,6 +27,7 @@ from conversation_client import Conversations
 from interface import ConversationSettings, ConversationSummary, StartConversation
 from interface.contract import WORKFLOW_TYPE
 from settings import WorkerSettings
+from support.versioning import make_current
 from worker import configured, default_agents
 
 
@@ -61,22 +59,6 @@ async def _build(
         plugins.append(SimplePlugin("build-b", workflows=_build_b))
     async with Worker(client, task_queue=task_queue, plugins=plugins):
         yield
-
-
-async def _make_current(client: Client, version: WorkerDeploymentVersion) -> None:
-    """`temporal worker deployment set-current-version`, once the build's worker polls."""
-    request = SetWorkerDeploymentCurrentVersionRequest(
-        namespace=client.namespace,
-        deployment_name=version.deployment_name,
-        build_id=version.build_id,
-    )
-    for _ in range(100):
-        try:
-            await client.workflow_service.set_worker_deployment_current_version(request)
-            return
-        except RPCError:  # the version is not registered until its worker has polled
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"{version} never became current")
 
 
 def _builds(history: WorkflowHistory) -> set[str]:
@@ -114,11 +96,11 @@ async def test_old_and_new_build_serve_their_conversations_at_once(
     c1, c2 = f"c1-{uuid.uuid4().hex[:6]}", f"c2-{uuid.uuid4().hex[:6]}"
     async with AsyncExitStack() as workers:
         await workers.enter_async_context(_build(client, task_queue, db, a))
-        await _make_current(client, a)
+        await make_current(client, a)
         await conversations.ask(c1, "Check policy status for claim 123", "m-1", start)
 
         await workers.enter_async_context(_build(client, task_queue, db, b))
-        await _make_current(client, b)
+        await make_current(client, b)
         await conversations.ask(c2, "Check policy status for claim 123", "m-1", start)
         # c1's second turn is answered by build A: B would replay its run and fail
         second = await conversations.ask(c1, "Check policy status for claim 124", "m-2", start)
