@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from agent_workflows.conversation import AgentConversation
@@ -24,6 +25,7 @@ from temporalio.worker import Worker
 from activities.db import Database
 from agent_conversations import AgentConversationsPlugin
 from conversation_client import Conversations
+from devserver import worker_process
 from interface import ConversationSettings, ConversationSummary, StartConversation
 from interface.contract import WORKFLOW_TYPE
 from settings import WorkerSettings
@@ -174,3 +176,28 @@ def test_the_worker_refuses_a_half_configured_deployment(
     monkeypatch.delenv("WORKER_DEPLOYMENT_NAME", raising=False)
     with pytest.raises(SystemExit, match="WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID"):
         configured([])
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+async def test_worker_processes_of_two_builds_from_the_environment(
+    client: Client, temporal_address: str, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    deployment = f"agents-{uuid.uuid4().hex[:8]}"
+    conversations = Conversations(client, task_queue)
+    c1, c2 = f"c1-{uuid.uuid4().hex[:6]}", f"c2-{uuid.uuid4().hex[:6]}"
+    options = dict(database_url=db.url, temporal_address=temporal_address, task_queue=task_queue)
+    async with AsyncExitStack() as workers:
+        for build, cid in (("a", c1), ("b", c2)):
+            env = {"WORKER_DEPLOYMENT_NAME": deployment, "WORKER_BUILD_ID": build}
+            log = tmp_path / f"worker-{build}.log"
+            await workers.enter_async_context(worker_process(log=log, extra_env=env, **options))
+            assert f"deployment {deployment}, build {build}" in log.read_text()
+            await make_current(client, WorkerDeploymentVersion(deployment, build))
+            await conversations.ask(cid, "Check policy status for claim 123", "m-1")
+        await conversations.ask(c1, "Check policy status for claim 124", "m-2")
+        for cid, build in ((c1, "a"), (c2, "b")):
+            described = await client.get_workflow_handle(cid).describe()
+            info = described.raw_description.workflow_execution_info.versioning_info
+            assert info.deployment_version.build_id == build
+            assert info.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
