@@ -166,7 +166,7 @@ class AgentConversationsPlugin(SimplePlugin):
         if not config.get("graceful_shutdown_timeout"):
             config["graceful_shutdown_timeout"] = GRACEFUL_SHUTDOWN
         if self._deployment is not None:
-            config["deployment_config"] = versioned(self._deployment)
+            config["deployment_config"] = _versioned(self._deployment)
         return config
 
     def _check_client(self, client: Client) -> None:
@@ -197,7 +197,7 @@ class AgentConversationsPlugin(SimplePlugin):
         await super().run_worker(worker, next)
 
 
-def versioned(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
+def _versioned(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
     """A versioned worker of `version` whose conversations are pinned: a run that lives for
     weeks replays on the code that wrote it, and moves on only at continue-as-new."""
     return WorkerDeploymentConfig(
