@@ -15,6 +15,7 @@ from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 from llama_index.core.llms import LLM
 from pydantic import Field, SecretStr, SkipValidation
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import TLSConfig
@@ -69,6 +70,8 @@ OWN_ENV = {
     "sticky_timeout": "WORKER_STICKY_TIMEOUT",
     "max_cached_workflows": "WORKER_MAX_CACHED_WORKFLOWS",
     "workflow_sandbox": "WORKFLOW_SANDBOX",
+    "deployment_name": "WORKER_DEPLOYMENT_NAME",
+    "build_id": "WORKER_BUILD_ID",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "otel_service_name": "OTEL_SERVICE_NAME",
 }
@@ -134,6 +137,10 @@ class WorkerSettings(WorkerTuning):
     """An OTLP/HTTP collector (`http://collector:4318`): spans of workflows, activities and
     client calls are exported there. Unset: no tracing interceptor, no cost."""
     otel_service_name: str | None = None
+    deployment_name: str | None = None
+    """Worker Deployment versioning (docs/upgrades.md), with `build_id`: the worker serves
+    that build only and conversations are pinned to their run's build. Unset: unversioned."""
+    build_id: str | None = None
     fault: str | None = None
     fault_once: str | None = None
     demo_email_approval: bool = False
@@ -184,6 +191,17 @@ class WorkerSettings(WorkerTuning):
             "interceptors": client_interceptors(self),
         }
 
+    def deployment(self) -> WorkerDeploymentVersion | None:
+        """The worker's deployment version, or None (unversioned). Raises ValueError when
+        only one of WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID is set."""
+        if not self.deployment_name and not self.build_id:
+            return None
+        if not (self.deployment_name and self.build_id):
+            raise ValueError("WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID go together")
+        if "." in self.deployment_name:  # the server's canonical form is <name>.<build>
+            raise ValueError("WORKER_DEPLOYMENT_NAME must not contain '.'")
+        return WorkerDeploymentVersion(self.deployment_name, self.build_id)
+
     def key_ring(self) -> KeyRing | None:
         """The payload encryption keys, or None. Raises codec.KeyConfigError, naming the
         problem, for missing or malformed keys."""
@@ -201,6 +219,7 @@ class WorkerSettings(WorkerTuning):
         options.setdefault("keys", self.key_ring())
         options.setdefault("tracing", bool(self.otel_endpoint))
         options.setdefault("tuning", self.tuning())
+        options.setdefault("deployment", self.deployment())
         return AgentConversationsPlugin(agents, database, **options)
 
     async def connect(

@@ -120,6 +120,7 @@ def configured(argv: Sequence[str] | None) -> tuple[WorkerSettings, list[str]]:
     try:
         settings = WorkerSettings.from_env()
         settings.connect_config()  # TLS files are read here: fail before migrating
+        settings.deployment()
     except (OSError, ValueError) as bad:
         raise SystemExit(f"settings: {bad}") from None
     return settings, module_names(args.agents or [settings.agent_modules])
@@ -159,6 +160,13 @@ def log_start(settings: WorkerSettings, db: Database, client: Client, names: lis
         "on" if config.get("tls") else "off",
         "set" if config.get("api_key") else "unset",
         f"to {settings.otel_endpoint}" if settings.otel_endpoint else "off",
+    )
+    version = settings.deployment()
+    log.info(
+        "worker versioning %s",
+        f"on: deployment {version.deployment_name}, build {version.build_id}, conversations pinned"
+        if version
+        else "off",
     )
 
 

@@ -18,6 +18,7 @@ from agent_workflows.conversation import AgentConversation
 from pydantic import BaseModel
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     DataConverter,
@@ -26,7 +27,13 @@ from temporalio.converter import (
 )
 from temporalio.plugin import SimplePlugin
 from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerConfig, WorkflowRunner
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerConfig,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.db import Database
@@ -80,8 +87,10 @@ class AgentConversationsPlugin(SimplePlugin):
     gets the plugin from the client and with it the `AgentConversation` workflow, the model
     and tool activities bound to `agents` and `database`, the log-context interceptor and
     `tuning`. At start the worker checks whether the namespace has the search attributes
-    (unless `search_attributes` says so). A plugin without agents is for clients (and the
-    Replayer) only; it adds nothing to a worker.
+    (unless `search_attributes` says so). With a `deployment` version the worker is
+    versioned: conversations are pinned to the build that started their run and move to the
+    deployment's current build at continue-as-new (docs/upgrades.md). A plugin without
+    agents is for clients (and the Replayer) only; it adds nothing to a worker.
     """
 
     def __init__(
@@ -95,12 +104,14 @@ class AgentConversationsPlugin(SimplePlugin):
         search_attributes: bool | None = None,
         ledger_hooks: LedgerHooks | None = None,
         workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+        deployment: WorkerDeploymentVersion | None = None,
     ) -> None:
         if (agents is None) != (database is None):
             raise ConfigurationError("AgentConversationsPlugin: give agents and database together")
         self._keys = keys
         self._tuning = tuning or WorkerTuning()
         self._indexed = search_attributes
+        self._deployment = deployment
         self._model: ModelActivities | None = None
         activities: list[Callable[..., Any]] = []
         if agents is not None and database is not None:
@@ -154,6 +165,8 @@ class AgentConversationsPlugin(SimplePlugin):
         config["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=tuning.sticky_timeout)
         if not config.get("graceful_shutdown_timeout"):
             config["graceful_shutdown_timeout"] = GRACEFUL_SHUTDOWN
+        if self._deployment is not None:
+            config["deployment_config"] = _versioned(self._deployment)
         return config
 
     def _check_client(self, client: Client) -> None:
@@ -182,6 +195,16 @@ class AgentConversationsPlugin(SimplePlugin):
             # private to the activities; set before the worker polls its first task
             self._model._search_attributes = indexed
         await super().run_worker(worker, next)
+
+
+def _versioned(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
+    """A versioned worker of `version` whose conversations are pinned: a run that lives for
+    weeks replays on the code that wrote it, and moves on only at continue-as-new."""
+    return WorkerDeploymentConfig(
+        version=version,
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
 
 
 def _runner(tuning: WorkerTuning) -> WorkflowRunner:

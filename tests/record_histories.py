@@ -1,5 +1,7 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
-[demo-kill] [features] [autogen-agent] [unknown-agent] [team]` (all by default).
+[demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
+[lease-held] [versioned]` (all by
+default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -15,23 +17,47 @@ import json
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import (
+    ResetWorkflowExecutionRequest,
+)
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.worker import Worker
 
 from activities.db import Database
+from activities.ledger import Claim
+from agent_conversations import AgentConversationsPlugin
+from agents.definitions import AgentDefinition
+from agents.errors import ToolRetryableError
 from agents.registry import AgentRegistry
+from agents.tools import ToolContext, tool
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from devserver import start_dev_server, worker_process
 from examples import register_examples
-from interface import ConversationSettings, StartConversation, ToolDecision
+from interface import (
+    ConversationSettings,
+    ModelPolicy,
+    RetrySettings,
+    StartConversation,
+    ToolDecision,
+    ToolPolicy,
+)
+from interface.contract import ACTIVITY_CALL_TOOL
 from worker import build_worker, prepare_database
 
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
+from .support.versioning import make_current
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+_FAST = RetrySettings(initial_interval=datetime.timedelta(milliseconds=50), maximum_attempts=3)
 
 
 async def demo_with_kill(
@@ -149,6 +175,160 @@ async def unknown_agent(conversations: Conversations) -> str:
     return cid
 
 
+class _CrashOnFirstClaim:
+    """Ledger hooks under which an external tool's first attempt dies holding its claim."""
+
+    def __init__(self) -> None:
+        self.crashed = asyncio.Event()
+
+    def after_claim(self, claim: Claim) -> None:
+        if not self.crashed.is_set():
+            self.crashed.set()
+            raise RuntimeError("recorded crash while holding the claim")
+
+    def after_effect(self, claim: Claim) -> None:
+        pass
+
+    def after_commit(self, claim: Claim) -> None:
+        pass
+
+
+def rare_paths_agents(db: Database) -> AgentRegistry:
+    """The claims assistant whose emails wait 2 s for an approval, then count as denied."""
+    agent = claims_assistant(ScriptedChatCompletionClient(), db.sessions)
+    policy = ToolPolicy(needs_approval=True, approval_timeout=datetime.timedelta(seconds=2))
+    tools = [replace(t, policy=policy) if t.kind == "external" else t for t in agent.tools]
+    return AgentRegistry([replace(agent, tools=tools)])
+
+
+async def rare_paths(conversations: Conversations) -> str:
+    """A turn from a signal, an approval that times out (timer fired), one decided in time
+    (timer cancelled), and a tool that fails on every attempt."""
+    cid = f"replay-rare-{uuid.uuid4().hex[:6]}"
+    await conversations.send(cid, "Check policy status for claim 123", "r-1")
+    for _ in range(200):
+        if (await conversations.state(cid)).turn_count >= 1:
+            break
+        await asyncio.sleep(0.05)
+    await conversations.ask(cid, "email the customer about claim 123", "r-2")
+    turn = asyncio.create_task(conversations.ask(cid, "email the customer about claim 124", "r-3"))
+    await _decide_when_pending(conversations, cid, True)
+    await turn
+    await conversations.ask(cid, "add a note that the customer called", "r-4")
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+class _Text(BaseModel):
+    text: str
+
+
+class _FailingModel(ScriptedChatCompletionClient):
+    """The scripted model, which fails on every attempt when the user says `!fail`."""
+
+    async def create(self, messages, **options):  # type: ignore[no-untyped-def,override]
+        if "!fail" in str(messages[-1].content):
+            raise RuntimeError("recorded model failure")
+        return await super().create(messages, **options)
+
+
+def failures_agents(db: Database) -> AgentRegistry:
+    """`recorder`, whose model fails on `!fail` and whose `always_fails` tool fails on every
+    attempt."""
+
+    @tool(kind="read", policy=ToolPolicy(retry=_FAST))
+    async def always_fails(ctx: ToolContext, args: _Text) -> str:
+        """Fails on every attempt with a retryable error."""
+        raise ToolRetryableError("service unavailable")
+
+    recorder = AgentDefinition(
+        name="recorder",
+        system_message="record",
+        model_client=_FailingModel(),
+        tools=[always_fails],
+        model_policy=ModelPolicy(retry=_FAST),
+    )
+    return AgentRegistry([recorder])
+
+
+async def failures(conversations: Conversations) -> list[str]:
+    """A duplicate turn (a message re-sent after its ID left the kept window and the run
+    continued as new), and a tool and a model call that fail for good."""
+    cid = f"replay-failures-{uuid.uuid4().hex[:6]}"
+    settings = ConversationSettings(max_turns_per_run=2, recent_message_ids=1, recent_results=1)
+    start = StartConversation(agent="recorder", settings=settings)
+    ask = lambda text, mid: conversations.ask(cid, text, mid, start)  # noqa: E731
+    await ask("!say one", "x-1")
+    await ask("!say two", "x-2")  # the run continues as new, keeping only x-2
+    duplicate = await ask("!say one", "x-1")
+    assert duplicate.status == "duplicate", duplicate
+    await ask('!call always_fails {"text": "x"}', "x-3")
+    failed = await ask("!fail now", "x-4")
+    assert failed.status == "failed", failed
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+async def lease_held(conversations: Conversations, hooks: _CrashOnFirstClaim) -> str:
+    """The email tool's first attempt dies holding its claim, and the conversation is reset
+    to before the call: the new run's attempt meets LeaseHeld, then takes over."""
+    cid = f"replay-lease-{uuid.uuid4().hex[:6]}"
+    await conversations.send(cid, "email the customer about claim 123", "l-1")
+    await hooks.crashed.wait()
+    await _reset_before_last_tool_call(conversations, cid)
+    for _ in range(1200):  # the held lease (the tool's start_to_close, 30 s) runs out first
+        if (await conversations.state(cid)).turn_count >= 1:
+            break
+        await asyncio.sleep(0.05)
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+async def _reset_before_last_tool_call(conversations: Conversations, cid: str) -> None:
+    """`temporal workflow reset` to the workflow task that scheduled the last tool call."""
+    handle = conversations.handle(cid)
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_CALL_TOOL
+    ]
+    client = conversations.client
+    await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=cid),
+            reason="record a LeaseHeld retry",
+            workflow_task_finish_event_id=scheduled[-1].workflow_task_completed_event_id,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+
+
+async def versioned(client: Client, db: Database) -> str:
+    """Three turns on a versioned worker (pinned), continuing as new after two, onto the
+    deployment's current build."""
+    conversations = Conversations(client, f"record-versioned-{uuid.uuid4()}")
+    version = WorkerDeploymentVersion(f"record-{uuid.uuid4().hex[:8]}", "b1")
+    agents = AgentRegistry([claims_assistant(ScriptedChatCompletionClient(), db.sessions)])
+    plugin = AgentConversationsPlugin(agents, db, search_attributes=False, deployment=version)
+    cid = f"replay-versioned-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(settings=ConversationSettings(max_turns_per_run=2))
+    async with Worker(client, task_queue=conversations.task_queue, plugins=[plugin]):
+        await make_current(client, version)
+        for number in (1, 2, 3):
+            await conversations.ask(
+                cid, f"Check policy status for claim 12{number}", f"v-{number}", start
+            )
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -174,6 +354,10 @@ async def main() -> None:
         "autogen-agent",
         "unknown-agent",
         "team",
+        "rare-paths",
+        "failures",
+        "lease-held",
+        "versioned",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -198,6 +382,25 @@ async def main() -> None:
             recorded[f"unknown-agent-{today}"] = await unknown_agent(conversations)
         if "autogen-agent" in wanted:
             recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
+    if "rare-paths" in wanted:
+        rare = Conversations(env.client, f"record-rare-{uuid.uuid4()}")
+        agents = rare_paths_agents(db)
+        async with build_worker(env.client, rare.task_queue, db, agents, None, True):
+            recorded[f"rare-paths-{today}"] = await rare_paths(rare)
+    if "failures" in wanted:
+        failing = Conversations(env.client, f"record-failures-{uuid.uuid4()}")
+        async with build_worker(env.client, failing.task_queue, db, failures_agents(db)):
+            recorded[f"failures-{today}"] = await failures(failing)
+    if "lease-held" in wanted:
+        leasing, hooks = (
+            Conversations(env.client, f"record-lease-{uuid.uuid4()}"),
+            _CrashOnFirstClaim(),
+        )
+        assistant = AgentRegistry([claims_assistant(ScriptedChatCompletionClient(), db.sessions)])
+        async with build_worker(env.client, leasing.task_queue, db, assistant, hooks):
+            recorded[f"lease-held-{today}"] = await lease_held(leasing, hooks)
+    if "versioned" in wanted:
+        recorded[f"versioned-{today}"] = await versioned(env.client, db)
     for name, cid in recorded.items():
         await _save(env, name, cid)
     await db.dispose()

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_UPGRADE = workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -84,7 +85,9 @@ class AgentConversation:
                 return await self._finish()
             else:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._core.carry())
+                # a pinned run moves to the deployment's current build here (unversioned
+                # workers: no effect); not a command change, so no patch
+                workflow.continue_as_new(self._core.carry(), initial_versioning_behavior=_UPGRADE)
 
     # --- handlers ------------------------------------------------------------------------
 
