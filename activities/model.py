@@ -12,6 +12,7 @@ from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.ag2_convert import complete_ag2, terminates
 from activities.bounds import (
     MAX_ARGUMENT_BYTES,
     MAX_REPLY_BYTES,
@@ -28,6 +29,7 @@ from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex
 from activities.provider_errors import provider_failures
 from activities.teams import select_speaker
 from activities.transcript import Transcript
+from agents.adapters.ag2 import AG2Client
 from agents.definitions import AgentDefinition
 from agents.errors import UnknownAgent
 from agents.registry import AgentRegistry
@@ -110,7 +112,10 @@ class ModelActivities:
                 message=Message(role="assistant"), duplicate_message_id=found.duplicate
             )
         if found.recorded is not None:
-            return ModelCallOutput(message=bounded(found.recorded), replayed=True)
+            recorded = bounded(found.recorded)
+            return ModelCallOutput(
+                message=recorded, replayed=True, terminate=terminates(agent, recorded)
+            )
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
             return await select_speaker(agent, history, request.select_speaker)
@@ -121,8 +126,12 @@ class ModelActivities:
             conversation, chain, SeqMessage(seq=request.output_seq, message=message)
         )
         if stored is not None:  # another attempt recorded its answer first
-            return ModelCallOutput(message=bounded(stored), usage=usage, replayed=True)
-        return ModelCallOutput(message=bounded(message), usage=usage)
+            stored = bounded(stored)
+            return ModelCallOutput(
+                message=stored, usage=usage, replayed=True, terminate=terminates(agent, stored)
+            )
+        message = bounded(message)
+        return ModelCallOutput(message=message, usage=usage, terminate=terminates(agent, message))
 
     def _agent(self, name: str) -> AgentDefinition:
         try:
@@ -156,6 +165,8 @@ async def complete(
         return await _complete_autogen(agent, history, tools_enabled)
     if isinstance(agent.model_client, LLM):
         return await _complete_llamaindex(agent, history, tools_enabled)
+    if isinstance(agent.model_client, AG2Client):
+        return await complete_ag2(agent, history, tools_enabled)
     raise TypeError(f"unsupported model client {type(agent.model_client).__name__}")
 
 

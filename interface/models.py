@@ -273,6 +273,9 @@ class ModelCallOutput(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     duplicate_message_id: str | None = None
     replayed: bool = False
+    terminate: bool = False
+    """The agent's own termination rule held on this answer (AG2's `is_termination_msg`,
+    evaluated in the activity): the turn ends with it, its tool calls are not run."""
 
 
 class ToolCallInput(BaseModel):

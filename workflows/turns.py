@@ -104,7 +104,7 @@ class TurnMachine:
         first = turn.steps  # a team member's steps count from its own first model call
         while turn.steps - first < max_steps:
             output = yield from self._call_model(who, pending)
-            if output is None or output.duplicate_message_id or not output.message.tool_calls:
+            if output is None or _ends_turn(output):
                 return self._answer(output)
             pending = yield from self._run_tools(who, output.message.tool_calls)
             if turn.handoff is not None:
@@ -122,7 +122,7 @@ class TurnMachine:
         output = yield from self._call_model(who, pending)
         last_round: list[ToolCallRecord] = []
         for round_number in range(1, rounds + 1):
-            if output is None or output.duplicate_message_id or not output.message.tool_calls:
+            if output is None or _ends_turn(output):
                 return self._answer(output)
             pending = yield from self._run_tools(who, output.message.tool_calls)
             if self._turn.handoff is not None:
@@ -341,6 +341,11 @@ class TurnMachine:
                 speakers=list(turn.speakers),
             )
         )
+
+
+def _ends_turn(output: ModelCallOutput) -> bool:
+    """No tools to run: a text answer, a duplicate, or the agent's own termination rule."""
+    return bool(output.duplicate_message_id) or not output.message.tool_calls or output.terminate
 
 
 def _summary(spec: AgentSpec, calls: list[ToolCallRecord]) -> str:

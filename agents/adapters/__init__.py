@@ -1,11 +1,13 @@
 """Bring your own agent: AutoGen and LlamaIndex objects become agent definitions.
 
 - `agents.adapters.autogen`: `AssistantAgent`, AutoGen tools and plain functions.
+- `agents.adapters.ag2`: AutoGen classic (AG2): `(assistant, user_proxy)` pairs, group chats.
 - `agents.adapters.llamaindex`: `FunctionAgent` and LlamaIndex tools.
 - `agents.adapters.teams`: AutoGen group chats, LlamaIndex's `AgentWorkflow`, `team()`.
 - `agents.adapters.options`: `ToolOptions`, how each framework tool runs under the ledger.
 """
 
+from agents.adapters.ag2 import from_ag2
 from agents.adapters.autogen import autogen_tool, from_autogen, function_tool
 from agents.adapters.convert import definition_from
 from agents.adapters.llamaindex import from_llamaindex, llamaindex_tool, offline_defaults
@@ -17,6 +19,7 @@ __all__ = [
     "ToolOptions",
     "autogen_tool",
     "definition_from",
+    "from_ag2",
     "from_autogen",
     "from_autogen_team",
     "from_llamaindex",

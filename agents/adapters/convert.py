@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from autogen import ConversableAgent
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 
+from agents.adapters.ag2 import from_ag2, is_ag2_pair
 from agents.adapters.autogen import from_autogen
 from agents.adapters.llamaindex import from_llamaindex
 from agents.adapters.options import ToolOptions
@@ -33,10 +35,15 @@ def definition_from(source: object, name: str, tools: ToolOptions | None = None)
         definition = from_autogen(source, tools=tools)
     elif isinstance(source, FunctionAgent | ReActAgent):
         definition = from_llamaindex(source, tools=tools)
+    elif is_ag2_pair(source):
+        definition = from_ag2(*source, tools=tools)  # type: ignore[misc]
+    elif isinstance(source, ConversableAgent):
+        definition = from_ag2(source, tools=tools)
     else:
         raise ConfigurationError(
             f"agent {name!r}: expected an AssistantAgent, a FunctionAgent, an AutoGen team, "
-            f"an AgentWorkflow or an AgentDefinition, got {type(source).__name__}"
+            "an AgentWorkflow, an AG2 agent or (assistant, user_proxy), or an "
+            f"AgentDefinition, got {type(source).__name__}"
         )
     definition.name = name
     return definition
