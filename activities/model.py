@@ -12,7 +12,7 @@ from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.ag2_convert import complete_ag2, terminates
+from activities.ag2_convert import complete_ag2, select_speaker_ag2, terminates
 from activities.bounds import (
     MAX_ARGUMENT_BYTES,
     MAX_REPLY_BYTES,
@@ -118,6 +118,8 @@ class ModelActivities:
             )
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
+            if isinstance(agent.model_client, AG2Client):
+                return await select_speaker_ag2(agent, history, request.select_speaker)
             return await select_speaker(agent, history, request.select_speaker)
         with provider_failures():
             message, usage = await complete(agent, history, request.tools_enabled)

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from autogen import AssistantAgent, ConversableAgent, UserProxyAgent, register_function
+from agent_workflows.teams import random_speaker
+from autogen import (
+    AssistantAgent,
+    ConversableAgent,
+    GroupChat,
+    GroupChatManager,
+    UserProxyAgent,
+    register_function,
+)
 from autogen.agentchat.contrib.capabilities.transform_messages import TransformMessages
 from autogen.agentchat.contrib.capabilities.transforms import (
     MessageHistoryLimiter,
@@ -20,7 +28,7 @@ from sqlalchemy import select
 
 from activities.db import Database
 from activities.tables import LedgerEntry
-from agents.adapters import from_ag2
+from agents.adapters import from_ag2, from_ag2_groupchat
 from agents.adapters.ag2 import AG2Client
 from agents.errors import ConfigurationError, UnsupportedOption
 from agents.registry import AgentRegistry
@@ -28,7 +36,7 @@ from conversation_client import Conversations
 from demo.tables import ClaimNote
 from devserver import worker_process
 from examples.ag2_claims import claims_agents
-from examples.claims_functions import TOOL_OPTIONS
+from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from interface import StartConversation
 from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, completion, error, text, tool_call
@@ -282,3 +290,145 @@ def test_a_code_executing_proxy_is_unsupported_not_misread(fake_openai: FakeOpen
     )
     with pytest.raises(UnsupportedOption, match="code_execution_config"):
         from_ag2(assistant, proxy)
+
+
+# --- GroupChat + GroupChatManager -------------------------------------------------------
+
+
+def group(
+    fake: FakeOpenAI, sessions: Any, method: str, **options: Any
+) -> tuple[GroupChatManager, dict[str, ConversableAgent]]:
+    """Claims agents in an AG2 group chat; the user proxy executes the note function."""
+    user_proxy = UserProxyAgent("user", human_input_mode="NEVER", code_execution_config=False)
+    agents = {
+        name: AssistantAgent(name, llm_config=llm_config(fake), description=f"The {name}.")
+        for name in ("intake", "reviewer", "auditor")
+    }
+    [create_claim_note] = [
+        f for f in claims_functions(sessions) if f.__name__ == "create_claim_note"
+    ]
+    register_function(
+        create_claim_note, caller=agents["intake"], executor=user_proxy, description="Add a note."
+    )
+    chat = GroupChat(
+        agents=[user_proxy, *agents.values()], speaker_selection_method=method, **options
+    )
+    manager = GroupChatManager(
+        chat,
+        llm_config=llm_config(fake) if method == "auto" else False,
+        is_termination_msg=lambda m: "TERMINATE" in (m.get("content") or ""),
+    )
+    return manager, {"user": user_proxy, **agents}
+
+
+async def test_round_robin_group_chat_with_an_executing_user_proxy(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    """`max_round=4`: the person's message and three members, each once, in order."""
+    fake_openai.script = [note_call(), text("Noted."), text("Looks right."), text("Agreed.")]
+    registry = AgentRegistry()
+    registry.add(
+        "claims-group",
+        lambda: group(fake_openai, db.sessions, "round_robin", max_round=4)[0],
+        tools=TOOL_OPTIONS,
+    )
+    cid = new_id()
+    async with run_worker(db, registry):
+        result = await conversations.ask(
+            cid, "note that the customer called", "m-1", StartConversation(agent="claims-group")
+        )
+    assert result.status == "completed" and result.reply == "Agreed."
+    assert result.speakers == ["intake", "reviewer", "auditor"]
+    assert await count(db, ClaimNote, conversation_id=cid) == 1
+    assert await ledger(db, cid) == [("create_claim_note", "succeeded")]
+
+
+async def test_auto_group_chat_picks_with_ag2_prompts_within_the_transitions(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    """After the person only intake may speak (no model call); after intake, the manager's
+    model picks between reviewer and auditor; its TERMINATE ends the turn."""
+    fake_openai.script = [
+        text("Claim 123 looks fine."),
+        text("reviewer"),
+        text("Approved. TERMINATE"),
+    ]
+
+    def build() -> GroupChatManager:
+        manager, a = group(fake_openai, db.sessions, "auto", max_round=10)
+        chat = manager.groupchat
+        graph = {
+            a["user"]: [a["intake"]],
+            a["intake"]: [a["reviewer"], a["auditor"]],
+            a["reviewer"]: [a["intake"]],
+            a["auditor"]: [a["intake"]],
+        }
+        return GroupChatManager(
+            GroupChat(
+                agents=chat.agents,
+                speaker_selection_method="auto",
+                allowed_or_disallowed_speaker_transitions=graph,
+                speaker_transitions_type="allowed",
+                max_round=10,
+            ),
+            llm_config=llm_config(fake_openai),
+            is_termination_msg=manager._is_termination_msg,
+        )
+
+    registry = AgentRegistry()
+    registry.add("claims-group", build, tools=TOOL_OPTIONS)
+    async with run_worker(db, registry):
+        result = await conversations.ask(
+            new_id(), "How is claim 123?", "m-1", StartConversation(agent="claims-group")
+        )
+    assert result.status == "completed" and result.reply == "Approved. TERMINATE"
+    assert result.speakers == ["intake", "reviewer"]
+    selection = fake_openai.requests[1][1]["messages"]
+    assert selection[0]["content"].startswith("You are in a role play game.")
+    assert "['reviewer', 'auditor']" in selection[-1]["content"]
+    assert "intake:" not in selection[0]["content"]  # only the candidates' roles
+    assert len(fake_openai.requests) == 3
+
+
+async def test_random_group_chat_picks_by_the_conversations_seed(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    """The pick is seeded by the conversation, the turn and the position, with no randomness
+    in the workflow: a replay picks the same members, within the transitions."""
+    fake_openai.script = [text("One."), text("Two.")]
+    registry = AgentRegistry()
+    registry.add(
+        "claims-group",
+        lambda: group(fake_openai, db.sessions, "random", max_round=3)[0],
+        tools=TOOL_OPTIONS,
+    )
+    cid = new_id()
+    async with run_worker(db, registry):
+        result = await conversations.ask(
+            cid, "hello", "m-1", StartConversation(agent="claims-group")
+        )
+        state = await conversations.state(cid)
+    spec = registry.get("claims-group").spec()
+    assert spec.team is not None and spec.team.mode == "random"
+    first = random_speaker(spec.team, None, f"{cid}/t1/0")
+    assert result.speakers[0] == first and len(result.speakers) == 2
+    assert result.speakers[1] in spec.team.transitions[first]  # type: ignore[index]
+    assert state.active_agent == result.speakers[1]
+
+
+def test_group_chat_options_that_cannot_be_honoured_are_refused(
+    fake_openai: FakeOpenAI, db: Database
+) -> None:
+    manager, agents = group(fake_openai, db.sessions, "round_robin")
+    manual = GroupChat(agents=list(agents.values()), speaker_selection_method="manual")
+    with pytest.raises(UnsupportedOption, match="manual"):
+        from_ag2_groupchat(GroupChatManager(manual, llm_config=False))
+    chosen = GroupChat(agents=list(agents.values()), speaker_selection_method=lambda *a: None)
+    with pytest.raises(UnsupportedOption, match="speaker_selection_method"):
+        from_ag2_groupchat(GroupChatManager(chosen, llm_config=False))
+    auto = GroupChat(agents=list(agents.values()), speaker_selection_method="auto")
+    with pytest.raises(ConfigurationError, match="llm_config"):
+        from_ag2_groupchat(GroupChatManager(auto, llm_config=False))
+    agents["user"].human_input_mode = "ALWAYS"
+    with pytest.raises(UnsupportedOption, match="ALWAYS"):
+        from_ag2_groupchat(manager)

@@ -7,7 +7,7 @@
 - `agents.adapters.options`: `ToolOptions`, how each framework tool runs under the ledger.
 """
 
-from agents.adapters.ag2 import from_ag2
+from agents.adapters.ag2 import from_ag2, from_ag2_groupchat
 from agents.adapters.autogen import autogen_tool, from_autogen, function_tool
 from agents.adapters.convert import definition_from
 from agents.adapters.llamaindex import from_llamaindex, llamaindex_tool, offline_defaults
@@ -20,6 +20,7 @@ __all__ = [
     "autogen_tool",
     "definition_from",
     "from_ag2",
+    "from_ag2_groupchat",
     "from_autogen",
     "from_autogen_team",
     "from_llamaindex",

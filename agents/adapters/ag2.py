@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from autogen import ConversableAgent, OpenAIWrapper
+from autogen import ConversableAgent, GroupChat, GroupChatManager, OpenAIWrapper
 from autogen.agentchat.contrib.capabilities.transform_messages import TransformMessages
 from autogen.agentchat.contrib.capabilities.transforms import (
     MessageHistoryLimiter,
@@ -30,11 +30,18 @@ from autogen.agentchat.contrib.capabilities.transforms import (
 from pydantic import BaseModel, ConfigDict, create_model
 
 from agents.adapters.options import ToolOptions
-from agents.definitions import AgentDefinition
+from agents.definitions import AgentDefinition, TeamDefinition, TeamMode
 from agents.errors import ConfigurationError, UnsupportedOption
 from agents.tools import Tool, ToolContext
 
-__all__ = ["AG2Client", "ag2_definition", "from_ag2", "is_ag2_pair"]
+__all__ = [
+    "AG2Client",
+    "AG2Selection",
+    "ag2_definition",
+    "from_ag2",
+    "from_ag2_groupchat",
+    "is_ag2_pair",
+]
 
 AG2_MAX_AUTO_REPLY = ConversableAgent.MAX_CONSECUTIVE_AUTO_REPLY
 _DEFAULT_REPLIES = {
@@ -52,6 +59,18 @@ _DEFAULT_TERMINATION = "ConversableAgent.__init__.<locals>.<lambda>"
 TerminationRule = Callable[[dict[str, Any]], bool]
 
 
+@dataclass(frozen=True)
+class AG2Selection:
+    """A GroupChat's `speaker_selection_method="auto"` prompts, as AG2 uses them."""
+
+    message_template: str
+    prompt_template: str | None
+    multiple_template: str
+    none_template: str
+    attempts: int
+    role: str
+
+
 @dataclass
 class AG2Client:
     """An AG2 agent's model: its `llm_config`, called through AG2's `OpenAIWrapper`."""
@@ -61,6 +80,8 @@ class AG2Client:
     is_termination_msg: TerminationRule | None = None
     """The rule of the agent receiving the answers (the executor): it ends the turn."""
     agent_name: str = ""
+    selector: AG2Selection | None = None
+    """Set for a group chat's manager: it picks the next speaker."""
 
     @cached_property
     def wrapper(self) -> OpenAIWrapper:
@@ -342,3 +363,134 @@ def _check_executor(executor: ConversableAgent) -> None:
         )
     if executor.hook_lists.get("process_all_messages_before_reply"):
         raise UnsupportedOption(f"executor {executor.name!r}: TransformMessages on the executor")
+
+
+# --- group chats ---------------------------------------------------------------------------
+
+_SELECTION_MODES: dict[str, TeamMode] = {
+    "auto": "selector",
+    "round_robin": "round_robin",
+    "random": "random",
+}
+
+
+def from_ag2_groupchat(
+    manager: GroupChatManager, *, name: str | None = None, tools: ToolOptions | None = None
+) -> TeamDefinition:
+    """A `GroupChatManager` and its `GroupChat`: the agents with an `llm_config` speak in
+    turn (`auto`: the manager's model picks, with AG2's prompts; `round_robin`; `random`,
+    seeded by the conversation), within `allowed_or_disallowed_speaker_transitions`, until
+    the manager's `is_termination_msg` holds for an answer or `max_round` messages (the
+    person's included; a member's turn with its tool rounds counts as one). The agents
+    without a model execute the members' functions and stand for the person."""
+    chat = manager.groupchat
+    _check_groupchat(chat)
+    agents = _agents(chat)
+    speakers = [a for a in agents if _has_llm(a)]
+    if not speakers:
+        raise ConfigurationError("an AG2 GroupChat needs at least one agent with an llm_config")
+    for executor in (a for a in agents if not _has_llm(a)):
+        _check_executor(executor)
+    members = [_member(a, agents, manager, tools) for a in speakers]
+    name = name or manager.name
+    if tools is not None:
+        tools.check({t.name for m in members for t in m.tools}, f"team {name!r}")
+    names = [a.name for a in speakers]
+    transitions = {
+        agent.name: [a.name for a in allowed if a.name in names]
+        for agent, allowed in _graph(chat).items()
+        if agent.name in names
+    }
+    mode = _SELECTION_MODES[str(chat.speaker_selection_method)]
+    return TeamDefinition(
+        name=name,
+        system_message="",
+        model_client=_selector_client(manager) if mode == "selector" else None,
+        members=members,
+        mode=mode,
+        descriptions={a.name: a.description for a in speakers},
+        max_messages=chat.max_round,
+        transitions=transitions,
+        first_speakers=_first_speakers(chat, names),
+    )
+
+
+def _member(
+    agent: ConversableAgent,
+    agents: Sequence[ConversableAgent],
+    manager: GroupChatManager,
+    tools: ToolOptions | None,
+) -> AgentDefinition:
+    """A speaker: the manager receives every message, so its rule ends the turn."""
+    definition = ag2_definition(agent, None, tools, agents)
+    client = definition.model_client
+    assert isinstance(client, AG2Client)
+    client.is_termination_msg = manager._is_termination_msg
+    return definition
+
+
+def _agents(chat: GroupChat) -> list[ConversableAgent]:
+    agents = list(chat.agents)
+    others = [type(a).__name__ for a in agents if not isinstance(a, ConversableAgent)]
+    if others:
+        raise UnsupportedOption(f"GroupChat agents must be ConversableAgents, not {others[0]}")
+    return cast(list[ConversableAgent], agents)
+
+
+def _graph(chat: GroupChat) -> dict[ConversableAgent, list[ConversableAgent]]:
+    """`allowed_speaker_transitions_dict`, which AG2 keys by agent (typed by name)."""
+    return cast(
+        dict[ConversableAgent, list[ConversableAgent]], chat.allowed_speaker_transitions_dict
+    )
+
+
+def _first_speakers(chat: GroupChat, names: list[str]) -> list[str]:
+    """Who may follow the person: the transitions of the agents without a model."""
+    graph = _graph(chat)
+    people = [a for a in graph if not _has_llm(a)]
+    if not people:
+        return names
+    allowed = {a.name for p in people for a in graph[p]}
+    return [n for n in names if n in allowed] or names
+
+
+def _selector_client(manager: GroupChatManager) -> AG2Client:
+    chat = manager.groupchat
+    source = chat.select_speaker_auto_llm_config or manager.llm_config
+    if not source:
+        raise ConfigurationError(
+            f"GroupChatManager {manager.name!r}: speaker_selection_method='auto' needs the "
+            "manager's llm_config (or select_speaker_auto_llm_config)"
+        )
+    config = source.model_dump() if hasattr(source, "model_dump") else dict(source)
+    return AG2Client(
+        llm_config=config,
+        agent_name=manager.name,
+        selector=AG2Selection(
+            message_template=chat.select_speaker_message_template,
+            prompt_template=chat.select_speaker_prompt_template,
+            multiple_template=chat.select_speaker_auto_multiple_template,
+            none_template=chat.select_speaker_auto_none_template,
+            attempts=chat.max_retries_for_selecting_speaker + 1,
+            role=chat.role_for_select_speaker_messages or "system",
+        ),
+    )
+
+
+def _check_groupchat(chat: GroupChat) -> None:
+    method = chat.speaker_selection_method
+    if not isinstance(method, str) or method not in _SELECTION_MODES:
+        raise UnsupportedOption(
+            f"GroupChat(speaker_selection_method={method!r}) is not supported: use 'auto', "
+            "'round_robin' or 'random' (a function of the chat cannot run in the workflow)"
+        )
+    unsupported = {
+        "messages": bool(chat.messages),
+        "send_introductions": chat.send_introductions,
+        "select_speaker_transform_messages": chat.select_speaker_transform_messages is not None,
+        "select_speaker_auto_model_client_cls": chat.select_speaker_auto_model_client_cls,
+        "eligibility_policies": bool(getattr(chat, "eligibility_policies", [])),
+    }
+    for option, is_set in unsupported.items():
+        if is_set:
+            raise UnsupportedOption(f"GroupChat({option}=...) is not supported")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from autogen import ConversableAgent
+from autogen import ConversableAgent, GroupChatManager
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 
-from agents.adapters.ag2 import from_ag2, is_ag2_pair
+from agents.adapters.ag2 import from_ag2, from_ag2_groupchat, is_ag2_pair
 from agents.adapters.autogen import from_autogen
 from agents.adapters.llamaindex import from_llamaindex
 from agents.adapters.options import ToolOptions
@@ -35,6 +35,8 @@ def definition_from(source: object, name: str, tools: ToolOptions | None = None)
         definition = from_autogen(source, tools=tools)
     elif isinstance(source, FunctionAgent | ReActAgent):
         definition = from_llamaindex(source, tools=tools)
+    elif isinstance(source, GroupChatManager):
+        definition = from_ag2_groupchat(source, name=name, tools=tools)
     elif is_ag2_pair(source):
         definition = from_ag2(*source, tools=tools)  # type: ignore[misc]
     elif isinstance(source, ConversableAgent):
