@@ -243,7 +243,7 @@ def test_options_reach_the_definition(fake_openai: FakeOpenAI) -> None:
     assistant = ConversableAgent(
         "reviewer",
         system_message="Review claims.",
-        llm_config=llm_config(fake_openai, response_format=Verdict),
+        llm_config=llm_config(fake_openai, response_format=Verdict, cache_seed=42),
         max_consecutive_auto_reply=4,
     )
     TransformMessages(
@@ -260,6 +260,9 @@ def test_options_reach_the_definition(fake_openai: FakeOpenAI) -> None:
     assert (definition.context_messages, definition.context_head) == (10, 1)
     assert definition.context_tokens == 3000
     assert definition.output_schema == Verdict.model_json_schema()
+    client = definition.model_client
+    assert isinstance(client, AG2Client)
+    assert [c.get("cache_seed") for c in client.wrapper._config_list] == [None]  # no disk cache
 
 
 @pytest.mark.parametrize(

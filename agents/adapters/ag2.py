@@ -89,7 +89,7 @@ class AG2Client:
         config = {k: v for k, v in self.llm_config.items() if k != "tools"}
         config["cache_seed"] = None
         entries = config.pop("config_list", None) or [{}]
-        config_list = [{**entry, "max_retries": 0} for entry in entries]
+        config_list = [{**entry, "max_retries": 0, "cache_seed": None} for entry in entries]
         return OpenAIWrapper(config_list=config_list, **config)
 
     @property
