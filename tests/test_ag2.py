@@ -435,3 +435,52 @@ def test_group_chat_options_that_cannot_be_honoured_are_refused(
     agents["user"].human_input_mode = "ALWAYS"
     with pytest.raises(UnsupportedOption, match="ALWAYS"):
         from_ag2_groupchat(manager)
+
+
+# --- the decorator style, and structured output ---------------------------------------------
+
+
+def test_tools_registered_with_the_decorators(fake_openai: FakeOpenAI) -> None:
+    assistant = AssistantAgent("support_bot", llm_config=llm_config(fake_openai))
+    user_proxy = UserProxyAgent("user", human_input_mode="NEVER", code_execution_config=False)
+
+    @user_proxy.register_for_execution()
+    @assistant.register_for_llm(description="Look up a policy.")
+    async def lookup_policy(policy_id: Annotated[str, "The policy's ID"]) -> str:
+        return policy_id
+
+    definition = from_ag2(assistant, user_proxy)
+    [tool] = definition.tools
+    assert (tool.name, tool.description, tool.kind) == (
+        "lookup_policy",
+        "Look up a policy.",
+        "external",
+    )
+    [offered] = assistant.llm_config["tools"]  # what AG2 built is what the model sees
+    assert tool.schema["parameters"] == offered["function"]["parameters"]
+    assert list(tool.schema["parameters"]["properties"]) == ["policy_id"]
+
+
+async def test_response_format_asks_the_model_for_the_schema(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    class Verdict(BaseModel):
+        approved: bool
+        reason: str
+
+    fake_openai.script = [text('{"approved": true, "reason": "covered"}')]
+    registry = AgentRegistry()
+    registry.add(
+        "reviewer",
+        lambda: AssistantAgent(
+            "reviewer", llm_config=llm_config(fake_openai, response_format=Verdict)
+        ),
+    )
+    async with run_worker(db, registry):
+        result = await conversations.ask(
+            new_id(), "Is claim 123 covered?", "m-1", StartConversation(agent="reviewer")
+        )
+    assert Verdict.model_validate_json(result.reply) == Verdict(approved=True, reason="covered")
+    asked = fake_openai.requests[0][1]["response_format"]
+    assert asked["type"] == "json_schema" and asked["json_schema"]["name"] == "Verdict"
+    assert registry.get("reviewer").output_schema == Verdict.model_json_schema()
