@@ -44,14 +44,19 @@ def terminates(agent: AgentDefinition, message: Message) -> bool:
     client = agent.model_client
     if not isinstance(client, AG2Client) or client.is_termination_msg is None:
         return False
-    received: dict[str, Any] = {
-        "content": message.content if message.content or not message.tool_calls else None,
-        "role": "user",  # how the receiving agent stores another agent's message
-        "name": client.agent_name,
-    }
+    return bool(client.is_termination_msg(_received(message, client.agent_name)))
+
+
+def _received(message: Message, sender: str) -> dict[str, Any]:
+    """The answer as the receiving agent stores it (AG2's `normilize_message_to_oai`): a
+    call's content may be None and its role is assistant; a text is the sender's 'user'."""
     if message.tool_calls:
-        received["tool_calls"] = [_call(c) for c in message.tool_calls]
-    return bool(client.is_termination_msg(received))
+        return {
+            "content": message.content or None,
+            "tool_calls": [_call(c) for c in message.tool_calls],
+            "role": "assistant",
+        }
+    return {"content": message.content, "role": "user", "name": sender}
 
 
 def _create(client: AG2Client, params: dict[str, Any]) -> Any:
