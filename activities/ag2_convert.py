@@ -12,7 +12,7 @@ import openai
 from activities.convert import window_with_results
 from activities.provider_errors import provider_failures
 from activities.teams import mentioned
-from agents.adapters.ag2 import AG2Client
+from agents.adapters.ag2_client import AG2Client
 from agents.definitions import AgentDefinition, TeamDefinition
 from interface import Message, ModelCallOutput, SeqMessage, SpeakerSelection, ToolCall, Usage
 

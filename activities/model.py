@@ -29,7 +29,7 @@ from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex
 from activities.provider_errors import provider_failures
 from activities.teams import select_speaker
 from activities.transcript import Transcript
-from agents.adapters.ag2 import AG2Client
+from agents.adapters.ag2_client import AG2Client
 from agents.definitions import AgentDefinition
 from agents.errors import UnknownAgent
 from agents.registry import AgentRegistry

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +43,7 @@ from interface import StartConversation
 from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, completion, error, text, tool_call
 from support.ids import new_id
+from support.paths import ROOT
 from support.workers import WorkerFactory
 
 
@@ -484,3 +487,17 @@ async def test_response_format_asks_the_model_for_the_schema(
     asked = fake_openai.requests[0][1]["response_format"]
     assert asked["type"] == "json_schema" and asked["json_schema"]["name"] == "Verdict"
     assert registry.get("reviewer").output_schema == Verdict.model_json_schema()
+
+
+def test_a_worker_without_ag2_agents_does_not_import_ag2() -> None:
+    """AG2's import takes seconds: workers and activities load it only for its agents."""
+    code = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "import worker, activities.model, agents.adapters, agents.registry\n"
+        "print('autogen' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "False"

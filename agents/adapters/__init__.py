@@ -7,7 +7,8 @@
 - `agents.adapters.options`: `ToolOptions`, how each framework tool runs under the ledger.
 """
 
-from agents.adapters.ag2 import from_ag2, from_ag2_groupchat
+from typing import TYPE_CHECKING
+
 from agents.adapters.autogen import autogen_tool, from_autogen, function_tool
 from agents.adapters.convert import definition_from
 from agents.adapters.llamaindex import from_llamaindex, llamaindex_tool, offline_defaults
@@ -30,3 +31,15 @@ __all__ = [
     "offline_defaults",
     "team",
 ]
+
+if TYPE_CHECKING:
+    from agents.adapters.ag2 import from_ag2, from_ag2_groupchat
+
+
+def __getattr__(name: str) -> object:
+    """`from_ag2` and `from_ag2_groupchat` import AG2 (slow) only when asked for."""
+    if name in ("from_ag2", "from_ag2_groupchat"):
+        from agents.adapters import ag2
+
+        return getattr(ag2, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

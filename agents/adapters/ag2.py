@@ -17,11 +17,9 @@ import asyncio
 import inspect
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, cast
 
-from autogen import ConversableAgent, GroupChat, GroupChatManager, OpenAIWrapper
+from autogen import ConversableAgent, GroupChat, GroupChatManager
 from autogen.agentchat.contrib.capabilities.transform_messages import TransformMessages
 from autogen.agentchat.contrib.capabilities.transforms import (
     MessageHistoryLimiter,
@@ -29,6 +27,7 @@ from autogen.agentchat.contrib.capabilities.transforms import (
 )
 from pydantic import BaseModel, ConfigDict, create_model
 
+from agents.adapters.ag2_client import AG2Client, AG2Selection, TerminationRule
 from agents.adapters.options import ToolOptions
 from agents.definitions import AgentDefinition, TeamDefinition, TeamMode
 from agents.errors import ConfigurationError, UnsupportedOption
@@ -40,10 +39,10 @@ __all__ = [
     "ag2_definition",
     "from_ag2",
     "from_ag2_groupchat",
+    "from_ag2_source",
     "is_ag2_pair",
 ]
 
-AG2_MAX_AUTO_REPLY = ConversableAgent.MAX_CONSECUTIVE_AUTO_REPLY
 _DEFAULT_REPLIES = {
     f"ConversableAgent.{name}"
     for base in (
@@ -56,48 +55,21 @@ _DEFAULT_REPLIES = {
 }
 _DEFAULT_TERMINATION = "ConversableAgent.__init__.<locals>.<lambda>"
 
-TerminationRule = Callable[[dict[str, Any]], bool]
 
-
-@dataclass(frozen=True)
-class AG2Selection:
-    """A GroupChat's `speaker_selection_method="auto"` prompts, as AG2 uses them."""
-
-    message_template: str
-    prompt_template: str | None
-    multiple_template: str
-    none_template: str
-    attempts: int
-    role: str
-
-
-@dataclass
-class AG2Client:
-    """An AG2 agent's model: its `llm_config`, called through AG2's `OpenAIWrapper`."""
-
-    llm_config: dict[str, Any]
-    """The agent's `llm_config` as a dict, without its `tools` (the definition has them)."""
-    is_termination_msg: TerminationRule | None = None
-    """The rule of the agent receiving the answers (the executor): it ends the turn."""
-    agent_name: str = ""
-    selector: AG2Selection | None = None
-    """Set for a group chat's manager: it picks the next speaker."""
-
-    @cached_property
-    def wrapper(self) -> OpenAIWrapper:
-        """Built once, on first use: each config entry with `max_retries=0`, no cache."""
-        config = {k: v for k, v in self.llm_config.items() if k != "tools"}
-        config["cache_seed"] = None
-        entries = config.pop("config_list", None) or [{}]
-        config_list = [{**entry, "max_retries": 0, "cache_seed": None} for entry in entries]
-        return OpenAIWrapper(config_list=config_list, **config)
-
-    @property
-    def response_format(self) -> Any:
-        found = self.llm_config.get("response_format")
-        for entry in self.llm_config.get("config_list") or []:
-            found = entry.get("response_format") or found
-        return found
+def from_ag2_source(source: object, name: str, tools: ToolOptions | None) -> AgentDefinition:
+    """What a registry factory returned: a `GroupChatManager`, an `(assistant, executor)`
+    pair (either order) or a lone `ConversableAgent`."""
+    if isinstance(source, GroupChatManager):
+        return from_ag2_groupchat(source, name=name, tools=tools)
+    if is_ag2_pair(source):
+        assistant, executor = cast(tuple[ConversableAgent, ConversableAgent], source)
+        return from_ag2(assistant, executor, tools=tools)
+    if isinstance(source, ConversableAgent):
+        return from_ag2(source, tools=tools)
+    raise ConfigurationError(
+        f"agent {name!r}: an AG2 registration is a ConversableAgent, an (assistant, "
+        f"user_proxy) pair or a GroupChatManager, got {type(source).__name__}"
+    )
 
 
 def is_ag2_pair(source: object) -> bool:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from autogen import ConversableAgent, GroupChatManager
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat, Swarm
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 
-from agents.adapters.ag2 import from_ag2, from_ag2_groupchat, is_ag2_pair
 from agents.adapters.autogen import from_autogen
 from agents.adapters.llamaindex import from_llamaindex
 from agents.adapters.options import ToolOptions
@@ -35,12 +33,10 @@ def definition_from(source: object, name: str, tools: ToolOptions | None = None)
         definition = from_autogen(source, tools=tools)
     elif isinstance(source, FunctionAgent | ReActAgent):
         definition = from_llamaindex(source, tools=tools)
-    elif isinstance(source, GroupChatManager):
-        definition = from_ag2_groupchat(source, name=name, tools=tools)
-    elif is_ag2_pair(source):
-        definition = from_ag2(*source, tools=tools)  # type: ignore[misc]
-    elif isinstance(source, ConversableAgent):
-        definition = from_ag2(source, tools=tools)
+    elif _is_ag2(source):
+        from agents.adapters.ag2 import from_ag2_source  # AG2 loads only for its agents
+
+        definition = from_ag2_source(source, name, tools)
     else:
         raise ConfigurationError(
             f"agent {name!r}: expected an AssistantAgent, a FunctionAgent, an AutoGen team, "
@@ -49,3 +45,9 @@ def definition_from(source: object, name: str, tools: ToolOptions | None = None)
         )
     definition.name = name
     return definition
+
+
+def _is_ag2(source: object) -> bool:
+    """An AG2 object, or a tuple of them (`(assistant, user_proxy)`), by its module."""
+    items = source if isinstance(source, tuple) else (source,)
+    return bool(items) and all(type(i).__module__.partition(".")[0] == "autogen" for i in items)
