@@ -136,6 +136,17 @@ async def test_a_500_is_retried_by_temporal_not_by_ag2(
     assert client.wrapper._clients[0]._oai_client.max_retries == 0
 
 
+def test_other_providers_sdk_clients_do_not_retry_either() -> None:
+    """AG2's Anthropic client builds its SDK client with the SDK's default of 2 retries."""
+    config = {
+        "config_list": [{"api_type": "anthropic", "model": "claude-3-5-haiku", "api_key": API_KEY}]
+    }
+    assistant = AssistantAgent("support_bot", llm_config=config)
+    client = from_ag2(assistant).model_client
+    assert isinstance(client, AG2Client)
+    assert client.wrapper._clients[0]._client.max_retries == 0
+
+
 async def test_a_400_fails_the_turn_without_retries(
     db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
 ) -> None:

@@ -42,14 +42,24 @@ class AG2Client:
 
     @cached_property
     def wrapper(self) -> OpenAIWrapper:
-        """Built once, on first use: each config entry with `max_retries=0`, no cache."""
+        """Built once, on first use: each config entry with `max_retries=0`, no cache, and
+        every provider SDK client it holds without retries (AG2's Anthropic client, for
+        one, does not pass `max_retries` on)."""
         from autogen import OpenAIWrapper  # only workers that call an AG2 model load AG2
 
         config = {k: v for k, v in self.llm_config.items() if k != "tools"}
         config["cache_seed"] = None
         entries = config.pop("config_list", None) or [{}]
         config_list = [{**entry, "max_retries": 0, "cache_seed": None} for entry in entries]
-        return OpenAIWrapper(config_list=config_list, **config)
+        wrapper = OpenAIWrapper(config_list=config_list, **config)
+        for client in wrapper._clients:
+            for attr in ("_oai_client", "_client"):
+                sdk: Any = getattr(client, attr, None)
+                if isinstance(getattr(sdk, "max_retries", None), int) and hasattr(
+                    sdk, "with_options"
+                ):
+                    setattr(client, attr, sdk.with_options(max_retries=0))
+        return wrapper
 
     @property
     def response_format(self) -> Any:
