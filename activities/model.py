@@ -13,6 +13,7 @@ from llama_index.core.tools import ToolMetadata
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.ag2_convert import complete_ag2, select_speaker_ag2, terminates
 from activities.agent_framework_convert import complete_agent_framework
 from activities.bounds import (
     MAX_ARGUMENT_BYTES,
@@ -32,6 +33,7 @@ from activities.react import complete_react
 from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Transcript
+from agents.adapters.ag2_client import AG2Client
 from agents.adapters.agent_framework import AgentFrameworkModel
 from agents.adapters.llamaindex import ReActDefinition
 from agents.definitions import AgentDefinition
@@ -116,10 +118,16 @@ class ModelActivities:
                 message=Message(role="assistant"), duplicate_message_id=found.duplicate
             )
         if found.recorded is not None:
+            recorded = bounded(found.recorded)
             output = await self._output(agent, [], found.recorded)
-            return ModelCallOutput(message=bounded(found.recorded), replayed=True, output=output)
+            terminate = terminates(agent, recorded)
+            return ModelCallOutput(
+                message=recorded, replayed=True, output=output, terminate=terminate
+            )
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
+            if isinstance(agent.model_client, AG2Client):
+                return await select_speaker_ag2(agent, history, request.select_speaker)
             return await select_speaker(agent, history, request.select_speaker)
         with provider_failures():
             message, usage = await complete(agent, history, request.tools_enabled)
@@ -130,10 +138,17 @@ class ModelActivities:
         )
         if stored is not None:  # another attempt recorded its answer first
             output = await self._output(agent, history, stored)
+            stored = bounded(stored)
             return ModelCallOutput(
-                message=bounded(stored), usage=usage, replayed=True, output=output
+                message=stored,
+                usage=usage,
+                replayed=True,
+                output=output,
+                terminate=terminates(agent, stored),
             )
-        return ModelCallOutput(message=bounded(message), usage=usage, output=output)
+        message = bounded(message)
+        terminate = terminates(agent, message)
+        return ModelCallOutput(message=message, usage=usage, output=output, terminate=terminate)
 
     async def _output(
         self, agent: AgentDefinition, history: list[SeqMessage], answer: Message
@@ -182,6 +197,8 @@ async def complete(
         return await _complete_llamaindex(agent, history, tools_enabled)
     if isinstance(agent.model_client, AgentFrameworkModel):
         return await complete_agent_framework(agent, history, tools_enabled)
+    if isinstance(agent.model_client, AG2Client):
+        return await complete_ag2(agent, history, tools_enabled)
     raise TypeError(f"unsupported model client {type(agent.model_client).__name__}")
 
 

@@ -14,6 +14,10 @@ Semantics follow the frameworks:
   user turn.
 - selector: AutoGen's `SelectorGroupChat`; the team's model picks the next speaker with
   AutoGen's prompt, without the previous speaker unless `allow_repeated_speaker`.
+- random: AG2's `GroupChat(speaker_selection_method="random")`, seeded by the conversation
+  and the turn. AG2 group chats also restrict who follows whom (`transitions`) and start
+  every user turn afresh after the person (`first_speakers`); `selector` then uses AG2's
+  prompts (agents.adapters.ag2).
 - handoff: AutoGen's `Swarm` (`transfer_to_<name>` tools) or LlamaIndex's `AgentWorkflow`
   (one `handoff(to_agent, reason)` tool limited by `can_handoff_to`); the active agent
   carries over to the next user turn.
@@ -115,7 +119,7 @@ class AgentDefinition:
         )
 
 
-TeamMode = Literal["round_robin", "selector", "handoff"]
+TeamMode = Literal["round_robin", "selector", "handoff", "random"]
 HandoffStyle = Literal["autogen", "llamaindex"]
 
 AUTOGEN_SELECTOR_PROMPT = """You are in a role play game. The following roles are available:
@@ -200,6 +204,10 @@ class TeamDefinition(AgentDefinition):
     selector_prompt: str = AUTOGEN_SELECTOR_PROMPT
     allow_repeated_speaker: bool = False
     max_selector_attempts: int = 3
+    transitions: Mapping[str, Sequence[str]] | None = None
+    """AG2's allowed speaker transitions: who may speak after each member."""
+    first_speakers: Sequence[str] | None = None
+    """AG2: who may speak first after the person; set, every user turn starts afresh."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -248,6 +256,12 @@ class TeamDefinition(AgentDefinition):
                 max_turns=self.max_turns,
                 stop_on_text_reply=self.stop_on_text_reply,
                 allow_repeated_speaker=self.allow_repeated_speaker,
+                transitions=(
+                    {k: list(v) for k, v in self.transitions.items()}
+                    if self.transitions is not None
+                    else None
+                ),
+                first_speakers=list(self.first_speakers) if self.first_speakers else None,
             ),
             members=members,
         )

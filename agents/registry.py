@@ -13,7 +13,8 @@ from agents.errors import DuplicateName, UnknownAgent
 __all__ = ["AgentRegistry", "Factory"]
 
 Factory = Callable[[], object]
-"""Returns an AutoGen `AssistantAgent` or team, a LlamaIndex `FunctionAgent` or
+"""Returns an AutoGen `AssistantAgent` or team, an AG2 `ConversableAgent`, an
+`(assistant, user_proxy)` pair or a `GroupChatManager`, a LlamaIndex `FunctionAgent` or
 `AgentWorkflow`, an Agent Framework `Agent`, an `AgentDefinition` or a `TeamDefinition`."""
 
 

@@ -208,7 +208,9 @@ class HandoffSpec(BaseModel):
 class TeamSpec(BaseModel):
     """How a team's members take turns within one user turn."""
 
-    mode: Literal["round_robin", "selector", "handoff"]
+    mode: Literal["round_robin", "selector", "handoff", "random"]
+    """random: AG2's `speaker_selection_method="random"`, seeded by the conversation and
+    the turn, so a replay picks the same speakers."""
     members: list[str]
     root: str
     """The first speaker of a handoff team (and after a fresh start)."""
@@ -224,6 +226,12 @@ class TeamSpec(BaseModel):
     """LlamaIndex AgentWorkflow: the user turn ends when the active agent answers in text."""
     allow_repeated_speaker: bool = False
     """Selector: the previous speaker may be chosen again."""
+    transitions: dict[str, list[str]] | None = None
+    """AG2's `allowed_or_disallowed_speaker_transitions`: who may speak after each member
+    (a member missing here: anyone). None: no graph."""
+    first_speakers: list[str] | None = None
+    """AG2 group chats: who may speak first after the person's message. Set, a user turn
+    starts afresh (AG2's round robin restarts after the person, who initiates each chat)."""
 
 
 class AgentSpec(BaseModel):
@@ -280,6 +288,9 @@ class ModelCallOutput(BaseModel):
     replayed: bool = False
     output: dict[str, Any] | None = None
     """The final answer's validated structured output, for agents that declare one."""
+    terminate: bool = False
+    """The agent's own termination rule held on this answer (AG2's `is_termination_msg`,
+    evaluated in the activity): the turn ends with it, its tool calls are not run."""
 
 
 class ToolCallInput(BaseModel):

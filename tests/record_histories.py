@@ -1,6 +1,6 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held] [versioned]` (all by
+[lease-held] [versioned] [ag2]` (all by
 default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
@@ -20,6 +20,13 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from autogen import (
+    AssistantAgent,
+    GroupChat,
+    GroupChatManager,
+    UserProxyAgent,
+    register_function,
+)
 from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
@@ -53,6 +60,7 @@ from interface import (
 from interface.contract import ACTIVITY_CALL_TOOL
 from worker import build_worker, prepare_database
 
+from .support.fake_openai import API_KEY, FakeOpenAI, completion, serving, text, tool_call
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
 from .support.versioning import make_current
 
@@ -163,6 +171,65 @@ async def framework_agents(conversations: Conversations) -> str:
     await conversations.end(cid)
     await conversations.handle(cid).result()
     return cid
+
+
+def ag2_agents(registry: AgentRegistry, fake: FakeOpenAI) -> None:
+    """AG2 (AutoGen classic) on the fake endpoint: a support_bot pair whose executor ends
+    the turn on TERMINATE, and a random GroupChat within its allowed transitions."""
+
+    def config() -> dict[str, object]:
+        return {"config_list": [{"model": "gpt-4o-mini", "api_key": API_KEY, "base_url": fake.url}]}
+
+    def get_claim_status(claim_id: int) -> str:
+        return f'{{"claim_id": {claim_id}, "status": "in review"}}'
+
+    def pair() -> tuple[AssistantAgent, UserProxyAgent]:
+        assistant = AssistantAgent("support_bot", llm_config=config())
+        proxy = UserProxyAgent(
+            "user",
+            human_input_mode="NEVER",
+            code_execution_config=False,
+            is_termination_msg=lambda m: "TERMINATE" in (m.get("content") or ""),
+        )
+        register_function(
+            get_claim_status, caller=assistant, executor=proxy, description="Claim status."
+        )
+        return assistant, proxy
+
+    def group() -> GroupChatManager:
+        a, b, c = (AssistantAgent(n, llm_config=config()) for n in ("intake", "review", "audit"))
+        graph = {a: [b, c], b: [a], c: [a]}
+        chat = GroupChat(
+            [a, b, c],
+            speaker_selection_method="random",
+            allowed_or_disallowed_speaker_transitions=graph,
+            speaker_transitions_type="allowed",
+            max_round=4,
+        )
+        return GroupChatManager(chat, llm_config=False)
+
+    registry.add("ag2-support-bot", pair)
+    registry.add("ag2-random-group", group)
+
+
+async def ag2_conversations(conversations: Conversations, fake: FakeOpenAI) -> dict[str, str]:
+    """A tool round then text; an answer with a call that TERMINATE ends; a group turn."""
+    call = tool_call()[2]["choices"][0]["message"]["tool_calls"]
+    ending = {"role": "assistant", "content": "Done. TERMINATE", "tool_calls": call}
+    fake.script = [tool_call(), text("Claim 123 is in review."), completion(ending, "tool_calls")]
+    fake.script += [text("one"), text("two"), text("three")]
+    recorded = {}
+    for agent, turns in (
+        ("ag2-support-bot", ["How is claim 123?", "Thanks, that is all."]),
+        ("ag2-random-group", ["Review claim 123."]),
+    ):
+        cid = f"replay-{agent}-{uuid.uuid4().hex[:6]}"
+        for number, message in enumerate(turns, 1):
+            await conversations.ask(cid, message, f"g-{number}", StartConversation(agent=agent))
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+        recorded[agent] = cid
+    return recorded
 
 
 async def unknown_agent(conversations: Conversations) -> str:
@@ -358,6 +425,7 @@ async def main() -> None:
         "failures",
         "lease-held",
         "versioned",
+        "ag2",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -373,15 +441,22 @@ async def main() -> None:
     register_examples(
         agents, db.sessions, ScriptedChatCompletionClient(), scripted_llamaindex_llm()
     )
+    stack = contextlib.ExitStack()
+    fake = stack.enter_context(serving())  # AG2's model: the fake endpoint
+    ag2_agents(agents, fake)
     async with build_worker(
         env.client, conversations.task_queue, db, agents, search_attributes=True
     ):
+        if "ag2" in wanted:
+            for name, cid in (await ag2_conversations(conversations, fake)).items():
+                recorded[f"{name}-{today}"] = cid
         if "features" in wanted:
             recorded[f"features-{today}"] = await features(conversations)
         if "unknown-agent" in wanted:
             recorded[f"unknown-agent-{today}"] = await unknown_agent(conversations)
         if "autogen-agent" in wanted:
             recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
+    stack.close()
     if "rare-paths" in wanted:
         rare = Conversations(env.client, f"record-rare-{uuid.uuid4()}")
         agents = rare_paths_agents(db)

@@ -4,6 +4,8 @@ agents.adapters.teams describes the semantics matched."""
 
 from __future__ import annotations
 
+import random
+
 from agent_workflows.summaries import json_object
 
 from interface import CarriedState, HandoffSpec, TeamSpec, ToolCall, ToolCallOutput, TurnResult
@@ -13,7 +15,9 @@ __all__ = [
     "chosen_speaker",
     "handoff_outcome",
     "handoff_speaker",
+    "eligible",
     "mentions_stop",
+    "random_speaker",
     "round_robin_speaker",
     "selector_candidates",
     "should_stop",
@@ -22,11 +26,35 @@ __all__ = [
 TEAM_TURNS_LIMIT = 50  # agent turns per user message in a team with no limit of its own
 
 
-def round_robin_speaker(team: TeamSpec, carried: CarriedState) -> str:
-    """RoundRobinGroupChat: members in order, continued across user turns."""
+def round_robin_speaker(team: TeamSpec, carried: CarriedState, previous: str | None) -> str:
+    """RoundRobinGroupChat: members in order, continued across user turns. An AG2 group
+    chat's (`first_speakers` set): the next eligible member after the previous speaker,
+    from the start of the list in a new user turn (`previous` None)."""
+    if team.first_speakers is not None:
+        allowed = eligible(team, previous)
+        start = team.members.index(previous) + 1 if previous in team.members else 0
+        order = [team.members[(start + i) % len(team.members)] for i in range(len(team.members))]
+        return next((m for m in order if m in allowed), order[0])
     index = carried.next_speaker_index % len(team.members)
     carried.next_speaker_index = (index + 1) % len(team.members)
     return team.members[index]
+
+
+def random_speaker(team: TeamSpec, previous: str | None, seed: str) -> str:
+    """AG2's random selection among the eligible members; `seed` (conversation, turn and
+    position) makes it the same on every replay, with no randomness in the workflow."""
+    return random.Random(seed).choice(eligible(team, previous))
+
+
+def eligible(team: TeamSpec, previous: str | None) -> list[str]:
+    """AG2's graph: who may speak after `previous` (None: after the person)."""
+    if previous is None and team.first_speakers is not None:
+        allowed = team.first_speakers
+    elif team.transitions is not None and previous in team.transitions:
+        allowed = team.transitions[previous]
+    else:
+        allowed = team.members
+    return [m for m in team.members if m in allowed] or list(team.members)
 
 
 def handoff_speaker(team: TeamSpec, handoff_target: str | None, last: str | None) -> str:
@@ -37,6 +65,8 @@ def handoff_speaker(team: TeamSpec, handoff_target: str | None, last: str | None
 
 def selector_candidates(team: TeamSpec, previous: str | None) -> list[str]:
     """SelectorGroupChat: every member but the previous speaker, unless repeats are allowed."""
+    if team.first_speakers is not None:  # AG2: the graph says who may follow whom
+        return eligible(team, previous)
     candidates = [m for m in team.members if team.allow_repeated_speaker or m != previous]
     return candidates or list(team.members)
 

@@ -70,6 +70,7 @@ class TurnMachine:
         assert data.spec is not None
         self._data, self._spec, self._turn = data, data.spec, turn
         self._carried = data.carried
+        self._terminated = False  # an answer's own termination rule held (AG2)
         self._steps = self._run()
 
     def first(self) -> Action:
@@ -104,7 +105,7 @@ class TurnMachine:
         first = turn.steps  # a team member's steps count from its own first model call
         while turn.steps - first < max_steps:
             output = yield from self._call_model(who, pending)
-            if output is None or output.duplicate_message_id or not output.message.tool_calls:
+            if output is None or _ends_turn(output):
                 return self._answer(output)
             pending = yield from self._run_tools(who, output.message.tool_calls)
             if turn.handoff is not None:
@@ -122,7 +123,7 @@ class TurnMachine:
         output = yield from self._call_model(who, pending)
         last_round: list[ToolCallRecord] = []
         for round_number in range(1, rounds + 1):
-            if output is None or output.duplicate_message_id or not output.message.tool_calls:
+            if output is None or _ends_turn(output):
                 return self._answer(output)
             pending = yield from self._run_tools(who, output.message.tool_calls)
             if self._turn.handoff is not None:
@@ -156,6 +157,7 @@ class TurnMachine:
         carried.unsent = []
         self._add_usage(output)
         self._remember(SeqMessage(seq=output_seq, message=output.message), who)
+        self._terminated = self._terminated or output.terminate
         return output
 
     def _model_input(self, agent: str, new: list[SeqMessage], output_seq: int) -> ModelCallInput:
@@ -250,7 +252,9 @@ class TurnMachine:
             result = yield from self._member_turn(speaker)
             messages += 1
             handed_off = self._turn.handoff is not None
-            stop = teams.should_stop(team, speaker, result, messages, handed_off)
+            stop = self._terminated or teams.should_stop(
+                team, speaker, result, messages, handed_off
+            )
         return result
 
     def _member_turn(self, speaker: str) -> Steps[TurnResult]:
@@ -262,16 +266,27 @@ class TurnMachine:
         return (yield from self._agent_loop(_Speaker(member, member.agent, speaker), []))
 
     def _next_speaker(self, team: TeamSpec) -> Steps[str | TurnResult]:
+        previous = self._previous_speaker(team)
         if team.mode == "round_robin":
-            return teams.round_robin_speaker(team, self._carried)
+            return teams.round_robin_speaker(team, self._carried, previous)
+        if team.mode == "random":
+            seed = f"{self._data.conversation_id}/t{self._turn.number}/{len(self._turn.speakers)}"
+            return teams.random_speaker(team, previous, seed)
         if team.mode == "handoff":
             target = self._turn.handoff[0] if self._turn.handoff else None
             return teams.handoff_speaker(team, target, self._carried.speaker)
         return (yield from self._select_speaker(team))
 
+    def _previous_speaker(self, team: TeamSpec) -> str | None:
+        """The member who spoke last; in an AG2 group chat, None (the person) at the start
+        of a user turn."""
+        if team.first_speakers is not None and not self._turn.speakers:
+            return None
+        return self._carried.speaker
+
     def _select_speaker(self, team: TeamSpec) -> Steps[str | TurnResult]:
         """SelectorGroupChat: the team's model picks; one candidate needs no model call."""
-        turn, carried, previous = self._turn, self._carried, self._carried.speaker
+        turn, carried, previous = self._turn, self._carried, self._previous_speaker(team)
         candidates = teams.selector_candidates(team, previous)
         if len(candidates) == 1:
             return candidates[0]
@@ -343,6 +358,11 @@ class TurnMachine:
                 speakers=list(turn.speakers),
             )
         )
+
+
+def _ends_turn(output: ModelCallOutput) -> bool:
+    """No tools to run: a text answer, a duplicate, or the agent's own termination rule."""
+    return bool(output.duplicate_message_id) or not output.message.tool_calls or output.terminate
 
 
 def _summary(spec: AgentSpec, calls: list[ToolCallRecord]) -> str:

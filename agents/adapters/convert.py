@@ -55,11 +55,21 @@ def definition_from(
         definition = from_agent_framework_handoff(source, name=name, tools=tools)
     elif isinstance(source, UNMAPPED_ORCHESTRATIONS):
         raise refuse_orchestration(source, name)
+    elif _is_ag2(source):
+        from agents.adapters.ag2 import from_ag2_source  # AG2 loads only for its agents
+
+        definition = from_ag2_source(source, name, tools)
     else:
         raise ConfigurationError(
             f"agent {name!r}: expected an AssistantAgent, a FunctionAgent, an AutoGen team, "
-            f"an AgentWorkflow, an Agent Framework Agent or an AgentDefinition, got "
-            f"{type(source).__name__}"
+            "an AgentWorkflow, an AG2 agent or (assistant, user_proxy), an Agent Framework "
+            f"Agent or an AgentDefinition, got {type(source).__name__}"
         )
     definition.name = name
     return definition
+
+
+def _is_ag2(source: object) -> bool:
+    """An AG2 object, or a tuple of them (`(assistant, user_proxy)`), by its module."""
+    items = source if isinstance(source, tuple) else (source,)
+    return bool(items) and all(type(i).__module__.partition(".")[0] == "autogen" for i in items)

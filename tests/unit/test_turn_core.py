@@ -562,6 +562,58 @@ def test_stop_on_text_reply_continues_after_a_handoff() -> None:
 # --- purity ----------------------------------------------------------------------------------
 
 
+# --- AG2: the termination flag, group-chat graphs and random selection ------------------
+
+
+def terminating(output: ModelCallOutput) -> ModelCallOutput:
+    return output.model_copy(update={"terminate": True})
+
+
+def test_a_terminating_answer_ends_the_turn_without_running_its_calls() -> None:
+    core = conversation(agent())
+    script = Script([terminating(call(("echo", {"n": 1})))])
+    result = turn(core, script)
+    assert (result.status, result.steps, result.tool_calls) == ("completed", 1, [])
+    assert script.tool_runs == []
+
+
+def test_a_terminating_answer_ends_a_team_turn() -> None:
+    core = conversation(team("round_robin", ["a", "b"]))
+    result = turn(core, Script([terminating(say("TERMINATE"))]))
+    assert result.speakers == ["a"] and result.reply == "TERMINATE"
+
+
+AG2_GRAPH = {"a": ["b", "c"], "b": ["a"], "c": ["a"]}
+
+
+def test_ag2_round_robin_follows_the_graph_and_restarts_after_the_person() -> None:
+    rules = {"transitions": AG2_GRAPH, "first_speakers": ["b", "c"], "max_messages": 4}
+    core = conversation(team("round_robin", ["a", "b", "c"], **rules))
+    assert turn(core, Script([say("1"), say("2"), say("3")])).speakers == ["b", "a", "b"]
+    assert turn(core, Script([say("1"), say("2"), say("3")])).speakers == ["b", "a", "b"]
+
+
+def test_ag2_selector_candidates_come_from_the_graph() -> None:
+    rules = {"transitions": AG2_GRAPH, "first_speakers": ["a"], "max_messages": 3}
+    core = conversation(team("selector", ["a", "b", "c"], **rules))
+    script = Script([say("from a"), say("c"), say("from c")])
+    result = turn(core, script)
+    select = [c for c in script.model_calls if c.purpose == "select_speaker"]
+    assert result.speakers == ["a", "c"]  # a alone may start: no selection call for it
+    assert [c.request.select_speaker.candidates for c in select] == [["b", "c"]]  # type: ignore[union-attr]
+
+
+def test_random_selection_is_seeded_by_conversation_turn_and_position() -> None:
+    rules = {"transitions": AG2_GRAPH, "first_speakers": ["a", "b", "c"], "max_messages": 6}
+    spoken = [
+        turn(conversation(team("random", ["a", "b", "c"], **rules)), Script([say("x")] * 5))
+        for _ in range(2)
+    ]
+    assert spoken[0].speakers == spoken[1].speakers  # the same on every run, and replay
+    pairs = zip(spoken[0].speakers, spoken[0].speakers[1:], strict=False)
+    assert all(after in AG2_GRAPH[before] for before, after in pairs)
+
+
 def test_the_core_and_these_tests_import_no_temporal_module() -> None:
     code = (
         "import sys\n"
