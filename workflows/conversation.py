@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     # pydantic models and the pure core: no I/O and no module state, so one import serves
     # every run instead of re-importing pydantic per run
     from agent_workflows.actions import Action, CallModel, Finish, RunTools, ToolTask
-    from agent_workflows.core import ConversationCore, forgotten
+    from agent_workflows.core import ConversationCore, Rejection, forgotten
     from agent_workflows.summaries import tool_failure
     from agent_workflows.summaries import tool_summary as _tool_summary  # noqa: F401 (tests)
     from pydantic import BaseModel, ValidationError
@@ -65,6 +65,7 @@ class AgentConversation:
         self._core = ConversationCore(start, info.workflow_id, info.first_execution_run_id)
         self._data = self._core.data
         self._broken: ApplicationError | None = None  # set when the agent cannot start
+        self._asking: list[str] = []  # message IDs of the `ask` handlers still waiting
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
@@ -78,7 +79,9 @@ class AgentConversation:
         self._upsert()
         while True:
             await workflow.wait_condition(self._has_work)
-            if self._data.carried.queue:
+            if self._data.carried.queue and await self._continue_mid_queue():
+                workflow.continue_as_new(self._core.carry())
+            elif self._data.carried.queue:
                 await self._run_turn()
             elif self._data.carried.end_requested:
                 return await self._finish()
@@ -98,22 +101,29 @@ class AgentConversation:
         if message is None:
             return
         rejection = self._core.rejection(message)
-        if rejection:
+        if rejection and not self._unbounded_before_patch(rejection):
             workflow.logger.warning(
                 "user_message %r dropped: %s", message.message_id, rejection.reason
             )
             return
         self._core.enqueue(message)
 
-    @workflow.update(name=UPDATE_ASK)
+    # An ask still waiting for a queued turn when the run continues as new is abandoned:
+    # the server fails it (AcceptedUpdateCompletedWorkflow) and the client asks again with
+    # the same update ID; the next run, which carries the queue, answers it.
+    @workflow.update(name=UPDATE_ASK, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
     async def ask(self, message: UserMessage) -> TurnResult:
         message_id = message.message_id
         if self._core.answered_long_ago(message_id):
             return forgotten(message_id)
         self._core.enqueue(message)
-        await workflow.wait_condition(
-            lambda: self._core.result_for(message_id) is not None or self._broken is not None
-        )
+        self._asking.append(message_id)
+        try:
+            await workflow.wait_condition(
+                lambda: self._core.result_for(message_id) is not None or self._broken is not None
+            )
+        finally:
+            self._asking.remove(message_id)
         if self._broken is not None:
             raise self._broken
         result = self._core.result_for(message_id)
@@ -147,6 +157,23 @@ class AgentConversation:
 
     def _has_work(self) -> bool:
         return self._core.has_work() or workflow.info().is_continue_as_new_suggested()
+
+    async def _continue_mid_queue(self) -> bool:
+        """Continue as new with turns still queued, when the run is long (histories before
+        this change ran the whole queue first). Asks whose answer is ready return first."""
+        if not self._core.run_is_long(workflow.info().is_continue_as_new_suggested()):
+            return False
+        if not workflow.patched("continue-as-new-mid-queue"):
+            return False
+        queued = {m.message_id for m in self._data.carried.queue}
+        await workflow.wait_condition(lambda: all(m in queued for m in self._asking))
+        return True
+
+    def _unbounded_before_patch(self, rejection: Rejection) -> bool:
+        """Histories from before the bounded queue took every turn a signal brought."""
+        if rejection.type != ErrorType.BACKLOG_FULL:
+            return False
+        return not workflow.patched("bounded-queue")
 
     # --- one turn: perform the core's actions ----------------------------------------------
 
