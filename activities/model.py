@@ -104,13 +104,18 @@ class ModelActivities:
             [_storable(item) for item in request.new_messages],
             request.output_seq,
             agent.context_messages,
+            branch_id=activity.info().workflow_run_id or chain,  # a reset run's own chain
         )
+        forked = found.chain_id if found.chain_id != chain else None
+        chain = found.chain_id
         if found.duplicate:
             return ModelCallOutput(
-                message=Message(role="assistant"), duplicate_message_id=found.duplicate
+                message=Message(role="assistant"),
+                duplicate_message_id=found.duplicate,
+                chain_id=forked,
             )
         if found.recorded is not None:
-            return ModelCallOutput(message=bounded(found.recorded), replayed=True)
+            return ModelCallOutput(message=bounded(found.recorded), replayed=True, chain_id=forked)
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
             return await select_speaker(agent, history, request.select_speaker)
@@ -121,8 +126,10 @@ class ModelActivities:
             conversation, chain, SeqMessage(seq=request.output_seq, message=message)
         )
         if stored is not None:  # another attempt recorded its answer first
-            return ModelCallOutput(message=bounded(stored), usage=usage, replayed=True)
-        return ModelCallOutput(message=bounded(message), usage=usage)
+            return ModelCallOutput(
+                message=bounded(stored), usage=usage, replayed=True, chain_id=forked
+            )
+        return ModelCallOutput(message=bounded(message), usage=usage, chain_id=forked)
 
     def _agent(self, name: str) -> AgentDefinition:
         try:

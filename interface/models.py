@@ -162,6 +162,8 @@ class CarriedState(BaseModel):
     """In a team: the last speaker (a handoff team's active agent)."""
     next_speaker_index: int = 0
     """In a round-robin team: whose turn is next, carried across user turns as AutoGen does."""
+    chain_id: str | None = None
+    """The transcript chain once a reset forked it; None: the first run's ID."""
 
 
 class StartConversation(BaseModel):
@@ -273,6 +275,9 @@ class ModelCallOutput(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     duplicate_message_id: str | None = None
     replayed: bool = False
+    chain_id: str | None = None
+    """Set when the transcript forked onto a chain of its own (a reset run found the
+    abandoned branch's messages at its seqs); later calls and ledger keys use it."""
 
 
 class ToolCallInput(BaseModel):

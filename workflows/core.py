@@ -45,7 +45,10 @@ class ConversationCore:
     def __init__(self, start: StartConversation, conversation_id: str, chain_id: str) -> None:
         carried = start.carried or CarriedState()
         self.data = ConversationData(
-            start=start, conversation_id=conversation_id, chain_id=chain_id, carried=carried
+            start=start,
+            conversation_id=conversation_id,
+            chain_id=carried.chain_id or chain_id,
+            carried=carried,
         )
         self.data.seen = set(carried.recent_message_ids) | {m.message_id for m in carried.queue}
 
