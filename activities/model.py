@@ -63,7 +63,24 @@ class ModelActivities:
     @activity.defn(name="agent.describe-v1")
     async def describe_agent(self, request: DescribeAgentInput) -> AgentSpec:
         with classified():
-            return self._describe(request)
+            spec = self._describe(request)
+            await self._refuse_closed(request)
+            return spec
+
+    async def _refuse_closed(self, request: DescribeAgentInput) -> None:
+        """A terminated, cancelled or timed-out conversation is not restarted empty under its
+        ID: its turns would lose their context and retried messages repeat their effects."""
+        if request.conversation_id is None or request.chain_id is None:
+            return
+        conversation = storable(request.conversation_id)
+        if await self._transcript.has_other_chains(conversation, request.chain_id):
+            raise ApplicationError(
+                "this conversation was closed (terminated, cancelled or timed out); "
+                "start a new conversation with another ID",
+                {"search_attributes": self._search_attributes},
+                type=ErrorType.CONVERSATION_CLOSED.value,
+                non_retryable=True,
+            )
 
     def _describe(self, request: DescribeAgentInput) -> AgentSpec:
         try:

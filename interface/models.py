@@ -188,6 +188,10 @@ class ConversationSummary(BaseModel):
 
 class DescribeAgentInput(BaseModel):
     agent: str
+    conversation_id: str | None = None
+    chain_id: str | None = None
+    """Set on a conversation's first run: the activity refuses to start it as an empty
+    chain if an earlier conversation under its ID has a transcript (it was terminated)."""
 
 
 class HandoffSpec(BaseModel):

@@ -278,7 +278,7 @@ class AgentConversation:
         try:
             return await workflow.execute_local_activity(
                 ACTIVITY_DESCRIBE_AGENT,
-                DescribeAgentInput(agent=agent),
+                self._describe_input(),
                 result_type=AgentSpec,
                 summary=f"describe agent: {agent}",
                 start_to_close_timeout=timedelta(seconds=30),
@@ -288,16 +288,31 @@ class AgentConversation:
             # after failing the asks that wait for an answer with the same reason. A local
             # activity's non-retryable failure arrives as the ApplicationError itself.
             cause = err.cause if isinstance(err, ActivityError) else err
-            self._broken = ApplicationError(
-                f"cannot start agent {agent!r}: {cause}",
-                type=ErrorType.UNKNOWN_AGENT,
-                non_retryable=True,
-            )
+            self._broken = _start_failure(agent, cause)
             if failed_status:  # histories before it did not upsert here
                 self._data.indexed = indexed and _reports_indexed(cause)
                 self._set_status("failed", f"failed: {self._broken.message}")
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise self._broken from err
+
+    def _describe_input(self) -> DescribeAgentInput:
+        """A first run also asks whether an earlier, closed conversation holds its ID."""
+        data = self._data
+        if data.start.carried is not None:
+            return DescribeAgentInput(agent=data.start.agent)
+        return DescribeAgentInput(
+            agent=data.start.agent, conversation_id=data.conversation_id, chain_id=data.chain_id
+        )
+
+
+def _start_failure(agent: str, cause: BaseException | None) -> ApplicationError:
+    """The error a conversation that cannot start fails with, and its waiting asks too."""
+    if getattr(cause, "type", None) == ErrorType.CONVERSATION_CLOSED:
+        message = getattr(cause, "message", None) or str(cause)
+        return ApplicationError(message, type=ErrorType.CONVERSATION_CLOSED, non_retryable=True)
+    return ApplicationError(
+        f"cannot start agent {agent!r}: {cause}", type=ErrorType.UNKNOWN_AGENT, non_retryable=True
+    )
 
 
 def _config(
