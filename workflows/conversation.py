@@ -165,9 +165,12 @@ class AgentConversation:
             return False
         if not workflow.patched("continue-as-new-mid-queue"):
             return False
-        queued = {m.message_id for m in self._data.carried.queue}
-        await workflow.wait_condition(lambda: all(m in queued for m in self._asking))
+        await workflow.wait_condition(self._asks_wait_for_queued_turns)
         return True
+
+    def _asks_wait_for_queued_turns(self) -> bool:
+        queued = {m.message_id for m in self._data.carried.queue}
+        return all(m in queued for m in self._asking)
 
     def _unbounded_before_patch(self, rejection: Rejection) -> bool:
         """Histories from before the bounded queue took every turn a signal brought."""
