@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import pytest
+from agent_workflows.conversation import AgentConversation
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -14,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from activities.db import Database
 from activities.tables import TranscriptMessage
 from agents.registry import AgentRegistry
-from conversation_client import Conversations
+from conversation_client import CONTINUED_BEFORE_ANSWER, Conversations
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
 from interface import (
@@ -22,6 +23,7 @@ from interface import (
     ErrorType,
     StartConversation,
     ToolDecision,
+    UserMessage,
 )
 from support.databases import count
 from support.ids import new_id
@@ -126,3 +128,40 @@ async def _wait_for_approval(conversations: Conversations, cid: str):  # type: i
             return state
         await asyncio.sleep(0.05)
     raise AssertionError("no approval became pending")
+
+
+async def test_an_ask_queued_at_continue_as_new_is_answered_when_asked_again(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    """A plain client (no retry of its own): the run continues as new while its ask waits
+    in the queue; the server fails that update with AcceptedUpdateCompletedWorkflow, and
+    the same update ID asked again is answered by the next run, once."""
+    agent = claims_assistant(ScriptedChatCompletionClient(), db.sessions, email_needs_approval=True)
+    cid = new_id()
+    start = StartConversation(settings=ConversationSettings(max_turns_per_run=1))
+    message = UserMessage(message_id="q-1", text="!say queued")
+    async with run_worker(db, AgentRegistry([agent])):
+        blocked = asyncio.create_task(
+            conversations.ask(cid, "email the customer about claim 123", "m-1", start)
+        )
+        state = await _wait_for_approval(conversations, cid)
+        handle = conversations.handle(cid)
+        plain = asyncio.create_task(handle.execute_update(AgentConversation.ask, message, id="q-1"))
+        while (await conversations.state(cid)).queued_turns < 1:
+            await asyncio.sleep(0.05)
+        call = state.pending_approvals[0].tool_call_id
+        await conversations.decide(cid, ToolDecision(tool_call_id=call, approve=True))
+        await blocked
+        with pytest.raises(WorkflowUpdateFailedError) as abandoned:
+            await plain
+        again = await conversations.handle(cid).execute_update(
+            AgentConversation.ask, message, id="q-1"
+        )
+        retried = await conversations.handle(cid).execute_update(
+            AgentConversation.ask, message, id="q-1"
+        )
+        final = await conversations.state(cid)
+    cause = abandoned.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == CONTINUED_BEFORE_ANSWER
+    assert (again.reply, again.turn) == ("queued", 2) and retried == again
+    assert final.turn_count == 2
