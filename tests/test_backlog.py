@@ -18,6 +18,7 @@ from agents.registry import AgentRegistry
 from conversation_client import CONTINUED_BEFORE_ANSWER, Conversations
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
+from gateway._errors import from_exception
 from interface import (
     ConversationSettings,
     ErrorType,
@@ -165,3 +166,18 @@ async def test_an_ask_queued_at_continue_as_new_is_answered_when_asked_again(
     assert isinstance(cause, ApplicationError) and cause.type == CONTINUED_BEFORE_ANSWER
     assert (again.reply, again.turn) == ("queued", 2) and retried == again
     assert final.turn_count == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        (ErrorType.BACKLOG_FULL, 429, "backlog_full"),
+        (ErrorType.CONVERSATION_CLOSED, 409, "conversation_closed"),
+    ],
+)
+def test_the_gateway_maps_the_new_error_types(kind: ErrorType, status: int, code: str) -> None:
+    error = WorkflowUpdateFailedError(ApplicationError("no", type=kind))
+    api_error = from_exception(error, "c-1")
+    response = api_error.response(retry_after=3)
+    assert (api_error.status, api_error.code) == (status, code)
+    assert response.headers.get("Retry-After") == ("3" if status == 429 else None)
