@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from agent_workflows.conversation import AgentConversation
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError
 
 from interface import (
     DEFAULT_TASK_QUEUE,
@@ -70,6 +76,13 @@ NEVER_RESTART_ENDED = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
 """A retried ask or send after a conversation ended must not start it again as a new,
 empty run that would repeat the turn; only a failed conversation (say, an unknown agent)
 may start again under its ID."""
+
+CONTINUED_BEFORE_ANSWER = "AcceptedUpdateCompletedWorkflow"
+"""The server's failure for an `ask` whose run continued as new with its turn still queued;
+asked again with the same update ID, the next run (which carries the queue) answers it."""
+
+CONTINUED_RETRIES = 10
+"""A turn queued behind a long backlog may see several runs go by before its answer."""
 
 MAX_SEND_BYTES = 1_000_000
 """Bigger text is refused here: over 2 MB, an update stalls the conversation."""
@@ -150,6 +163,17 @@ class Conversations:
         """`ask` with the message already built (the gateway's)."""
         start = start or StartConversation()
         _check_size(message.text)
+        for _ in range(CONTINUED_RETRIES):
+            try:
+                return await self._ask_once(conversation_id, message, start)
+            except WorkflowUpdateFailedError as err:
+                if not _continued_before_answer(err):
+                    raise
+        return await self._ask_once(conversation_id, message, start)
+
+    async def _ask_once(
+        self, conversation_id: str, message: UserMessage, start: StartConversation
+    ) -> TurnResult:
         operation = WithStartWorkflowOperation(
             AgentConversation.run, start, **self._start_options(conversation_id, start)
         )
@@ -203,6 +227,11 @@ def _check_size(text: str) -> None:
             f"text is {size:,} bytes; a conversation takes at most its max_message_chars "
             f"(32,000 by default), and this client sends at most {MAX_SEND_BYTES:,} bytes"
         )
+
+
+def _continued_before_answer(err: WorkflowUpdateFailedError) -> bool:
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and cause.type == CONTINUED_BEFORE_ANSWER
 
 
 def _retrieve_start_error(operation: WithStartWorkflowOperation) -> None:

@@ -129,7 +129,7 @@ def rejection(error: WorkflowUpdateFailedError) -> str:
     kind = getattr(cause, "type", None)
     if kind == ErrorType.CONVERSATION_ENDING:
         return f"rejected: {reason}; start a new conversation with another ID"
-    if kind == ErrorType.UNKNOWN_AGENT:
+    if kind in (ErrorType.UNKNOWN_AGENT, ErrorType.CONVERSATION_CLOSED):
         return f"failed: {reason}"
     return f"rejected: {reason}"
 

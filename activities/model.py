@@ -71,7 +71,24 @@ class ModelActivities:
     @activity.defn(name="agent.describe-v1")
     async def describe_agent(self, request: DescribeAgentInput) -> AgentSpec:
         with classified():
-            return self._describe(request)
+            spec = self._describe(request)
+            await self._refuse_closed(request)
+            return spec
+
+    async def _refuse_closed(self, request: DescribeAgentInput) -> None:
+        """A terminated, cancelled or timed-out conversation is not restarted empty under its
+        ID: its turns would lose their context and retried messages repeat their effects."""
+        if request.conversation_id is None or request.chain_id is None:
+            return
+        conversation = storable(request.conversation_id)
+        if await self._transcript.has_other_chains(conversation, request.chain_id):
+            raise ApplicationError(
+                "this conversation was closed (terminated, cancelled or timed out); "
+                "start a new conversation with another ID",
+                {"search_attributes": self._search_attributes},
+                type=ErrorType.CONVERSATION_CLOSED.value,
+                non_retryable=True,
+            )
 
     def _describe(self, request: DescribeAgentInput) -> AgentSpec:
         try:
@@ -112,17 +129,26 @@ class ModelActivities:
             [_storable(item) for item in request.new_messages],
             request.output_seq,
             agent.context_messages,
+            branch_id=activity.info().workflow_run_id or chain,  # a reset run's own chain
         )
+        forked = found.chain_id if found.chain_id != chain else None
+        chain = found.chain_id
         if found.duplicate:
             return ModelCallOutput(
-                message=Message(role="assistant"), duplicate_message_id=found.duplicate
+                message=Message(role="assistant"),
+                duplicate_message_id=found.duplicate,
+                chain_id=forked,
             )
         if found.recorded is not None:
             recorded = bounded(found.recorded)
             output = await self._output(agent, [], found.recorded)
             terminate = terminates(agent, recorded)
             return ModelCallOutput(
-                message=recorded, replayed=True, output=output, terminate=terminate
+                message=recorded,
+                replayed=True,
+                output=output,
+                terminate=terminate,
+                chain_id=forked,
             )
         history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
@@ -145,10 +171,13 @@ class ModelActivities:
                 replayed=True,
                 output=output,
                 terminate=terminates(agent, stored),
+                chain_id=forked,
             )
         message = bounded(message)
         terminate = terminates(agent, message)
-        return ModelCallOutput(message=message, usage=usage, output=output, terminate=terminate)
+        return ModelCallOutput(
+            message=message, usage=usage, output=output, terminate=terminate, chain_id=forked
+        )
 
     async def _output(
         self, agent: AgentDefinition, history: list[SeqMessage], answer: Message

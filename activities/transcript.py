@@ -1,4 +1,11 @@
-"""The append-only transcript, written idempotently by `(chain_id, seq)`."""
+"""The append-only transcript, written idempotently by `(chain_id, seq)`.
+
+A chain is one line of the conversation: the first run's ID, which continue-as-new keeps.
+`temporal workflow reset` keeps it too, so a reset conversation finds the abandoned branch's
+rows at the seqs it writes next. A row is only taken as written when it holds the message
+asked for; when another message holds its seq, the conversation forks onto a chain of its
+own (the reset run's ID): the rows before the fork are copied, the rest is new.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,12 @@ class Prepared:
     duplicate: str | None = None
     recorded: Message | None = None
     window: list[SeqMessage] = field(default_factory=list)
+    chain_id: str = ""
+    """The chain written to: the one asked for, or the branch it forked onto."""
+
+
+class TranscriptConflict(Exception):
+    """A seq holds another message even on the branch: a bug, never retried."""
 
 
 class Transcript:
@@ -55,34 +68,86 @@ class Transcript:
         new_messages: list[SeqMessage],
         output_seq: int,
         limit: int,
+        branch_id: str,
     ) -> Prepared:
-        """One transaction before a model call: write the new messages, check for a
-        duplicate turn, and read the recorded answer at `output_seq` (a retry after the
-        answer was written) or else the window of the last `limit` messages before it."""
-        rows = [_row(conversation_id, chain_id, m) for m in new_messages]
-        query = (
-            select(TranscriptMessage.seq, TranscriptMessage.body)
-            .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq <= output_seq)
-            .order_by(TranscriptMessage.seq.desc())
-            .limit(limit + 1)
-        )
-        session_factory = self._db.session if rows else self._db.read_session
+        """One transaction before a model call: write the new messages (forking onto
+        `branch_id` if their seqs hold other messages), check for a duplicate turn, and
+        read the recorded answer at `output_seq` (a retry after the answer was written) or
+        else the window of the last `limit` messages before it."""
+        session_factory = self._db.session if new_messages else self._db.read_session
         async with session_factory() as session, session.begin():
-            if rows:
-                await session.execute(
-                    self._insert(TranscriptMessage).values(rows).on_conflict_do_nothing()
+            chain = chain_id
+            if new_messages:
+                chain = await self._write(
+                    session, conversation_id, chain_id, new_messages, branch_id
                 )
-                duplicate = await self._duplicate(session, chain_id, new_messages)
+                duplicate = await self._duplicate(session, chain, new_messages)
                 if duplicate:
-                    return Prepared(duplicate=duplicate)
-            found = (await session.execute(query)).all()
+                    return Prepared(duplicate=duplicate, chain_id=chain)
+            found = (await session.execute(_window(chain, output_seq, limit))).all()
         if found and found[0][0] == output_seq:
-            return Prepared(recorded=Message.model_validate_json(found[0][1]))
+            return Prepared(recorded=Message.model_validate_json(found[0][1]), chain_id=chain)
         window = [
             SeqMessage(seq=s, message=Message.model_validate_json(b))
             for s, b in reversed(found[:limit])
         ]
-        return Prepared(window=window)
+        return Prepared(window=window, chain_id=chain)
+
+    async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:
+        """The conversation has rows, none on `chain_id` (its first run's chain, which
+        a reset keeps): an earlier conversation under this ID was closed for good."""
+        async with self._db.read_session() as session:
+            chains = set(
+                await session.scalars(
+                    select(TranscriptMessage.chain_id)
+                    .where(TranscriptMessage.conversation_id == conversation_id)
+                    .distinct()
+                )
+            )
+        return bool(chains) and chain_id not in chains
+
+    async def _write(  # type: ignore[no-untyped-def]
+        self,
+        session,
+        conversation_id: str,
+        chain_id: str,
+        messages: list[SeqMessage],
+        branch_id: str,
+    ) -> str:
+        """Writes the messages at their seqs; returns the chain that holds them."""
+        if await self._insert_matching(session, conversation_id, chain_id, messages):
+            return chain_id
+        if branch_id == chain_id:
+            raise TranscriptConflict(f"chain {chain_id!r} holds other messages at these seqs")
+        fork = min(m.seq for m in messages)
+        prefix = await session.execute(
+            select(TranscriptMessage).where(
+                TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq < fork
+            )
+        )
+        copied = [_copy(row, branch_id) for row in prefix.scalars()]
+        if copied:
+            await session.execute(
+                self._insert(TranscriptMessage).values(copied).on_conflict_do_nothing()
+            )
+        if not await self._insert_matching(session, conversation_id, branch_id, messages):
+            raise TranscriptConflict(f"branch {branch_id!r} holds other messages")
+        return branch_id
+
+    async def _insert_matching(  # type: ignore[no-untyped-def]
+        self, session, conversation_id: str, chain_id: str, messages: list[SeqMessage]
+    ) -> bool:
+        """Inserts what is not there yet; True if every seq then holds its message."""
+        rows = [_row(conversation_id, chain_id, m) for m in messages]
+        await session.execute(self._insert(TranscriptMessage).values(rows).on_conflict_do_nothing())
+        stored = await session.execute(
+            select(TranscriptMessage.seq, TranscriptMessage.body).where(
+                TranscriptMessage.chain_id == chain_id,
+                TranscriptMessage.seq.in_([r["seq"] for r in rows]),
+            )
+        )
+        wanted = {r["seq"]: r["body"] for r in rows}
+        return all(wanted[seq] == body for seq, body in stored)
 
     async def _duplicate(self, session, chain_id: str, messages: list[SeqMessage]) -> str | None:  # type: ignore[no-untyped-def]
         wanted = {m.message.message_id: m.seq for m in messages if m.message.message_id}
@@ -98,6 +163,28 @@ class Transcript:
             if wanted[message_id] != seq:
                 return str(message_id)
         return None
+
+
+def _window(chain_id: str, output_seq: int, limit: int):  # type: ignore[no-untyped-def]
+    return (
+        select(TranscriptMessage.seq, TranscriptMessage.body)
+        .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq <= output_seq)
+        .order_by(TranscriptMessage.seq.desc())
+        .limit(limit + 1)
+    )
+
+
+def _copy(row: TranscriptMessage, chain_id: str) -> dict[str, object]:
+    """A prefix row of the chain a branch forks from, on the branch."""
+    return {
+        "conversation_id": row.conversation_id,
+        "chain_id": chain_id,
+        "seq": row.seq,
+        "role": row.role,
+        "message_id": row.message_id,
+        "body": row.body,
+        "created_at": row.created_at,
+    }
 
 
 def _row(conversation_id: str, chain_id: str, item: SeqMessage) -> dict[str, object]:

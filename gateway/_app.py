@@ -107,7 +107,8 @@ COMMON_ERRORS: Responses = {
     504: _error("Temporal or its workers did not answer in time"),
 }
 NOT_FOUND: Responses = {404: _error("no conversation with this ID")}
-ENDED: Responses = {409: _error("the conversation has ended, or is ending")}
+ENDED: Responses = {409: _error("the conversation has ended, is ending, or was closed")}
+BACKLOG: Responses = {429: _error("too many turns are waiting: retry later", retry=True)}
 
 
 class GuardedRoute(APIRoute):
@@ -205,6 +206,7 @@ def _accepted(request: Request, conversation_id: str, **ids: str) -> Accepted:
     responses={
         202: {"model": Accepted, "description": "accepted; the turn runs on (see Location)"},
         **ENDED,
+        **BACKLOG,
         **COMMON_ERRORS,
     },
     summary="Send a user message; get the turn's result",

@@ -12,6 +12,9 @@ ApiError(status, code, message)                 every answer that is not a succe
                                                 never restarted), signal to a closed run,
                                                 AcceptedUpdateCompletedWorkflow
   409 conversation_ending                       the `ask` validator: ConversationEnding
+  409 conversation_closed                       the conversation was terminated, cancelled or
+                                                timed out: ConversationClosed
+  429 backlog_full (with Retry-After)           the `ask` validator: BacklogFull
   422 invalid_request                           the body, a header or a parameter; RPCError
                                                 INVALID_ARGUMENT
   422 message_rejected                          the `ask` validator: MessageRejected
@@ -47,7 +50,7 @@ COMPLETED_BEFORE_UPDATE = "AcceptedUpdateCompletedWorkflow"
 """The SDK's failure type when the run closes before an accepted update finishes."""
 CONNECT_FAILED = "Failed client connect"
 """The SDK raises RuntimeError with this, not RPCError, when it cannot connect."""
-RETRY_LATER = {503}
+RETRY_LATER = {429, 503}
 
 
 class ApiError(Exception):
@@ -69,7 +72,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def response(self, retry_after: int) -> JSONResponse:
-        """The JSON response, with `Retry-After` on a 503."""
+        """The JSON response, with `Retry-After` on a 429 or 503."""
         body = ErrorBody(error=self.code, message=self.message, details=self.details)
         headers = dict(self.headers)
         if self.status in RETRY_LATER:
@@ -125,6 +128,10 @@ def _update_failed(error: WorkflowUpdateFailedError, conversation_id: str) -> Ap
         return ApiError(409, "conversation_ending", f"rejected: {reason}")
     if kind == ErrorType.UNKNOWN_AGENT:  # the workflow fails pending asks with it
         return ApiError(422, "unknown_agent", reason)
+    if kind == ErrorType.CONVERSATION_CLOSED:  # so does a closed conversation's new run
+        return ApiError(409, "conversation_closed", reason)
+    if kind == ErrorType.BACKLOG_FULL:
+        return ApiError(429, "backlog_full", f"rejected: {reason}")
     return ApiError(422, "message_rejected", f"rejected: {reason}")
 
 

@@ -87,6 +87,8 @@ async def why_closed(conversations: Conversations, conversation_id: str) -> ApiE
         cause = failure.cause
         if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_AGENT:
             return ApiError(422, "unknown_agent", cause.message)
+        if isinstance(cause, ApplicationError) and cause.type == ErrorType.CONVERSATION_CLOSED:
+            return ApiError(409, "conversation_closed", cause.message)
     except (TemporalError, RPCError, TimeoutError) as error:
         log.warning("cannot tell why %s closed: %s", conversation_id, type(error).__name__)
     return ended(conversation_id)

@@ -9,6 +9,10 @@ Error types a client may see:
 MessageRejected        the `ask` validator refused the message (empty text, too long, bad ID);
                        the update is rejected before it enters history
 ConversationEnding     the `ask` validator: `end` was signalled, no new turns are taken
+BacklogFull            the `ask` validator: the queue of waiting turns is at its bound
+                       (`max_queued_turns`, `max_queued_chars`); send again once turns drain
+ConversationClosed     the conversation was terminated, cancelled or timed out; it does not
+                       start again under its ID as an empty conversation (a new ID does)
 UnknownAgent           the conversation names an agent no worker has; the workflow fails with
                        it, and asks that were waiting fail with it too
 
@@ -70,6 +74,8 @@ class ErrorType(StrEnum):
 
     MESSAGE_REJECTED = "MessageRejected"
     CONVERSATION_ENDING = "ConversationEnding"
+    BACKLOG_FULL = "BacklogFull"
+    CONVERSATION_CLOSED = "ConversationClosed"
     UNKNOWN_AGENT = "UnknownAgent"
     TOOL_INPUT = "ToolInputError"
     TOOL_BUSINESS = "ToolBusinessError"
@@ -85,6 +91,8 @@ class ErrorType(StrEnum):
 CLIENT_ERROR_TYPES: Final = (
     ErrorType.MESSAGE_REJECTED,
     ErrorType.CONVERSATION_ENDING,
+    ErrorType.BACKLOG_FULL,
+    ErrorType.CONVERSATION_CLOSED,
     ErrorType.UNKNOWN_AGENT,
 )
 """The types an `ask` can fail with; the README lists them for other-language clients."""

@@ -167,6 +167,8 @@ class CarriedState(BaseModel):
     """In a team: the last speaker (a handoff team's active agent)."""
     next_speaker_index: int = 0
     """In a round-robin team: whose turn is next, carried across user turns as AutoGen does."""
+    chain_id: str | None = None
+    """The transcript chain once a reset forked it; None: the first run's ID."""
 
 
 class StartConversation(BaseModel):
@@ -191,6 +193,10 @@ class ConversationSummary(BaseModel):
 
 class DescribeAgentInput(BaseModel):
     agent: str
+    conversation_id: str | None = None
+    chain_id: str | None = None
+    """Set on a conversation's first run: the activity refuses to start it as an empty
+    chain if an earlier conversation under its ID has a transcript (it was terminated)."""
 
 
 class HandoffSpec(BaseModel):
@@ -291,6 +297,9 @@ class ModelCallOutput(BaseModel):
     terminate: bool = False
     """The agent's own termination rule held on this answer (AG2's `is_termination_msg`,
     evaluated in the activity): the turn ends with it, its tool calls are not run."""
+    chain_id: str | None = None
+    """Set when the transcript forked onto a chain of its own (a reset run found the
+    abandoned branch's messages at its seqs); later calls and ledger keys use it."""
 
 
 class ToolCallInput(BaseModel):

@@ -79,11 +79,19 @@ class ConversationSettings(BaseModel):
     """Per-conversation limits, chosen at start and carried across continue-as-new."""
 
     max_turns_per_run: int = Field(default=200, ge=1)
-    """Continue-as-new after this many turns in one run, or earlier if Temporal suggests it."""
+    """Continue-as-new after this many turns in one run, or earlier if Temporal suggests it,
+    even while turns are queued (the queue travels with the carried state)."""
     max_steps_per_turn: int | None = Field(default=None, ge=1)
     """Model calls per turn before the turn stops with `step_limit`; None: the agent's own."""
     max_message_chars: int = Field(default=32_000, ge=1)
     """Longer user messages are rejected."""
+    max_queued_turns: int = Field(default=100, ge=1)
+    """Turns waiting behind the running one; more are refused with BacklogFull (an `ask`)
+    or dropped with a logged reason (a `user_message` signal). The queue is carried across
+    continue-as-new, so its bound keeps that input bounded."""
+    max_queued_chars: int = Field(default=256_000, ge=1)
+    """Total text of the waiting turns; past it, new turns are refused as above. It keeps
+    the carried queue well under Temporal's 2 MB payload limit."""
     recent_results: int = Field(default=32, ge=1)
     """Turn results kept for retried `ask` updates (carried across continue-as-new)."""
     recent_message_ids: int = Field(default=512, ge=1)

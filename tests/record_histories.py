@@ -1,6 +1,6 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held] [versioned] [ag2]` (all by
+[lease-held] [versioned] [ag2] [burst] [reset] [closed]` (all by
 default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
@@ -62,6 +62,7 @@ from worker import build_worker, prepare_database
 
 from .support.fake_openai import API_KEY, FakeOpenAI, completion, serving, text, tool_call
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
+from .support.temporal_cli import temporal
 from .support.versioning import make_current
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -396,6 +397,73 @@ async def versioned(client: Client, db: Database) -> str:
     return cid
 
 
+async def burst(conversations: Conversations) -> str:
+    """A full bounded queue behind an approval: a signal over the bound is dropped, and the
+    run continues as new at its turn limit with turns still queued."""
+    cid = f"replay-burst-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(
+        settings=ConversationSettings(max_turns_per_run=2, max_queued_turns=3)
+    )
+    blocked = asyncio.create_task(
+        conversations.ask(cid, "email the customer about claim 123", "b-0", start)
+    )
+    await _wait_for_approval(conversations, cid)
+    for n in range(1, 5):  # the fourth is over the bound
+        await conversations.send(cid, f"!say b{n}", f"b-{n}", start)
+    await _decide_when_pending(conversations, cid, True)
+    await blocked
+    await conversations.ask(cid, "!say last", "b-last", start)
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+async def reset_fork(conversations: Conversations, address: str) -> str:
+    """The reset repro: a note, a reset to before it, a new message forks the transcript."""
+    cid = f"replay-reset-{uuid.uuid4().hex[:6]}"
+    client = conversations.client
+    await conversations.ask(cid, "!say one", "r-1")
+    await conversations.ask(cid, "add a note to claim 123 that it rained", "r-2")
+    completed, point = [], 0
+    async for event in client.get_workflow_handle(cid).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            completed.append(event.event_id)
+        accepted = event.workflow_execution_update_accepted_event_attributes
+        if accepted.protocol_instance_id == "r-2":
+            point = completed[-2]
+            break
+    await temporal(
+        address, "workflow", "reset", "--workflow-id", cid, "--event-id", str(point),
+        "--reason", "record", "--reapply-exclude", "All", "--yes",
+    )  # fmt: skip
+    await conversations.ask(cid, "!say three", "r-3")
+    await conversations.ask(cid, "add a note to claim 123 that it snowed", "r-4")
+    await conversations.end(cid)
+    await conversations.handle(cid).result()
+    return cid
+
+
+async def closed(conversations: Conversations) -> str:
+    """A terminated conversation's ID: the new run fails with ConversationClosed."""
+    cid = f"replay-closed-{uuid.uuid4().hex[:6]}"
+    await conversations.ask(cid, "!say one", "c-1")
+    await conversations.handle(cid).terminate("record")
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await conversations.ask(cid, "!say two", "c-2")
+    with contextlib.suppress(WorkflowFailureError):
+        await conversations.handle(cid).result()
+    return cid
+
+
+async def _wait_for_approval(conversations: Conversations, cid: str) -> None:
+    for _ in range(200):
+        with contextlib.suppress(Exception):  # not started yet
+            if (await conversations.state(cid)).pending_approvals:
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no approval became pending")
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -426,6 +494,9 @@ async def main() -> None:
         "lease-held",
         "versioned",
         "ag2",
+        "burst",
+        "reset",
+        "closed",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -456,6 +527,13 @@ async def main() -> None:
             recorded[f"unknown-agent-{today}"] = await unknown_agent(conversations)
         if "autogen-agent" in wanted:
             recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
+        if "burst" in wanted:
+            recorded[f"burst-{today}"] = await burst(conversations)
+        if "reset" in wanted:
+            address = env.client.service_client.config.target_host
+            recorded[f"reset-{today}"] = await reset_fork(conversations, address)
+        if "closed" in wanted:
+            recorded[f"closed-{today}"] = await closed(conversations)
     stack.close()
     if "rare-paths" in wanted:
         rare = Conversations(env.client, f"record-rare-{uuid.uuid4()}")

@@ -168,6 +168,14 @@ def _upgrading_continue_as_new(run: Run) -> bool:
     return "CONTINUE_AS_NEW_VERSIONING_BEHAVIOR_AUTO_UPGRADE" in behaviors
 
 
+def _continued_with_queue(run: Run) -> bool:
+    """A continue-as-new that carried turns still queued (wfharden: mid-queue)."""
+    inputs = (
+        v for a in _of(run, "WORKFLOW_EXECUTION_CONTINUED_AS_NEW") for v in _decode(a.get("input"))
+    )
+    return any(isinstance(v, dict) and (v.get("carried") or {}).get("queue") for v in inputs)
+
+
 def _status(status: str) -> Callable[[Run], bool]:
     return lambda run: any(r.get("status") == status for r in _results(run))
 
@@ -179,6 +187,8 @@ def _any(kind: str) -> Callable[[Run], bool]:
 PATHS: dict[str, Callable[[Run], bool]] = {
     "patch search-attributes": _patch("search-attributes"),
     "patch failed-status": _patch("failed-status"),
+    "patch continue-as-new-mid-queue": _patch("continue-as-new-mid-queue"),
+    "patch bounded-queue": _patch("bounded-queue"),
     "describe agent": lambda run: any(
         a["markerName"] == "core_local_activity" for a in _of(run, "MARKER_RECORDED")
     ),
@@ -203,6 +213,7 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "turn failed (model unreachable)": _status("failed"),
     "duplicate turn": _status("duplicate"),
     "continue-as-new": _any("WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
+    "continue-as-new with turns queued": _continued_with_queue,
     "continue-as-new onto the current build (auto-upgrade)": _upgrading_continue_as_new,
     "run on a versioned worker (pinned)": _pinned,
     "end": _any("WORKFLOW_EXECUTION_COMPLETED"),
@@ -212,6 +223,13 @@ PATHS: dict[str, Callable[[Run], bool]] = {
 CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation.run: patched(search-attributes)": ["patch search-attributes"],
     "conversation.AgentConversation.run: patched(failed-status)": ["patch failed-status"],
+    "conversation.AgentConversation._continue_mid_queue: patched(continue-as-new-mid-queue)": [
+        "patch continue-as-new-mid-queue",
+        "continue-as-new with turns queued",
+    ],
+    "conversation.AgentConversation._unbounded_before_patch: patched(bounded-queue)": [
+        "patch bounded-queue"
+    ],
     "conversation.AgentConversation.run: continue_as_new": [
         "continue-as-new",
         "continue-as-new onto the current build (auto-upgrade)",

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     # pydantic models and the pure core: no I/O and no module state, so one import serves
     # every run instead of re-importing pydantic per run
     from agent_workflows.actions import Action, CallModel, Finish, RunTools, ToolTask
-    from agent_workflows.core import ConversationCore, forgotten
+    from agent_workflows.core import ConversationCore, Rejection, forgotten
     from agent_workflows.summaries import tool_failure
     from agent_workflows.summaries import tool_summary as _tool_summary  # noqa: F401 (tests)
     from pydantic import BaseModel, ValidationError
@@ -66,6 +66,7 @@ class AgentConversation:
         self._core = ConversationCore(start, info.workflow_id, info.first_execution_run_id)
         self._data = self._core.data
         self._broken: ApplicationError | None = None  # set when the agent cannot start
+        self._asking: list[str] = []  # message IDs of the `ask` handlers still waiting
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
@@ -79,7 +80,9 @@ class AgentConversation:
         self._upsert()
         while True:
             await workflow.wait_condition(self._has_work)
-            if self._data.carried.queue:
+            if self._data.carried.queue and await self._continue_mid_queue():
+                workflow.continue_as_new(self._core.carry())
+            elif self._data.carried.queue:
                 await self._run_turn()
             elif self._data.carried.end_requested:
                 return await self._finish()
@@ -101,22 +104,29 @@ class AgentConversation:
         if message is None:
             return
         rejection = self._core.rejection(message)
-        if rejection:
+        if rejection and not self._unbounded_before_patch(rejection):
             workflow.logger.warning(
                 "user_message %r dropped: %s", message.message_id, rejection.reason
             )
             return
         self._core.enqueue(message)
 
-    @workflow.update(name=UPDATE_ASK)
+    # An ask still waiting for a queued turn when the run continues as new is abandoned:
+    # the server fails it (AcceptedUpdateCompletedWorkflow) and the client asks again with
+    # the same update ID; the next run, which carries the queue, answers it.
+    @workflow.update(name=UPDATE_ASK, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
     async def ask(self, message: UserMessage) -> TurnResult:
         message_id = message.message_id
         if self._core.answered_long_ago(message_id):
             return forgotten(message_id)
         self._core.enqueue(message)
-        await workflow.wait_condition(
-            lambda: self._core.result_for(message_id) is not None or self._broken is not None
-        )
+        self._asking.append(message_id)
+        try:
+            await workflow.wait_condition(
+                lambda: self._core.result_for(message_id) is not None or self._broken is not None
+            )
+        finally:
+            self._asking.remove(message_id)
         if self._broken is not None:
             raise self._broken
         result = self._core.result_for(message_id)
@@ -150,6 +160,26 @@ class AgentConversation:
 
     def _has_work(self) -> bool:
         return self._core.has_work() or workflow.info().is_continue_as_new_suggested()
+
+    async def _continue_mid_queue(self) -> bool:
+        """Continue as new with turns still queued, when the run is long (histories before
+        this change ran the whole queue first). Asks whose answer is ready return first."""
+        if not self._core.run_is_long(workflow.info().is_continue_as_new_suggested()):
+            return False
+        if not workflow.patched("continue-as-new-mid-queue"):
+            return False
+        await workflow.wait_condition(self._asks_wait_for_queued_turns)
+        return True
+
+    def _asks_wait_for_queued_turns(self) -> bool:
+        queued = {m.message_id for m in self._data.carried.queue}
+        return all(m in queued for m in self._asking)
+
+    def _unbounded_before_patch(self, rejection: Rejection) -> bool:
+        """Histories from before the bounded queue took every turn a signal brought."""
+        if rejection.type != ErrorType.BACKLOG_FULL:
+            return False
+        return not workflow.patched("bounded-queue")
 
     # --- one turn: perform the core's actions ----------------------------------------------
 
@@ -254,7 +284,7 @@ class AgentConversation:
         try:
             return await workflow.execute_local_activity(
                 ACTIVITY_DESCRIBE_AGENT,
-                DescribeAgentInput(agent=agent),
+                self._describe_input(),
                 result_type=AgentSpec,
                 summary=f"describe agent: {agent}",
                 start_to_close_timeout=timedelta(seconds=30),
@@ -264,16 +294,31 @@ class AgentConversation:
             # after failing the asks that wait for an answer with the same reason. A local
             # activity's non-retryable failure arrives as the ApplicationError itself.
             cause = err.cause if isinstance(err, ActivityError) else err
-            self._broken = ApplicationError(
-                f"cannot start agent {agent!r}: {cause}",
-                type=ErrorType.UNKNOWN_AGENT,
-                non_retryable=True,
-            )
+            self._broken = _start_failure(agent, cause)
             if failed_status:  # histories before it did not upsert here
                 self._data.indexed = indexed and _reports_indexed(cause)
                 self._set_status("failed", f"failed: {self._broken.message}")
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise self._broken from err
+
+    def _describe_input(self) -> DescribeAgentInput:
+        """A first run also asks whether an earlier, closed conversation holds its ID."""
+        data = self._data
+        if data.start.carried is not None:
+            return DescribeAgentInput(agent=data.start.agent)
+        return DescribeAgentInput(
+            agent=data.start.agent, conversation_id=data.conversation_id, chain_id=data.chain_id
+        )
+
+
+def _start_failure(agent: str, cause: BaseException | None) -> ApplicationError:
+    """The error a conversation that cannot start fails with, and its waiting asks too."""
+    if getattr(cause, "type", None) == ErrorType.CONVERSATION_CLOSED:
+        message = getattr(cause, "message", None) or str(cause)
+        return ApplicationError(message, type=ErrorType.CONVERSATION_CLOSED, non_retryable=True)
+    return ApplicationError(
+        f"cannot start agent {agent!r}: {cause}", type=ErrorType.UNKNOWN_AGENT, non_retryable=True
+    )
 
 
 def _config(

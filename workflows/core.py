@@ -45,7 +45,10 @@ class ConversationCore:
     def __init__(self, start: StartConversation, conversation_id: str, chain_id: str) -> None:
         carried = start.carried or CarriedState()
         self.data = ConversationData(
-            start=start, conversation_id=conversation_id, chain_id=chain_id, carried=carried
+            start=start,
+            conversation_id=conversation_id,
+            chain_id=carried.chain_id or chain_id,
+            carried=carried,
         )
         self.data.seen = set(carried.recent_message_ids) | {m.message_id for m in carried.queue}
 
@@ -66,7 +69,18 @@ class ConversationCore:
             return _rejected(f"text is longer than {limit} characters")
         if self.data.carried.end_requested:
             return Rejection(ErrorType.CONVERSATION_ENDING, "the conversation is ending")
-        return None
+        return self._backlog_full(message)
+
+    def _backlog_full(self, message: UserMessage) -> Rejection | None:
+        """Refuses a turn the bounded queue has no room for (it is carried across runs)."""
+        settings, queue = self.data.start.settings, self.data.carried.queue
+        if len(queue) >= settings.max_queued_turns:
+            reason = f"{len(queue)} turns are waiting (max_queued_turns)"
+        elif sum(len(m.text) for m in queue) + len(message.text) > settings.max_queued_chars:
+            reason = f"the waiting turns hold over {settings.max_queued_chars} characters"
+        else:
+            return None
+        return Rejection(ErrorType.BACKLOG_FULL, f"backlog full: {reason}; send again later")
 
     def enqueue(self, message: UserMessage) -> None:
         if message.message_id in self.data.seen:
@@ -102,6 +116,11 @@ class ConversationCore:
             or data.carried.end_requested
             or data.run_turns >= data.start.settings.max_turns_per_run
         )
+
+    def run_is_long(self, suggested: bool) -> bool:
+        """Time to continue as new, queued turns or not: Temporal suggests it, or the run
+        reached its turn limit. Waiting for an empty queue could outgrow the history."""
+        return suggested or self.data.run_turns >= self.data.start.settings.max_turns_per_run
 
     # --- turns -------------------------------------------------------------------------------
 

@@ -154,6 +154,7 @@ class TurnMachine:
         )
         if output is None:
             return None
+        self._follow_fork(output)
         carried.unsent = []
         self._add_usage(output)
         self._remember(SeqMessage(seq=output_seq, message=output.message), who)
@@ -302,6 +303,7 @@ class TurnMachine:
         )
         if output is None:
             return self._result("failed", "The model could not be reached.")
+        self._follow_fork(output)
         if output.duplicate_message_id:
             return self._result("duplicate", "")
         carried.unsent = []  # the activity wrote them
@@ -309,6 +311,12 @@ class TurnMachine:
         return teams.chosen_speaker(team, output.message.content, candidates)
 
     # --- bookkeeping -----------------------------------------------------------------------
+
+    def _follow_fork(self, output: ModelCallOutput) -> None:
+        """After a reset the transcript forked onto a chain of its own: later calls, ledger
+        keys and the next runs stay on it, so the abandoned branch's rows are not reused."""
+        if output.chain_id and output.chain_id != self._data.chain_id:
+            self._data.chain_id = self._carried.chain_id = output.chain_id
 
     def _step(self) -> str:
         """Turn and step in activity IDs and ledger keys; a team member's name is added, so

@@ -361,6 +361,43 @@ def test_carry_holds_the_queue_and_counts_runs() -> None:
     assert again.rejection(UserMessage(message_id="m-1", text="x" * 99_999)) is None  # seen
 
 
+def test_the_queue_is_bounded_in_turns_and_characters() -> None:
+    core = conversation(agent(), max_queued_turns=2, max_queued_chars=10)
+    core.enqueue(UserMessage(message_id="m-1", text="four"))
+    core.enqueue(UserMessage(message_id="m-2", text="four"))
+    full = core.rejection(UserMessage(message_id="m-3", text="x"))
+    assert full is not None and full.type == ErrorType.BACKLOG_FULL
+    assert "max_queued_turns" in full.reason
+    assert core.rejection(UserMessage(message_id="m-1", text="four")) is None  # a retry
+    core.start_turn()
+    long = core.rejection(UserMessage(message_id="m-3", text="seven!!"))
+    assert long is not None and long.type == ErrorType.BACKLOG_FULL
+    assert core.rejection(UserMessage(message_id="m-3", text="six!!!")) is None
+
+
+def test_a_long_run_continues_as_new_with_turns_queued() -> None:
+    core = conversation(agent(), max_turns_per_run=1)
+    assert not core.run_is_long(suggested=False) and core.run_is_long(suggested=True)
+    turn(core, Script([say("one")]))
+    core.enqueue(UserMessage(message_id="m-2", text="queued"))
+    assert core.run_is_long(suggested=False)
+
+
+def test_a_forked_transcript_chain_is_followed_and_carried() -> None:
+    """After a reset the model activity reports the branch it forked onto: the turn's tool
+    keys use it, and so does the next run."""
+    core = conversation(agent())
+    forked = call(("lookup", {"q": 1}))
+    forked.chain_id = "reset-run"
+    script = Script([forked, say("done")])
+    turn(core, script)
+    (run,) = script.tool_runs
+    assert run.tasks[0].request.key == f"{CID}/reset-run/t1/s1/c0"
+    assert script.model_calls[1].request.chain_id == "reset-run"
+    carried = core.carry()
+    assert ConversationCore(carried, CID, CHAIN).data.chain_id == "reset-run"
+
+
 # --- teams ---------------------------------------------------------------------------------
 
 
