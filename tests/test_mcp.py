@@ -47,14 +47,22 @@ def server_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def _server_tables(server_db: Path) -> sqlite3.Connection:
+    """The server's file; its tables exist before its first call (as the server makes them)."""
+    db = sqlite3.connect(server_db)
+    db.execute("create table if not exists calls (tool text, key text, args text, pid int)")
+    db.execute("create table if not exists effects (tool text, key text unique, args text)")
+    return db
+
+
 def calls(server_db: Path, tool: str) -> list[tuple[str | None, int]]:
     """The server's record of calls to `tool`: (idempotency key, server pid)."""
-    with sqlite3.connect(server_db) as db:
+    with _server_tables(server_db) as db:
         return db.execute("select key, pid from calls where tool = ?", (tool,)).fetchall()
 
 
 def effects(server_db: Path, tool: str) -> int:
-    with sqlite3.connect(server_db) as db:
+    with _server_tables(server_db) as db:
         return db.execute("select count(*) from effects where tool = ?", (tool,)).fetchone()[0]
 
 

@@ -55,7 +55,8 @@ def _maybe_kill_parent(tool: str) -> None:
         return
     Path(marker).write_text(f"killed {os.getppid()} in {tool}\n")
     os.kill(os.getppid(), signal.SIGKILL)
-    time.sleep(30)  # never answer: the worker is gone
+    time.sleep(0.5)
+    os._exit(0)  # never answer: the worker is gone
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
