@@ -22,16 +22,21 @@ from pathlib import Path
 import httpx
 import mcp.types as mcp_types
 import pytest
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.tools.mcp import BasicMCPClient, McpToolSpec
 from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.db import Database
+from activities.mcp import SESSIONS
 from activities.tables import TranscriptMessage
 from activities.tools import MAX_RESULT_BYTES
 from agents.adapters.mcp import InvalidMcpSchema, McpToolset, StdioServer, mcp_tools
 from agents.adapters.options import ToolOptions
 from agents.errors import ConfigurationError, UnsupportedOption
+from agents.registry import AgentRegistry
 from conversation_client import Conversations
+from demo.scripted_model import scripted_llamaindex_llm
 from interface import Message, StartConversation, TurnResult
 from support.ids import new_id
 from support.mcp_agents import SERVER, http_server, mcp_agent, stdio_server
@@ -179,6 +184,27 @@ async def test_a_crashed_server_is_restarted_for_the_next_call(
     assert new_pid != crashed_pid
 
 
+async def test_a_long_call_heartbeats_and_a_cancelled_call_reaches_the_server(
+    server_db: Path, db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    toolset = mcp_tools(stdio_server())
+    async with run_worker(db, mcp_agent(toolset)):  # the tool policy's heartbeat: 2 s
+        slow = await ask(conversations, new_id(), '!call slow {"seconds": 5}')
+    assert (slow.tool_calls[0].status, slow.tool_calls[0].result) == ("ok", "slept 5.0")
+    call = asyncio.create_task(SESSIONS.call(toolset, "slow", {"seconds": 30}, None))
+    await _until(lambda: len(calls(server_db, "slow")) == 2)
+    call.cancel()  # what Temporal's activity cancellation does to the call
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await _until(lambda: _args(server_db, "slow")[-1] == "cancelled")
+    await SESSIONS.close()
+
+
+def _args(server_db: Path, tool: str) -> list[str]:
+    with _server_tables(server_db) as db:
+        return [a for (a,) in db.execute("select args from calls where tool = ?", (tool,))]
+
+
 async def test_a_changed_tool_list_reaches_the_model(
     server_db: Path, db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
@@ -304,3 +330,24 @@ def test_listing_is_what_the_model_sees(server_db: Path) -> None:
     toolset.replace([listed])
     assert [t.name for t in toolset] == ["only"] and toolset.version == version + 1
     assert next(iter(toolset)).schema["parameters"]["properties"] == {"q": {"type": "string"}}
+
+
+async def test_llamaindex_mcp_tool_spec_runs_through_the_worker_pool(
+    server_db: Path, db: Database, run_worker: WorkerFactory, conversations: Conversations
+) -> None:
+    spec = McpToolSpec(BasicMCPClient(sys.executable, args=[str(SERVER), "--db", str(server_db)]))
+    tools = await spec.to_tool_list_async()  # as a LlamaIndex user writes it
+
+    def agent() -> FunctionAgent:
+        return FunctionAgent(name="mcp-agent", tools=tools, llm=scripted_llamaindex_llm())
+
+    registry = AgentRegistry()
+    registry.add("mcp-agent", agent, tools=ToolOptions(kinds={"lookup": "read"}))
+    definition = registry.get("mcp-agent")
+    assert definition.tool("set_flag").dedupes_downstream  # the annotations, not "external"
+    cid = new_id()
+    async with run_worker(db, registry):
+        result = await ask(conversations, cid, '!call set_flag {"claim": "5", "flag": "x"}')
+    assert result.tool_calls[0].status == "ok"
+    [(key, _)] = calls(server_db, "set_flag")
+    assert key is not None and key.startswith(cid)  # sent by our pool, in _meta

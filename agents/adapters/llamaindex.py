@@ -18,6 +18,7 @@ from llama_index.core.tools import FunctionTool as LlamaFunctionTool
 from llama_index.core.tools.types import DefaultToolFnSchema, adapt_to_async_tool
 from pydantic import BaseModel
 
+from agents.adapters.mcp import spec_tool
 from agents.adapters.options import ToolOptions
 from agents.definitions import AgentDefinition
 from agents.errors import ConfigurationError, ToolBusinessError, UnsupportedOption
@@ -87,8 +88,15 @@ def llamaindex_definition(
         name=agent.name,
         system_message=agent.system_prompt or "",
         model_client=agent.llm,
-        tools=[llamaindex_tool(t, **options.for_tool(t.metadata.get_name())) for t in llama_tools],
+        tools=[_tool(t, options) for t in llama_tools],
         max_steps=LLAMA_MAX_ITERATIONS,
+    )
+
+
+def _tool(tool: LlamaTool, options: ToolOptions) -> Tool:
+    """McpToolSpec's tools call through the worker's MCP pool; others run as they are."""
+    return spec_tool(tool, options) or llamaindex_tool(
+        tool, **options.for_tool(tool.metadata.get_name())
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import os
 import re
@@ -59,6 +60,7 @@ __all__ = [
     "connect",
     "list_all_tools",
     "mcp_tools",
+    "spec_tool",
     "use_caller",
 ]
 
@@ -421,3 +423,44 @@ def as_server(source: Any) -> McpServer:
             "StdioServer(command=..., env_from_env={name: ENV_VARIABLE})"
         )
     return StdioServer(command=target, args=tuple(getattr(client, "args", None) or ()))
+
+
+# --- LlamaIndex's McpToolSpec tools, mapped onto the same machinery ---------------------
+
+_spec_toolsets: dict[int, McpToolset] = {}
+
+
+def spec_tool(tool: object, options: ToolOptions | None = None) -> Tool | None:
+    """The `Tool` for a LlamaIndex `FunctionTool` made by `McpToolSpec.to_tool_list()`, run
+    through the worker's pool under the ledger; None for any other tool."""
+    fn = getattr(tool, "async_fn", None)
+    if getattr(fn, "__qualname__", "") != "McpToolSpec._create_tool_fn.<locals>.async_tool_fn":
+        return None
+    assert fn is not None
+    cells = dict(
+        zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ()), strict=True)
+    )
+    spec, name = cells["self"], cells["tool_name"]
+    toolset = _spec_toolsets.get(id(spec))
+    if toolset is None:  # one discovery per spec, kept while the worker runs
+        toolset = _spec_toolsets[id(spec)] = mcp_tools(spec)
+    found = next((t for t in toolset if t.name == name), None)
+    if found is None:
+        raise ConfigurationError(f"MCP server {toolset.server.label!r} has no tool {name!r}")
+    if options is None or name not in {*options.kinds, *options.policies, *options.dedupes}:
+        return found
+    return _overridden(found, options)
+
+
+def _overridden(tool: Tool, options: ToolOptions) -> Tool:
+    changes: dict[str, Any] = {}
+    if tool.name in options.kinds:
+        changes["kind"] = options.kinds[tool.name]
+        if changes["kind"] == "database":
+            raise UnsupportedOption(f"MCP tool {tool.name!r} cannot be a 'database' tool")
+        changes["dedupes_downstream"] = changes["kind"] == "read"
+    if tool.name in options.policies:
+        changes["policy"] = options.policies[tool.name]
+    if tool.name in options.dedupes:
+        changes["dedupes_downstream"] = options.dedupes[tool.name]
+    return dataclasses.replace(tool, **changes)

@@ -4,7 +4,8 @@
 $MCP_TEST_DB, so tests read calls and effects from the server itself:
 - `lookup` (readOnlyHint), `append_note` (no hints), `set_flag` (idempotentHint: deduped
   by the key in `_meta`), `big` (a result over the payload limit), `whoami` (the secret it
-  was given, hashed), `grow` / `shrink` (change the tool list and notify), `crash`.
+  was given, hashed), `slow` (records a cancellation), `grow` / `shrink` (change the tool
+  list and notify), `crash`. `--db PATH` names the file where $MCP_TEST_DB cannot.
 - $MCP_KILL_PARENT=<tool>:<marker file>: the first call of <tool> does its effect, then
   SIGKILLs the server's parent (the worker that spawned it) before answering.
 - $MCP_BAD_SCHEMA=1: one tool's input schema is not valid JSON Schema.
@@ -12,6 +13,7 @@ $MCP_TEST_DB, so tests read calls and effects from the server itself:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -30,7 +32,8 @@ server = MCPServer("test-tools")
 
 
 def _db() -> sqlite3.Connection:
-    db = sqlite3.connect(os.environ["MCP_TEST_DB"], timeout=30, isolation_level=None)
+    path = os.environ.get("MCP_TEST_DB") or sys.argv[sys.argv.index("--db") + 1]
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
     db.execute("create table if not exists calls (tool text, key text, args text, pid int)")
     db.execute("create table if not exists effects (tool text, key text unique, args text)")
     return db
@@ -97,6 +100,18 @@ async def whoami(ctx: Context) -> str:
     return "secret sha256 " + hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def slow(seconds: float, ctx: Context) -> str:
+    """Takes `seconds`; records whether the client cancelled it."""
+    _record("slow", ctx, "start")
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        _record("slow", ctx, "cancelled")
+        raise
+    return f"slept {seconds}"
+
+
 @server.tool()
 async def fail(reason: str) -> str:
     """Fails with the reason (the result has isError)."""
@@ -145,7 +160,7 @@ def _bad_schema() -> None:
 if __name__ == "__main__":
     if os.environ.get("MCP_BAD_SCHEMA"):
         _bad_schema()
-    if sys.argv[1:2] == ["http"]:
+    if sys.argv[1:2] == ["http"]:  # http PORT
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:
         server.run()
