@@ -37,6 +37,7 @@ from agents.errors import ConfigurationError, UnsupportedOption
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import scripted_llamaindex_llm
+from examples import mcp_claims
 from interface import Message, StartConversation, TurnResult
 from support.ids import new_id
 from support.mcp_agents import SERVER, http_server, mcp_agent, stdio_server
@@ -351,3 +352,29 @@ async def test_llamaindex_mcp_tool_spec_runs_through_the_worker_pool(
     assert result.tool_calls[0].status == "ok"
     [(key, _)] = calls(server_db, "set_flag")
     assert key is not None and key.startswith(cid)  # sent by our pool, in _meta
+
+
+async def test_claims_documents_example(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    db: Database,
+    run_worker: WorkerFactory,
+    conversations: Conversations,
+) -> None:
+    documents = tmp_path / "documents.db"
+    monkeypatch.setenv("CLAIM_DOCUMENTS_DB", str(documents))
+    registry = AgentRegistry()
+    mcp_claims.register(registry)
+    kinds = {t.name: (t.kind, t.dedupes_downstream) for t in registry.get("claims-documents").tools}
+    assert kinds == {"search_documents": ("read", True), "attach_document": ("external", False)}
+    start, cid = StartConversation(agent="claims-documents"), new_id()
+    attach = '!call attach_document {"claim": "123", "name": "letter.pdf", "summary": "Letter"}'
+    async with run_worker(db, registry):
+        found = await conversations.ask(
+            cid, '!call search_documents {"claim": "123"}', "m-1", start
+        )
+        attached = await conversations.ask(cid, attach, "m-2", start)
+    assert "police-report.pdf" in found.tool_calls[0].result
+    assert attached.tool_calls[0].status == "ok"
+    with sqlite3.connect(documents) as rows:
+        assert rows.execute("select count(*) from documents where claim = '123'").fetchone() == (3,)
