@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -38,7 +39,7 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import scripted_llamaindex_llm
 from examples import mcp_claims
-from interface import Message, StartConversation, TurnResult
+from interface import Message, StartConversation, ToolPolicy, TurnResult
 from support.ids import new_id
 from support.mcp_agents import SERVER, http_server, mcp_agent, stdio_server
 from support.workers import WorkerFactory
@@ -306,8 +307,12 @@ async def test_a_down_server_is_retried_under_the_tool_policy(
 ) -> None:
     monkeypatch.setenv("MCP_HTTP_TOKEN", "Bearer t")
     port, cid = free_port(), new_id()
+    # a generous heartbeat: an attempt cancelled between claim and call (a loaded machine)
+    # would rightly leave the call `unknown`, which is not what this test is about
+    patient = ToolPolicy(heartbeat=timedelta(seconds=20))
+    options = ToolOptions(policies={"append_note": patient})
     with http_mcp_server(port, tmp_path / "http.log"):
-        toolset = mcp_tools(http_server(port))
+        toolset = mcp_tools(http_server(port), options=options)
     async with run_worker(db, mcp_agent(toolset)):
         turn = asyncio.create_task(
             ask(conversations, cid, '!call append_note {"claim": "4", "text": "later"}')
