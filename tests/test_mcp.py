@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import mcp.types as mcp_types
 import pytest
+from autogen_agentchat.agents import AssistantAgent
+from autogen_core.tools import StaticWorkbench
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.tools.mcp import BasicMCPClient, McpToolSpec
 from sqlalchemy import select
@@ -32,12 +34,14 @@ from activities.db import Database
 from activities.mcp import SESSIONS
 from activities.tables import TranscriptMessage
 from activities.tools import MAX_RESULT_BYTES
+from agents.adapters import team
 from agents.adapters.mcp import InvalidMcpSchema, McpToolset, StdioServer, mcp_tools
 from agents.adapters.options import ToolOptions
+from agents.definitions import AgentDefinition
 from agents.errors import ConfigurationError, UnsupportedOption
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
-from demo.scripted_model import scripted_llamaindex_llm
+from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from examples import mcp_claims
 from interface import Message, StartConversation, ToolPolicy, TurnResult
 from support.ids import new_id
@@ -383,3 +387,44 @@ async def test_claims_documents_example(
     assert attached.tool_calls[0].status == "ok"
     with sqlite3.connect(documents) as rows:
         assert rows.execute("select count(*) from documents where claim = '123'").fetchone() == (3,)
+
+
+def test_an_autogen_workbench_is_refused_pointing_to_mcp_tools() -> None:
+    with pytest.raises(ImportError, match="RequestContext"):  # autogen-ext 0.7.5 on mcp 2.x
+        import autogen_ext.tools.mcp  # noqa: F401
+    agent = AssistantAgent(
+        "bench", model_client=ScriptedChatCompletionClient(), workbench=StaticWorkbench([])
+    )
+    with pytest.raises(UnsupportedOption, match=r"extra_tools=mcp_tools\(StdioServer"):
+        AgentRegistry().add("bench", lambda: agent)
+
+
+async def test_extra_tools_on_a_team_are_refused(server_db: Path) -> None:
+    members = [
+        AgentDefinition(name=n, system_message="", model_client=ScriptedChatCompletionClient())
+        for n in ("a", "b")
+    ]
+    with pytest.raises(ConfigurationError, match="extra_tools= belong to one agent"):
+        AgentRegistry().add("t", lambda: team("t", members), extra_tools=mcp_tools(stdio_server()))
+
+
+async def test_a_stdio_server_gets_its_secret_from_the_worker_environment(
+    server_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    db: Database,
+    run_worker: WorkerFactory,
+    conversations: Conversations,
+    client: Client,
+) -> None:
+    secret = f"env-s3cret-{new_id()}"
+    monkeypatch.setenv("WORKER_DOCS_KEY", secret)
+    caplog.set_level(logging.DEBUG)
+    toolset = mcp_tools(stdio_server(MCP_SECRET="WORKER_DOCS_KEY"))
+    cid = new_id()
+    async with run_worker(db, mcp_agent(toolset)):
+        result = await ask(conversations, cid, "!call whoami {}")
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    assert result.tool_calls[0].result == f"secret sha256 {digest}"
+    history = (await client.get_workflow_handle(cid).fetch_history()).to_json()
+    assert "s3cret" not in history + caplog.text + repr(toolset.server)
