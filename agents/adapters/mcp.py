@@ -199,7 +199,7 @@ class McpToolset:
                 if strict:
                     raise
                 log.warning("%s; the tool is left out", exc)
-        if self.options is not None:
+        if strict and self.options is not None:  # a refresh may drop a tool named there
             self.options.check(list(tools), f"MCP server {self.server.label!r}")
         listed_now = {t.name: t for t in listing if t.name in tools}
         if listed_now != self._listed:
