@@ -15,7 +15,7 @@ from autogen_agentchat.agents import AssistantAgent
 
 from agents.adapters.mcp import StdioServer, mcp_tools
 from agents.registry import AgentRegistry
-from settings import WorkerSettings
+from demo.scripted_model import ScriptedChatCompletionClient
 
 SERVER = Path(__file__).with_name("claim_documents_server.py")
 
@@ -31,7 +31,7 @@ def register(registry: AgentRegistry) -> None:
     db_path = os.environ.get("CLAIM_DOCUMENTS_DB", ".data/claim-documents.db")
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     documents = mcp_tools(documents_server(db_path))
-    model_client = WorkerSettings.from_env().model_client()
+    model_client = ScriptedChatCompletionClient()  # yours: OpenAIChatCompletionClient(...)
 
     def agent() -> AssistantAgent:
         return AssistantAgent(
