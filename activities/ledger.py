@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.db import Database
 from activities.tables import LedgerEntry, utcnow
+from agents.errors import ToolNotStarted
 from interface import ToolCallOutput
 
 FINAL = ("succeeded", "failed", "unknown")
@@ -137,6 +138,9 @@ class Ledger:
         self._hooks.after_claim(claim)
         try:
             output = await effect(None)
+        except ToolNotStarted:
+            await self._forget(claim)  # nothing was sent: the retry is a first attempt
+            raise
         except BaseException:
             await self._release(claim)
             raise
@@ -172,6 +176,15 @@ class Ledger:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(f"ledger key {claim.key!r} was taken over by a newer attempt")
+
+    async def _forget(self, claim: Claim) -> None:
+        """Delete this attempt's claim: its effect never started."""
+        async with self._db.session() as session, session.begin():
+            await session.execute(
+                delete(LedgerEntry)
+                .where(LedgerEntry.key == claim.key, LedgerEntry.status == "claimed")
+                .where(LedgerEntry.owner == claim.owner, LedgerEntry.attempt == claim.attempt)
+            )
 
     async def _release(self, claim: Claim) -> None:
         """End this attempt's lease now, so the next attempt takes over without waiting."""

@@ -16,7 +16,7 @@ from activities.bounds import MAX_RESULT_BYTES, clip, error_text, scrub, storabl
 from activities.errors import classified, describe
 from activities.heartbeat import heartbeating
 from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
-from agents.errors import ToolError, ToolRetryableError, UnknownAgent
+from agents.errors import ToolError, ToolNotStarted, ToolRetryableError, UnknownAgent
 from agents.registry import AgentRegistry
 from agents.tools import Tool, ToolContext, running
 from interface import ErrorType, ToolCallInput, ToolCallOutput
@@ -56,10 +56,10 @@ class ToolActivities:
 
     async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
         ctx = ToolContext(request.conversation_id, request.turn, idempotency_key=request.key)
-        if tool.kind == "read":
-            return await invoke(tool, ctx, args)
         claim = _claim(tool, args, request)
         try:
+            if tool.kind == "read":
+                return await invoke(tool, ctx, args)
             if tool.kind == "database":
                 return await self._ledger.run_database(
                     claim, lambda session: invoke(tool, ctx, args, session)
@@ -78,6 +78,10 @@ class ToolActivities:
             ) from None
         except LeaseLost as exc:
             raise ApplicationError(error_text(str(exc)), type=ErrorType.LEASE_LOST.value) from None
+        except ToolNotStarted as exc:
+            raise ApplicationError(
+                error_text(f"{tool.name}: {exc}"), type="ToolNotStarted"
+            ) from None
 
 
 async def invoke(
@@ -93,6 +97,8 @@ async def invoke(
                     value = await tool.fn(ctx, args)
             else:
                 value = await tool.fn(ctx, args)
+    except ToolNotStarted:
+        raise  # the ledger forgets the claim, then _run makes it a retryable failure
     except RETRYABLE as exc:
         raise ApplicationError(
             error_text(f"{tool.name}: {describe(exc)}"), type=type(exc).__name__

@@ -17,6 +17,7 @@ from agent_conversations._plugin import (
     has_search_attributes,
 )
 from agents.adapters import ToolOptions, from_autogen, from_llamaindex, team
+from agents.adapters.mcp import HttpServer, StdioServer, mcp_tools
 from agents.definitions import AgentDefinition
 from agents.errors import ConfigurationError, ToolBusinessError, ToolInputError, UnknownAgent
 from agents.registry import AgentRegistry
@@ -33,9 +34,11 @@ __all__ = [
     "ConfigurationError",
     "Conversations",
     "Database",
+    "HttpServer",
     "IncompatibleDataConverter",
     "KeyRing",
     "StartConversation",
+    "StdioServer",
     "TableSet",
     "Tool",
     "ToolBusinessError",
@@ -50,6 +53,7 @@ __all__ = [
     "from_autogen",
     "from_llamaindex",
     "has_search_attributes",
+    "mcp_tools",
     "module_names",
     "register_modules",
     "team",

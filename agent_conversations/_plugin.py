@@ -38,9 +38,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.db import Database
 from activities.ledger import Ledger, LedgerHooks
+from activities.mcp import SESSIONS as MCP_SESSIONS
 from activities.model import ModelActivities
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
+from agents.adapters.mcp import use_caller
 from agents.errors import ConfigurationError
 from agents.registry import AgentRegistry
 from codec import EncryptionCodec, KeyRing, data_converter_for
@@ -118,6 +120,7 @@ class AgentConversationsPlugin(SimplePlugin):
             self._model = ModelActivities(agents, Transcript(database))
             tools = ToolActivities(agents, Ledger(database, ledger_hooks))
             activities = [self._model.describe_agent, self._model.model_call, tools.call_tool]
+            use_caller(MCP_SESSIONS)  # MCP tools call through the worker's session pool
         super().__init__(
             PLUGIN_NAME,
             data_converter=self._data_converter,
@@ -194,7 +197,10 @@ class AgentConversationsPlugin(SimplePlugin):
                 indexed = await has_search_attributes(worker.client)
             # private to the activities; set before the worker polls its first task
             self._model._search_attributes = indexed
-        await super().run_worker(worker, next)
+        try:
+            await super().run_worker(worker, next)
+        finally:
+            await MCP_SESSIONS.close()  # stdio MCP servers end with the worker
 
 
 def _versioned(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:

@@ -10,6 +10,8 @@ AgentError
     ├── ToolInputError      arguments the tool cannot use: back to the model, no retry
     ├── ToolBusinessError   a business rule refused the call: back to the model, no retry
     └── ToolRetryableError  transient (a flaky service): retried under the tool's policy
+        └── ToolNotStarted  nothing was sent (the service cannot be reached): the ledger
+                            forgets the claim, so the retry is a first attempt
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "ToolBusinessError",
     "ToolError",
     "ToolInputError",
+    "ToolNotStarted",
     "ToolRetryableError",
     "UnknownAgent",
     "UnsupportedOption",
@@ -65,4 +68,8 @@ class ToolBusinessError(ToolError):
 
 
 class ToolRetryableError(ToolError):
+    pass
+
+
+class ToolNotStarted(ToolRetryableError):
     pass

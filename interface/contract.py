@@ -46,6 +46,7 @@ __all__ = [
     "CLIENT_ERROR_TYPES",
     "DEFAULT_TASK_QUEUE",
     "ErrorType",
+    "MCP_IDEMPOTENCY_META_KEY",
     "QUERY_STATE",
     "SIGNAL_DECIDE_TOOL",
     "SIGNAL_END",
@@ -67,6 +68,10 @@ QUERY_STATE: Final = "state"
 ACTIVITY_DESCRIBE_AGENT: Final = "agent.describe-v1"
 ACTIVITY_MODEL_CALL: Final = "agent.model_call-v1"
 ACTIVITY_CALL_TOOL: Final = "agent.call_tool-v1"
+
+# The `_meta` key of an MCP `tools/call` carrying the call's idempotency key (the ledger's
+# key): a server that dedupes by it makes a retried side effect happen once.
+MCP_IDEMPOTENCY_META_KEY: Final = "io.github.agent-conversations/idempotency-key"
 
 
 class ErrorType(StrEnum):

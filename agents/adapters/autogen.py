@@ -167,7 +167,13 @@ _UNSUPPORTED: list[tuple[str, Callable[[Any], object], str]] = [
         lambda a: _custom_context(a),
         "Buffered-, TokenLimited- and HeadAndTailChatCompletionContext map onto the window",
     ),
-    ("workbench", lambda a: _custom_workbench(a), "pass the tools as tools="),
+    (
+        "workbench",
+        lambda a: _custom_workbench(a),
+        "pass the tools as tools=; for an MCP server (McpWorkbench), register the agent with "
+        "registry.add(name, factory, extra_tools=mcp_tools(StdioServer(...) or "
+        "HttpServer(...))) from agents.adapters.mcp, which runs each call under the ledger",
+    ),
 ]
 """Options set to anything but their default that the durable loop cannot honour yet."""
 

@@ -24,6 +24,7 @@ from llama_index.core.tools import FunctionTool as LlamaFunctionTool
 from llama_index.core.tools.types import DefaultToolFnSchema, adapt_to_async_tool
 from pydantic import BaseModel
 
+from agents.adapters.mcp import spec_tool
 from agents.adapters.options import ToolOptions
 from agents.definitions import AgentDefinition
 from agents.errors import ToolBusinessError, UnsupportedOption
@@ -116,7 +117,7 @@ def llamaindex_definition(
         name=agent.name,
         system_message=agent.system_prompt or "",
         model_client=agent.llm,
-        tools=[llamaindex_tool(t, **options.for_tool(t.metadata.get_name())) for t in llama_tools],
+        tools=[_tool(t, options) for t in llama_tools],
         max_steps=LLAMA_MAX_ITERATIONS,
         context_tokens=memory_token_limit(memory, agent.name),
         output_type=agent.output_cls,
@@ -160,6 +161,13 @@ def _check_react_tools(agent: ReActAgent, tools: list[LlamaTool]) -> None:
             f"agent {agent.name!r}: ReActAgent tools with return_direct=True are not "
             f"supported yet: {direct}"
         )
+
+
+def _tool(tool: LlamaTool, options: ToolOptions) -> Tool:
+    """McpToolSpec's tools call through the worker's MCP pool; others run as they are."""
+    return spec_tool(tool, options) or llamaindex_tool(
+        tool, **options.for_tool(tool.metadata.get_name())
+    )
 
 
 def offline_defaults() -> None:
