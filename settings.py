@@ -69,6 +69,8 @@ OWN_ENV = {
     "sticky_timeout": "WORKER_STICKY_TIMEOUT",
     "max_cached_workflows": "WORKER_MAX_CACHED_WORKFLOWS",
     "workflow_sandbox": "WORKFLOW_SANDBOX",
+    "context_window": "MODEL_CONTEXT_WINDOW",
+    "log_prompts": "AGENT_LOG_PROMPTS",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "otel_service_name": "OTEL_SERVICE_NAME",
 }

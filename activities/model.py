@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
+import openai
 from autogen_core.models import ChatCompletionClient
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
 from llama_index.core.tools import ToolMetadata
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -21,13 +26,14 @@ from activities.bounds import (
     storable,
 )
 from activities.convert import from_create_result, to_autogen
-from activities.errors import classified
+from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
-from activities.provider_errors import provider_failures
+from activities.provider_errors import context_overflow, provider_failures
 from activities.teams import select_speaker
-from activities.transcript import Transcript
+from activities.transcript import Prepared, Transcript
+from activities.window import DEFAULT_CONTEXT_WINDOW, TooLarge, budget_for, count, cut, model_name
 from agents.definitions import AgentDefinition
 from agents.errors import UnknownAgent
 from agents.registry import AgentRegistry
@@ -43,6 +49,14 @@ from interface import (
     Usage,
 )
 
+SHRINK_ATTEMPTS = 4
+"""Model calls per activity attempt when the endpoint finds the prompt too long."""
+SHRINK_FACTOR = 0.7
+"""Each call after a context-length error gets at most this share of the last one's window."""
+PARSE_ERRORS = (json.JSONDecodeError, ValidationError, openai.APIResponseValidationError)
+"""What a client raises on an answer it cannot parse (a 200 that is not the expected JSON).
+Other exceptions of a client (a TypeError) keep their own type: bounded the same way."""
+
 __all__ = [
     "MAX_ARGUMENT_BYTES",  # re-exported: the bounds were defined here before activities.bounds
     "MAX_REPLY_BYTES",
@@ -54,8 +68,14 @@ __all__ = [
 
 class ModelActivities:
     def __init__(
-        self, agents: AgentRegistry, transcript: Transcript, search_attributes: bool = False
+        self,
+        agents: AgentRegistry,
+        transcript: Transcript,
+        search_attributes: bool = False,
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
     ) -> None:
+        self._context_window = context_window
+        """The context window of models whose client does not say."""
         self._agents = agents
         self._transcript = transcript
         self._search_attributes = search_attributes
@@ -104,6 +124,7 @@ class ModelActivities:
             [_storable(item) for item in request.new_messages],
             request.output_seq,
             agent.context_messages,
+            agent.context_head,
         )
         if found.duplicate:
             return ModelCallOutput(
@@ -111,11 +132,11 @@ class ModelActivities:
             )
         if found.recorded is not None:
             return ModelCallOutput(message=bounded(found.recorded), replayed=True)
-        history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
-            return await select_speaker(agent, history, request.select_speaker)
-        with provider_failures():
-            message, usage = await complete(agent, history, request.tools_enabled)
+            window = self._fitted(agent, found, False)
+            return await select_speaker(agent, window, request.select_speaker)
+        with provider_failures(), invalid_responses():
+            message, usage = await self._complete_within(agent, found, request.tools_enabled)
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
         stored = await self._transcript.record(
             conversation, chain, SeqMessage(seq=request.output_seq, message=message)
@@ -124,6 +145,52 @@ class ModelActivities:
             return ModelCallOutput(message=bounded(stored), usage=usage, replayed=True)
         return ModelCallOutput(message=bounded(message), usage=usage)
 
+    def _fitted(
+        self,
+        agent: AgentDefinition,
+        found: Prepared,
+        tools_enabled: bool,
+        tokens: int | None = None,
+    ) -> list[SeqMessage]:
+        """The window within the agent's token budget (or `tokens`, if smaller)."""
+        schemas = [t.schema for t in agent.tools] if tools_enabled else []
+        budget = budget_for(
+            agent.model_client,
+            agent.system_message,
+            schemas,
+            agent.context_tokens,
+            self._context_window,
+        ).tokens
+        if tokens is not None:
+            budget = min(budget, tokens)
+        try:
+            return cut(found.head, found.window, budget, model_name(agent.model_client))
+        except TooLarge as exc:
+            raise ApplicationError(
+                str(exc), type=ErrorType.CONTEXT_LENGTH_EXCEEDED.value, non_retryable=True
+            ) from None
+
+    async def _complete_within(
+        self, agent: AgentDefinition, found: Prepared, tools_enabled: bool
+    ) -> tuple[Message, Usage]:
+        """Call the model on the fitted window; if the endpoint still finds it over the
+        context window, shrink it and call again, a bounded number of times."""
+        tokens: int | None = None
+        for attempt in range(1, SHRINK_ATTEMPTS + 1):
+            window = self._fitted(agent, found, tools_enabled, tokens)
+            try:
+                return await complete(agent, window, tools_enabled)
+            except Exception as exc:
+                if attempt == SHRINK_ATTEMPTS or not context_overflow(exc):
+                    raise
+                used = sum(count(m.message, model_name(agent.model_client)) for m in window)
+                tokens = int(used * SHRINK_FACTOR)
+                activity.logger.warning(
+                    "the model found the prompt too long; shrinking its window to %s tokens",
+                    tokens,
+                )
+        raise AssertionError("unreachable")
+
     def _agent(self, name: str) -> AgentDefinition:
         try:
             return self._agents.get(name)
@@ -131,6 +198,17 @@ class ModelActivities:
             raise ApplicationError(
                 error_text(str(exc)), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
             ) from None
+
+
+@contextmanager
+def invalid_responses() -> Iterator[None]:
+    """An answer the client cannot parse is `ModelResponseInvalid`: retried a few times (a
+    proxy may have garbled one answer), then not, instead of for the call's whole timeout."""
+    try:
+        yield
+    except PARSE_ERRORS as exc:
+        failure = unexpected(exc, activity.info().attempt, ErrorType.MODEL_RESPONSE_INVALID.value)
+        raise failure from None
 
 
 def _check_converter(spec: AgentSpec) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,6 +22,8 @@ class Prepared:
     duplicate: str | None = None
     recorded: Message | None = None
     window: list[SeqMessage] = field(default_factory=list)
+    head: list[SeqMessage] = field(default_factory=list)
+    """The conversation's first messages (the agent's `context_head`), kept in every window."""
 
 
 class Transcript:
@@ -55,10 +59,12 @@ class Transcript:
         new_messages: list[SeqMessage],
         output_seq: int,
         limit: int,
+        head: int = 0,
     ) -> Prepared:
         """One transaction before a model call: write the new messages, check for a
         duplicate turn, and read the recorded answer at `output_seq` (a retry after the
-        answer was written) or else the window of the last `limit` messages before it."""
+        answer was written) or else the window of the last `limit` messages before it, and
+        the first `head` messages of the chain."""
         rows = [_row(conversation_id, chain_id, m) for m in new_messages]
         query = (
             select(TranscriptMessage.seq, TranscriptMessage.body)
@@ -76,13 +82,12 @@ class Transcript:
                 if duplicate:
                     return Prepared(duplicate=duplicate)
             found = (await session.execute(query)).all()
-        if found and found[0][0] == output_seq:
-            return Prepared(recorded=Message.model_validate_json(found[0][1]))
-        window = [
-            SeqMessage(seq=s, message=Message.model_validate_json(b))
-            for s, b in reversed(found[:limit])
-        ]
-        return Prepared(window=window)
+            if found and found[0][0] == output_seq:
+                return Prepared(recorded=Message.model_validate_json(found[0][1]))
+            first = (
+                (await session.execute(_first(chain_id, head, output_seq))).all() if head else []
+            )
+        return Prepared(window=_messages(reversed(found[:limit])), head=_messages(first))
 
     async def _duplicate(self, session, chain_id: str, messages: list[SeqMessage]) -> str | None:  # type: ignore[no-untyped-def]
         wanted = {m.message.message_id: m.seq for m in messages if m.message.message_id}
@@ -98,6 +103,19 @@ class Transcript:
             if wanted[message_id] != seq:
                 return str(message_id)
         return None
+
+
+def _first(chain_id: str, head: int, output_seq: int):  # type: ignore[no-untyped-def]
+    return (
+        select(TranscriptMessage.seq, TranscriptMessage.body)
+        .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq < output_seq)
+        .order_by(TranscriptMessage.seq)
+        .limit(head)
+    )
+
+
+def _messages(rows: Iterable[Any]) -> list[SeqMessage]:
+    return [SeqMessage(seq=s, message=Message.model_validate_json(b)) for s, b in rows]
 
 
 def _row(conversation_id: str, chain_id: str, item: SeqMessage) -> dict[str, object]:

@@ -76,6 +76,9 @@ class ErrorType(StrEnum):
     LEASE_LOST = "LeaseLost"
     LEDGER_KEY_CONFLICT = "LedgerKeyConflict"
     MODEL_UNAVAILABLE = "ModelUnavailable"
+    CONTEXT_LENGTH_EXCEEDED = "ContextLengthExceeded"
+    MODEL_RESPONSE_INVALID = "ModelResponseInvalid"
+    MODEL_FAILED = "ModelFailed"
     CONFIGURATION = "ConfigurationError"
 
 

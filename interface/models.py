@@ -69,6 +69,9 @@ class UserMessage(BaseModel):
 
     message_id: str
     text: str
+    resume: bool = False
+    """With the `message_id` of a failed turn: continue that turn where it failed, under the
+    same ledger keys, instead of answering with its recorded failure. `text` is not used."""
 
 
 class ToolDecision(BaseModel):
@@ -96,6 +99,13 @@ class ToolCallRecord(BaseModel):
     """In a team: the member whose model made the call."""
 
 
+class TurnError(BaseModel):
+    """Why a turn did not complete: `type` is one of the README's error types."""
+
+    type: str
+    message: str = ""
+
+
 class TurnResult(BaseModel):
     """Result of the `ask` update: what one user turn produced."""
 
@@ -110,6 +120,8 @@ class TurnResult(BaseModel):
     """In a team: the member who gave the reply."""
     speakers: list[str] = Field(default_factory=list)
     """In a team: the members who spoke in this turn, in order."""
+    error: TurnError | None = None
+    """Set when `status` is "failed": the failure's type and message."""
 
 
 class PendingApproval(BaseModel):
