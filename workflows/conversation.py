@@ -98,6 +98,8 @@ class AgentConversation:
         message = _signal_arg(SIGNAL_USER_MESSAGE, UserMessage, args)
         if message is None:
             return
+        if message.resume and self._core.resume(message) is not None:
+            return
         rejection = self._core.rejection(message)
         if rejection:
             workflow.logger.warning(
