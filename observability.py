@@ -140,8 +140,13 @@ PROMPT_LOGGERS = (
     "httpcore",
     "llama_index",
     "agent_framework",
+    "aiosqlite",  # SQL parameters (transcript rows) at DEBUG
+    "sqlalchemy.engine",
+    "temporalio.worker._activity",  # activity payloads at DEBUG (plain without a codec)
+    "temporalio.worker._workflow",  # workflow activations, payloads included, at DEBUG
 )
-"""Framework loggers that print prompts, answers or request bodies."""
+"""Framework and driver loggers that print prompts, answers, request bodies or SQL
+parameters: customer text."""
 
 
 def quiet_prompt_loggers(enabled: bool = False) -> None:

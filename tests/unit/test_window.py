@@ -1,0 +1,66 @@
+"""The token-budget window (activities/window.py), without a server."""
+
+from __future__ import annotations
+
+import pytest
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+from llama_index.core.llms import MockLLM
+
+from activities.window import TooLarge, budget_for, context_window_of, count, cut
+from interface import Message, SeqMessage, ToolCall
+
+
+def seq(n: int, role: str, content: str = "x", **extra: object) -> SeqMessage:
+    return SeqMessage(seq=n, message=Message(role=role, content=content, **extra))  # type: ignore[arg-type]
+
+
+def call(n: int, call_id: str) -> SeqMessage:
+    return seq(n, "assistant", "", tool_calls=[ToolCall(id=call_id, name="f")])
+
+
+def result(n: int, call_id: str, size: int = 400) -> SeqMessage:
+    return seq(n, "tool", "word " * size, tool_call_id=call_id, name="f")
+
+
+def transcript(turns: int) -> list[SeqMessage]:
+    items: list[SeqMessage] = []
+    for t in range(turns):
+        base = len(items)
+        items += [seq(base, "user", f"q{t}"), call(base + 1, f"c{t}"), result(base + 2, f"c{t}")]
+        items.append(seq(base + 3, "assistant", f"a{t}"))
+    return items
+
+
+def test_the_window_keeps_calls_with_their_results_and_fits() -> None:
+    window = cut([], transcript(30), budget=2000)
+    tokens = sum(count(m.message) for m in window)
+    assert tokens <= 2000 and len(window) < 120
+    assert window[0].message.role != "tool", "the window starts with an orphan result"
+    ids = {c.id for m in window for c in m.message.tool_calls}
+    assert {m.message.tool_call_id for m in window if m.message.role == "tool"} <= ids
+    assert ids <= {m.message.tool_call_id for m in window if m.message.role == "tool"}
+    assert window[-1].seq == 119  # the newest message is in
+
+
+def test_the_head_and_the_question_are_kept() -> None:
+    items = transcript(10)
+    items += [seq(40, "user", "the question"), call(41, "cx"), result(42, "cx", 300)]
+    items += [call(43, "cy"), result(44, "cy", 300)]
+    window = cut(items[:2], items, budget=900)
+    assert [m.seq for m in window][:2] == [0, 1]
+    assert 40 in [m.seq for m in window] and window[-1].seq == 44
+
+
+def test_a_message_over_any_window_is_too_large() -> None:
+    with pytest.raises(TooLarge):
+        cut([], [seq(0, "user", "word " * 5000)], budget=1000)
+
+
+def test_the_budget_comes_from_the_client() -> None:
+    gpt4 = OpenAIChatCompletionClient(model="gpt-4", api_key="sk-test")
+    assert context_window_of(gpt4) == 8192
+    assert context_window_of(MockLLM()) == MockLLM().metadata.context_window
+    assert context_window_of(object(), default=5000) == 5000
+    budget = budget_for(gpt4, "system " * 100, [{"name": "f", "parameters": {}}], None)
+    assert budget.tokens == 8192 - budget.reply_room - budget.fixed and budget.fixed > 100
+    assert budget_for(gpt4, "", [], context_tokens=3000).tokens == 3000
