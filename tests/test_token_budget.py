@@ -9,7 +9,9 @@ import os
 import time
 from typing import Any
 
+import pytest
 from autogen_ext.models.openai import OpenAIChatCompletionClient
+from llama_index.llms.openai import OpenAI
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -48,14 +50,18 @@ class Effects:
         self.runs: list[str] = []
 
 
-def policy_bot(url: str, effects: Effects, **options: Any) -> AgentRegistry:
+def policy_bot(
+    url: str, effects: Effects, framework: str = "autogen", **options: Any
+) -> AgentRegistry:
     @tool(kind="read")
     async def lookup_policy(ctx: ToolContext, args: PolicyArgs) -> str:
         """Look up a policy's full terms."""
         effects.runs.append(ctx.idempotency_key)
         return f"terms of {args.policy_id}: " + "coverage clause. " * (RESULT_CHARS // 17)
 
-    client = OpenAIChatCompletionClient(model=MODEL, api_key=API_KEY, base_url=url)
+    client: Any = OpenAIChatCompletionClient(model=MODEL, api_key=API_KEY, base_url=url)
+    if framework == "llamaindex":
+        client = OpenAI(model="gpt-4o-mini", api_key=API_KEY, api_base=url, max_retries=0)
     agent = AgentDefinition(
         name="policy-bot",
         system_message="You look up insurance policies.",
@@ -117,14 +123,15 @@ async def test_a_long_conversation_stays_within_the_context_window(
     assert len(set(effects.runs)) == TURNS
 
 
+@pytest.mark.parametrize("framework", ["autogen", "llamaindex"])
 async def test_an_overflow_shrinks_the_window_and_calls_again(
-    db: Database, run_worker: WorkerFactory, conversations: Conversations
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, framework: str
 ) -> None:
-    # the endpoint's window is smaller than the client believes (8,192)
+    # the endpoint's window is smaller than the client believes (8,192 / 128,000)
     effects, cid = Effects(), new_id()
     with serving(context_window=3000) as fake:
         fake.responder = reply
-        async with run_worker(db, policy_bot(fake.url, effects)):
+        async with run_worker(db, policy_bot(fake.url, effects, framework)):
             results = [
                 await conversations.ask(cid, f"Policy P-{n}?", f"m-{n}", START) for n in range(8)
             ]

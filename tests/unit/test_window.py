@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import anthropic
+import httpx
+import openai
 import pytest
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from llama_index.core.llms import MockLLM
 
+from activities.provider_errors import context_overflow, provider_failure
 from activities.window import TooLarge, budget_for, context_window_of, count, cut
 from interface import Message, SeqMessage, ToolCall
 
@@ -64,3 +68,36 @@ def test_the_budget_comes_from_the_client() -> None:
     budget = budget_for(gpt4, "system " * 100, [{"name": "f", "parameters": {}}], None)
     assert budget.tokens == 8192 - budget.reply_room - budget.fixed and budget.fixed > 100
     assert budget_for(gpt4, "", [], context_tokens=3000).tokens == 3000
+
+
+def status_error(kind: type, status: int, body: dict) -> Exception:
+    request = httpx.Request("POST", "http://model/v1/chat/completions")
+    response = httpx.Response(status, json=body, request=request)
+    inner = body.get("error", body) if kind is openai.BadRequestError else body
+    return kind("refused", response=response, body=inner)  # type: ignore[no-any-return]
+
+
+OPENAI_OVERFLOW = {
+    "error": {"message": "maximum context length", "code": "context_length_exceeded"}
+}
+ANTHROPIC_OVERFLOW = {
+    "type": "error",
+    "error": {"type": "invalid_request_error", "message": "prompt is too long: 9000 > 8192"},
+}
+
+
+def test_context_overflow_is_told_by_the_providers_code_or_anthropics_words() -> None:
+    openai_error = status_error(openai.BadRequestError, 400, OPENAI_OVERFLOW)
+    anthropic_error = status_error(anthropic.BadRequestError, 400, ANTHROPIC_OVERFLOW)
+    other = status_error(openai.BadRequestError, 400, {"error": {"message": "bad", "code": "x"}})
+    coded = {"error": {"message": "prompt is too long", "code": "invalid_value"}}
+    assert context_overflow(openai_error) and context_overflow(anthropic_error)
+    assert not context_overflow(other)
+    assert not context_overflow(status_error(openai.BadRequestError, 400, coded))  # code wins
+    try:
+        raise RuntimeError("a framework's wrapper") from openai_error
+    except RuntimeError as wrapped:
+        assert context_overflow(wrapped)
+        failure = provider_failure(wrapped)
+    assert failure is not None and failure.type == "ContextLengthExceeded"
+    assert failure.non_retryable
