@@ -185,12 +185,37 @@ def cut(
         if index == pinned:
             continue
         if costs[index] > left:
-            if index == len(units) - 1:
-                raise TooLarge(costs[index], budget)
+            if index == len(units) - 1:  # the newest results must be seen: cut them to fit
+                units[index] = _results_cut_to(units[index], left, model)
+                kept.append(index)
             break  # the window stays contiguous back from the newest message
         left -= costs[index]
         kept.append(index)
     return head + [m for index in sorted(kept) for m in units[index]]
+
+
+CUT_MARKER = "... [cut to fit the model's context window]"
+
+
+def _results_cut_to(unit: list[SeqMessage], tokens: int, model: str) -> list[SeqMessage]:
+    """A tool call with its results cut to share `tokens`; TooLarge if the call alone (or
+    a message that is not a result) does not fit."""
+    call, results = unit[0], unit[1:]
+    share = (tokens - count(call.message, model)) // max(len(results), 1) - MESSAGE_OVERHEAD
+    share -= _count_text(CUT_MARKER, model) + 8  # the name and the marker
+    if not results or share <= 0:
+        raise TooLarge(sum(count(m.message, model) for m in unit), tokens)
+    encoding = _encoding(model)
+    cut_results = []
+    for item in results:
+        ids = encoding.encode(item.message.content, disallowed_special=())
+        if len(ids) > share:
+            content = encoding.decode(ids[:share]) + CUT_MARKER
+            item = item.model_copy(
+                update={"message": item.message.model_copy(update={"content": content})}
+            )
+        cut_results.append(item)
+    return [call, *cut_results]
 
 
 def _last_user_unit(units: list[list[SeqMessage]]) -> int | None:

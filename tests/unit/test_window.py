@@ -101,3 +101,10 @@ def test_context_overflow_is_told_by_the_providers_code_or_anthropics_words() ->
         failure = provider_failure(wrapped)
     assert failure is not None and failure.type == "ContextLengthExceeded"
     assert failure.non_retryable
+
+
+def test_the_newest_results_are_cut_to_fit_rather_than_fail() -> None:
+    window = cut([], [seq(0, "user", "go"), call(1, "c1"), result(2, "c1", 3000)], budget=1000)
+    assert [m.seq for m in window] == [0, 1, 2]
+    assert sum(count(m.message) for m in window) <= 1000
+    assert window[-1].message.content.endswith("context window]")
