@@ -50,6 +50,15 @@ class Effects:
         self.runs: list[str] = []
 
 
+def terms(policy_id: str) -> str:
+    """About 2 KB of policy terms as JSON, which tokenizes as densely as real tool results."""
+    clauses = [
+        {"ref": f"{policy_id}-{i:03d}", "limit": i * 7919 % 99991, "deductible": i * 31 % 577}
+        for i in range(40)
+    ]
+    return json.dumps(clauses)[:RESULT_CHARS]
+
+
 def policy_bot(
     url: str, effects: Effects, framework: str = "autogen", **options: Any
 ) -> AgentRegistry:
@@ -57,7 +66,7 @@ def policy_bot(
     async def lookup_policy(ctx: ToolContext, args: PolicyArgs) -> str:
         """Look up a policy's full terms."""
         effects.runs.append(ctx.idempotency_key)
-        return f"terms of {args.policy_id}: " + "coverage clause. " * (RESULT_CHARS // 17)
+        return terms(args.policy_id)
 
     client: Any = OpenAIChatCompletionClient(model=MODEL, api_key=API_KEY, base_url=url)
     if framework == "llamaindex":
@@ -117,7 +126,7 @@ async def test_a_long_conversation_stays_within_the_context_window(
     failed = [r for r in results if r.status != "completed"]
     assert failed == [], f"{len(failed)} of {TURNS} turns failed: {failed[0]}"
     assert fake.refused == [], "a prompt went over the window: the budget did not hold"
-    assert max(fake.prompt_tokens) <= 8192
+    assert 6000 < max(fake.prompt_tokens) <= 8192  # the window filled up, then was cut
     calls = [c for r in results for c in r.tool_calls]
     assert len(calls) == TURNS and len(effects.runs) == TURNS  # one effect per tool call
     assert len(set(effects.runs)) == TURNS
