@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -147,14 +148,17 @@ class Conversations:
         text: str,
         message_id: str,
         start: StartConversation | None = None,
+        resume: bool = False,
     ) -> TurnResult:
         """Send a user turn and wait for its result; starts the conversation if needed.
 
         The update ID is the message ID, so a retried call returns the recorded result.
+        With `resume`, the failed turn of `message_id` continues where it failed, without
+        repeating the tool calls it made (its result, if it did not fail).
         Text over 1 MB raises ValueError before sending: the workflow refuses anything over
         its `max_message_chars` (32,000 by default), and an update of over 2 MB stalls the
         conversation until the server drops it (README, Known limits)."""
-        message = UserMessage(message_id=message_id, text=text)
+        message = UserMessage(message_id=message_id, text=text, resume=resume)
         return await self.ask_message(conversation_id, message, start)
 
     async def ask_message(
@@ -182,7 +186,7 @@ class Conversations:
                 AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
                 message,
                 start_workflow_operation=operation,
-                id=message.message_id,
+                id=_update_id(message),
             )
         except BaseException:
             _retrieve_start_error(operation)
@@ -218,6 +222,14 @@ class Conversations:
         async for execution in self.client.list_workflows(full):
             status = execution.status.name if execution.status else "UNKNOWN"
             yield execution.id, status
+
+
+def _update_id(message: UserMessage) -> str:
+    """A resume is a new update (the first ask's ID answers with its recorded failure); the
+    workflow makes a repeated resume harmless, so its ID need not repeat."""
+    if not message.resume:
+        return message.message_id
+    return f"{message.message_id}/resume/{uuid.uuid4().hex[:12]}"
 
 
 def _check_size(text: str) -> None:

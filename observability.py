@@ -37,6 +37,7 @@ __all__ = [
     "LogContextInterceptor",
     "client_interceptors",
     "configure_logging",
+    "quiet_prompt_loggers",
     "configure_tracing",
     "log_handler",
     "tracing_interceptor",
@@ -127,6 +128,32 @@ def log_handler(stream: TextIO | None = None) -> logging.Handler:
     handler.addFilter(ConversationLogFilter())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     return handler
+
+
+PROMPT_LOGGERS = (
+    "autogen_core.events",  # LLMCall: every prompt and answer, at INFO
+    "autogen_agentchat.events",
+    "autogen",  # AG2's classic API
+    "openai",  # request options, messages included, at DEBUG
+    "anthropic",
+    "httpx",
+    "httpcore",
+    "llama_index",
+    "agent_framework",
+    "aiosqlite",  # SQL parameters (transcript rows) at DEBUG
+    "sqlalchemy.engine",
+    "temporalio.worker._activity",  # activity payloads at DEBUG (plain without a codec)
+    "temporalio.worker._workflow",  # workflow activations, payloads included, at DEBUG
+)
+"""Framework and driver loggers that print prompts, answers, request bodies or SQL
+parameters: customer text."""
+
+
+def quiet_prompt_loggers(enabled: bool = False) -> None:
+    """Keep the frameworks' prompt loggers at WARNING, so that customer text stays out of the
+    logs, unless `enabled` (AGENT_LOG_PROMPTS=1): then they log at the root logger's level."""
+    for name in PROMPT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if enabled else logging.WARNING)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -72,6 +72,8 @@ OWN_ENV = {
     "workflow_sandbox": "WORKFLOW_SANDBOX",
     "deployment_name": "WORKER_DEPLOYMENT_NAME",
     "build_id": "WORKER_BUILD_ID",
+    "context_window": "MODEL_CONTEXT_WINDOW",
+    "log_prompts": "AGENT_LOG_PROMPTS",
     "otel_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "otel_service_name": "OTEL_SERVICE_NAME",
 }

@@ -273,6 +273,8 @@ def print_turn(result: TurnResult) -> None:
     if result.tool_calls:
         out.print(tool_table(result.tool_calls))
     out.print(f"turn {result.turn}: {result.status} (message {result.message_id})")
+    if result.error is not None:
+        out.print(f"error: {result.error.type}: {result.error.message}")
 
 
 @app.command()
@@ -284,12 +286,21 @@ def ask(
     progress: Annotated[
         bool, typer.Option(help="show what the turn is doing on stderr while it runs")
     ] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="continue the failed turn of --message-id where it failed; the tools it "
+            "already ran are not run again"
+        ),
+    ] = False,
 ) -> None:
     """Send a message and wait for the turn's reply (update-with-start)."""
+    if resume and not message_id:
+        raise typer.BadParameter("--resume needs the failed turn's --message-id")
     mid = message_id or new_message_id()
 
     async def run(c: Conversations) -> TurnResult:
-        turn = c.ask(conversation_id, text, mid)
+        turn = c.ask(conversation_id, text, mid, resume=resume)
         return await (watch(c, conversation_id, turn, Progress(err)) if progress else turn)
 
     print_turn(call(ctx, run))

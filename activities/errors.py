@@ -16,10 +16,14 @@ ApplicationError.type
 │                            TimeoutError, ConnectionError, OperationalError, InterfaceError
 ├── not retried
 │   ├── ModelHTTP<status>    any other 4xx, or `x-should-retry: false`
+│   ├── ContextLengthExceeded  one message (or a tool call with its results) is over any
+│   │                        window; the model activity shrinks its window before that
 │   ├── UnknownAgent         no agent of that name on this worker
 │   ├── ConfigurationError   the wiring is wrong (an agent's, or the worker's converter)
 │   └── LedgerKeyConflict    one ledger key was used for two different calls
 └── retried at most `UNEXPECTED_ATTEMPTS` attempts in all, then not
+    ├── ModelResponseInvalid the client could not parse the endpoint's answer (a 200 that is
+    │                        not the JSON it expects: JSONDecodeError, ValidationError, ...)
     └── <exception type>     anything else: a bug in our code or a framework's
                              (TypeError, KeyError, AttributeError, ValidationError, ...)
 
@@ -78,16 +82,16 @@ def failure(exc: Exception, attempt: int) -> ApplicationError:
     return unexpected(exc, attempt)
 
 
-def unexpected(exc: Exception, attempt: int) -> ApplicationError:
-    """A bug's failure, typed with its exception's name: retried until attempt
-    `UNEXPECTED_ATTEMPTS`, then not."""
+def unexpected(exc: Exception, attempt: int, error_type: str | None = None) -> ApplicationError:
+    """A bug's failure, typed `error_type` or with its exception's name: retried until
+    attempt `UNEXPECTED_ATTEMPTS`, then not."""
     final = attempt >= UNEXPECTED_ATTEMPTS
     then = "not retried" if final else "retried"
     return ApplicationError(
         error_text(
             f"unexpected error, attempt {attempt} of {UNEXPECTED_ATTEMPTS}, {then}: {describe(exc)}"
         ),
-        type=type(exc).__name__,
+        type=error_type or type(exc).__name__,
         non_retryable=final,
     )
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
+import openai
 from autogen_core.models import ChatCompletionClient
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
 from llama_index.core.tools import ToolMetadata
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -24,15 +28,16 @@ from activities.bounds import (
     storable,
 )
 from activities.convert import from_create_result, to_autogen
-from activities.errors import classified
+from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
-from activities.provider_errors import provider_failures
+from activities.provider_errors import context_overflow, provider_failures
 from activities.react import complete_react
 from activities.structured import structured_output
 from activities.teams import select_speaker
-from activities.transcript import Transcript
+from activities.transcript import Prepared, Transcript
+from activities.window import DEFAULT_CONTEXT_WINDOW, TooLarge, budget_for, count, cut, model_name
 from agents.adapters.ag2_client import AG2Client
 from agents.adapters.agent_framework import AgentFrameworkModel
 from agents.adapters.llamaindex import ReActDefinition
@@ -51,6 +56,14 @@ from interface import (
     Usage,
 )
 
+SHRINK_ATTEMPTS = 4
+"""Model calls per activity attempt when the endpoint finds the prompt too long."""
+SHRINK_FACTOR = 0.7
+"""Each call after a context-length error gets at most this share of the last one's window."""
+PARSE_ERRORS = (json.JSONDecodeError, ValidationError, openai.APIResponseValidationError)
+"""What a client raises on an answer it cannot parse (a 200 that is not the expected JSON).
+Other exceptions of a client (a TypeError) keep their own type: bounded the same way."""
+
 __all__ = [
     "MAX_ARGUMENT_BYTES",  # re-exported: the bounds were defined here before activities.bounds
     "MAX_REPLY_BYTES",
@@ -62,8 +75,14 @@ __all__ = [
 
 class ModelActivities:
     def __init__(
-        self, agents: AgentRegistry, transcript: Transcript, search_attributes: bool = False
+        self,
+        agents: AgentRegistry,
+        transcript: Transcript,
+        search_attributes: bool = False,
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
     ) -> None:
+        self._context_window = context_window
+        """The context window of models whose client does not say."""
         self._agents = agents
         self._transcript = transcript
         self._search_attributes = search_attributes
@@ -130,6 +149,7 @@ class ModelActivities:
             request.output_seq,
             agent.context_messages,
             branch_id=activity.info().workflow_run_id or chain,  # a reset run's own chain
+            head=agent.context_head,
         )
         forked = found.chain_id if found.chain_id != chain else None
         chain = found.chain_id
@@ -150,13 +170,15 @@ class ModelActivities:
                 terminate=terminate,
                 chain_id=forked,
             )
-        history = found.window
         if request.select_speaker is not None:  # a selector team picks its next speaker
+            window = self._fitted(agent, found, False)
             if isinstance(agent.model_client, AG2Client):
-                return await select_speaker_ag2(agent, history, request.select_speaker)
-            return await select_speaker(agent, history, request.select_speaker)
-        with provider_failures():
-            message, usage = await complete(agent, history, request.tools_enabled)
+                return await select_speaker_ag2(agent, window, request.select_speaker)
+            return await select_speaker(agent, window, request.select_speaker)
+        with provider_failures(), invalid_responses():
+            message, usage, history = await self._complete_within(
+                agent, found, request.tools_enabled
+            )
         output = await self._output(agent, history, message)  # before it is recorded
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
         stored = await self._transcript.record(
@@ -190,6 +212,54 @@ class ModelActivities:
             return None  # it would ride in history; the reply (bounded) still carries the answer
         return output
 
+    def _fitted(
+        self,
+        agent: AgentDefinition,
+        found: Prepared,
+        tools_enabled: bool,
+        tokens: int | None = None,
+    ) -> list[SeqMessage]:
+        """The window within the agent's token budget (or `tokens`, if smaller)."""
+        schemas = [t.schema for t in agent.tools] if tools_enabled else []
+        budget = budget_for(
+            agent.model_client,
+            agent.system_message,
+            schemas,
+            agent.context_tokens,
+            self._context_window,
+        ).tokens
+        if tokens is not None:
+            budget = min(budget, tokens)
+        try:
+            return cut(found.head, found.window, budget, model_name(agent.model_client))
+        except TooLarge as exc:
+            raise ApplicationError(
+                str(exc), type=ErrorType.CONTEXT_LENGTH_EXCEEDED.value, non_retryable=True
+            ) from None
+
+    async def _complete_within(
+        self, agent: AgentDefinition, found: Prepared, tools_enabled: bool
+    ) -> tuple[Message, Usage, list[SeqMessage]]:
+        """Call the model on the fitted window; if the endpoint still finds it over the
+        context window, shrink it and call again, a bounded number of times. Returns the
+        answer, its usage and the window it was given."""
+        tokens: int | None = None
+        for attempt in range(1, SHRINK_ATTEMPTS + 1):
+            window = self._fitted(agent, found, tools_enabled, tokens)
+            try:
+                message, usage = await complete(agent, window, tools_enabled)
+                return message, usage, window
+            except Exception as exc:
+                if attempt == SHRINK_ATTEMPTS or not context_overflow(exc):
+                    raise
+                used = sum(count(m.message, model_name(agent.model_client)) for m in window)
+                tokens = int(used * SHRINK_FACTOR)
+                activity.logger.warning(
+                    "the model found the prompt too long; shrinking its window to %s tokens",
+                    tokens,
+                )
+        raise AssertionError("unreachable")
+
     def _agent(self, name: str) -> AgentDefinition:
         try:
             return self._agents.get(name)
@@ -197,6 +267,17 @@ class ModelActivities:
             raise ApplicationError(
                 error_text(str(exc)), type=ErrorType.UNKNOWN_AGENT.value, non_retryable=True
             ) from None
+
+
+@contextmanager
+def invalid_responses() -> Iterator[None]:
+    """An answer the client cannot parse is `ModelResponseInvalid`: retried a few times (a
+    proxy may have garbled one answer), then not, instead of for the call's whole timeout."""
+    try:
+        yield
+    except PARSE_ERRORS as exc:
+        failure = unexpected(exc, activity.info().attempt, ErrorType.MODEL_RESPONSE_INVALID.value)
+        raise failure from None
 
 
 def _check_converter(spec: AgentSpec) -> None:

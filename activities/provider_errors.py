@@ -9,7 +9,10 @@ Mirrors the provider SDKs' own retry rules (and the SDK's `openai_agents` model 
   (seconds or an HTTP date), capped at `MAX_RETRY_AFTER`; without one, the activity's
   retry policy backs off;
 - a lost connection or a timeout is retried, and so is Anthropic's `RetryableError`;
-- a provider error wrapped by a framework (`raise ... from err`) counts as the provider's.
+- a provider error wrapped by a framework (`raise ... from err`) counts as the provider's;
+- a prompt over the model's context window (OpenAI's and Azure's 400 with code
+  `context_length_exceeded`, Anthropic's 400 "prompt is too long", which has no code) is
+  `ContextLengthExceeded`, not retried as is: the model activity shrinks its window first.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "RETRYABLE_STATUS",
     "provider_failure",
+    "context_overflow",
     "provider_failures",
     "retry_delay",
     "should_retry",
@@ -68,6 +72,12 @@ def provider_failures() -> Iterator[None]:
 def provider_failure(exc: BaseException) -> ApplicationError | None:
     """The failure a provider error (or an error it caused) means; None for other errors."""
     for error in _causes(exc):
+        if isinstance(error, STATUS_ERRORS) and _overflows(error):
+            return ApplicationError(
+                error_text(f"the prompt is over the model's context window: {_detail(error)}"),
+                type=ErrorType.CONTEXT_LENGTH_EXCEEDED.value,
+                non_retryable=True,
+            )
         if isinstance(error, STATUS_ERRORS):
             return _status_failure(error)
         if isinstance(error, UNREACHABLE):
@@ -78,6 +88,33 @@ def provider_failure(exc: BaseException) -> ApplicationError | None:
         if isinstance(error, anthropic.RetryableError):  # raised to opt into a retry
             return ApplicationError(error_text(str(error)), type=type(error).__name__)
     return None
+
+
+def context_overflow(exc: BaseException) -> bool:
+    """The endpoint refused the prompt as longer than the model's context window."""
+    return any(isinstance(e, STATUS_ERRORS) and _overflows(e) for e in _causes(exc))
+
+
+def _overflows(error: StatusError) -> bool:
+    if error.response.status_code not in (400, 413):
+        return False
+    body = getattr(error, "body", None)
+    if body is None:  # httpx's own error: read the body as the SDKs would
+        try:
+            body = error.response.json()
+        except Exception:
+            return False
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return False
+    if inner.get("code") is not None:  # OpenAI, Azure: the code decides
+        return inner.get("code") == "context_length_exceeded"
+    message = inner.get("message")  # Anthropic has no code for it
+    return isinstance(message, str) and message.startswith("prompt is too long")
+
+
+def _detail(error: StatusError) -> str:
+    return getattr(error, "message", None) or str(error)
 
 
 def should_retry(status: int, headers: Mapping[str, str]) -> bool:
@@ -115,7 +152,7 @@ def _status_failure(error: StatusError) -> ApplicationError:
     response = error.response
     status, headers = response.status_code, response.headers
     retry = should_retry(status, headers)
-    detail = getattr(error, "message", None) or str(error)
+    detail = _detail(error)
     return ApplicationError(
         error_text(f"model endpoint answered HTTP {status}: {detail}"),
         type=f"ModelHTTP{status}",

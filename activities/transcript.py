@@ -9,7 +9,9 @@ own (the reset run's ID): the rows before the fork are copied, the rest is new.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -29,6 +31,8 @@ class Prepared:
     window: list[SeqMessage] = field(default_factory=list)
     chain_id: str = ""
     """The chain written to: the one asked for, or the branch it forked onto."""
+    head: list[SeqMessage] = field(default_factory=list)
+    """The conversation's first messages (the agent's `context_head`), kept in every window."""
 
 
 class TranscriptConflict(Exception):
@@ -69,11 +73,13 @@ class Transcript:
         output_seq: int,
         limit: int,
         branch_id: str,
+        head: int = 0,
     ) -> Prepared:
         """One transaction before a model call: write the new messages (forking onto
         `branch_id` if their seqs hold other messages), check for a duplicate turn, and
         read the recorded answer at `output_seq` (a retry after the answer was written) or
-        else the window of the last `limit` messages before it."""
+        else the window of the last `limit` messages before it, and the first `head`
+        messages of the chain."""
         session_factory = self._db.session if new_messages else self._db.read_session
         async with session_factory() as session, session.begin():
             chain = chain_id
@@ -85,13 +91,12 @@ class Transcript:
                 if duplicate:
                     return Prepared(duplicate=duplicate, chain_id=chain)
             found = (await session.execute(_window(chain, output_seq, limit))).all()
-        if found and found[0][0] == output_seq:
-            return Prepared(recorded=Message.model_validate_json(found[0][1]), chain_id=chain)
-        window = [
-            SeqMessage(seq=s, message=Message.model_validate_json(b))
-            for s, b in reversed(found[:limit])
-        ]
-        return Prepared(window=window, chain_id=chain)
+            if found and found[0][0] == output_seq:
+                recorded = Message.model_validate_json(found[0][1])
+                return Prepared(recorded=recorded, chain_id=chain)
+            first = (await session.execute(_first(chain, head, output_seq))).all() if head else []
+        window = _messages(reversed(found[:limit]))
+        return Prepared(window=window, chain_id=chain, head=_messages(first))
 
     async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:
         """The conversation has rows, none on `chain_id` (its first run's chain, which
@@ -172,6 +177,19 @@ def _window(chain_id: str, output_seq: int, limit: int):  # type: ignore[no-unty
         .order_by(TranscriptMessage.seq.desc())
         .limit(limit + 1)
     )
+
+
+def _first(chain_id: str, head: int, output_seq: int):  # type: ignore[no-untyped-def]
+    return (
+        select(TranscriptMessage.seq, TranscriptMessage.body)
+        .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq < output_seq)
+        .order_by(TranscriptMessage.seq)
+        .limit(head)
+    )
+
+
+def _messages(rows: Iterable[Any]) -> list[SeqMessage]:
+    return [SeqMessage(seq=s, message=Message.model_validate_json(b)) for s, b in rows]
 
 
 def _copy(row: TranscriptMessage, chain_id: str) -> dict[str, object]:

@@ -42,12 +42,13 @@ from activities.mcp import SESSIONS as MCP_SESSIONS
 from activities.model import ModelActivities
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
+from activities.window import DEFAULT_CONTEXT_WINDOW
 from agents.adapters.mcp import use_caller
 from agents.errors import ConfigurationError
 from agents.registry import AgentRegistry
 from codec import EncryptionCodec, KeyRing, data_converter_for
 from interface import AgentSpec, ModelPolicy, search_attributes
-from observability import LogContextInterceptor, tracing_interceptor
+from observability import LogContextInterceptor, quiet_prompt_loggers, tracing_interceptor
 
 __all__ = [
     "PLUGIN_NAME",
@@ -79,6 +80,12 @@ class WorkerTuning(BaseModel):
     """Conversations kept in memory; older idle ones are evicted and replay on their next turn."""
     workflow_sandbox: bool = False
     """Run the workflow in the SDK's sandbox (off: 19% less worker CPU per turn)."""
+    context_window: int = DEFAULT_CONTEXT_WINDOW
+    """Tokens. The context window of a model whose client does not know it (the token
+    budget of its agents' windows is computed from it)."""
+    log_prompts: bool = False
+    """Let the frameworks' loggers that print prompts and answers (`autogen_core.events`,
+    `openai`, `llama_index`, ...) log below WARNING. Off: no customer text in the logs."""
 
 
 class AgentConversationsPlugin(SimplePlugin):
@@ -117,7 +124,10 @@ class AgentConversationsPlugin(SimplePlugin):
         self._model: ModelActivities | None = None
         activities: list[Callable[..., Any]] = []
         if agents is not None and database is not None:
-            self._model = ModelActivities(agents, Transcript(database))
+            quiet_prompt_loggers(self._tuning.log_prompts)
+            self._model = ModelActivities(
+                agents, Transcript(database), context_window=self._tuning.context_window
+            )
             tools = ToolActivities(agents, Ledger(database, ledger_hooks))
             activities = [self._model.describe_agent, self._model.model_call, tools.call_tool]
             use_caller(MCP_SESSIONS)  # MCP tools call through the worker's session pool

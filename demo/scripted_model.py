@@ -119,13 +119,19 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
 
     @property
     def model_info(self) -> ModelInfo:
-        return ModelInfo(
+        info = ModelInfo(
             vision=False,
             function_calling=True,
             json_output=False,
             family=ModelFamily.UNKNOWN,
             structured_output=False,
         )
+        # the window the activities budget for (activities/window.py): gpt-4o-mini's
+        info["context_window"] = SCRIPTED_CONTEXT_WINDOW  # type: ignore[typeddict-unknown-key]
+        return info
+
+
+SCRIPTED_CONTEXT_WINDOW = 128_000
 
 
 def scripted_llamaindex_llm() -> MockFunctionCallingLLM:

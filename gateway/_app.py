@@ -217,11 +217,14 @@ async def post_message(
     body: SendMessage,
     idempotency_key: IdempotencyKey,
     mode: Mode = "sync",
+    resume: bool = False,
 ) -> TurnResult | JSONResponse:
     """Start the conversation if needed and run one turn. Retries with the same
-    Idempotency-Key return the same result and make no new turn."""
+    Idempotency-Key return the same result and make no new turn. With `resume=true` and
+    the Idempotency-Key of a failed turn, that turn continues where it failed, without
+    repeating the tool calls it made."""
     conversations = await _conversations(request)
-    message = UserMessage(message_id=idempotency_key, text=body.text)
+    message = UserMessage(message_id=idempotency_key, text=body.text, resume=resume)
     start = StartConversation(agent=body.agent) if body.agent else StartConversation()
     await _check_agent(request, conversations, conversation_id, start.agent)
     if mode == "sync":

@@ -23,6 +23,13 @@ ToolBusinessError      a business rule refused the call; the model sees the mess
 OutcomeUnknown         the call may or may not have happened (a crash mid-call on a tool that
                        cannot dedupe downstream); never re-run, surfaced to a person
 
+Error types of a failed turn (`TurnResult.error.type`, status "failed"):
+
+ModelHTTP<status>      the model endpoint's status (a 4xx at once, a 429/5xx after retries)
+ContextLengthExceeded  one message does not fit the model's context window
+ModelUnavailable       the model endpoint could not be reached
+ModelResponseInvalid   the endpoint's answer could not be parsed (after 3 attempts)
+
 Activity failure types, seen in history and the Web UI (retried or not as marked):
 
 LeaseHeld              another attempt holds the tool call's claim; retried after its lease
@@ -89,6 +96,7 @@ class ErrorType(StrEnum):
     LEASE_LOST = "LeaseLost"
     LEDGER_KEY_CONFLICT = "LedgerKeyConflict"
     MODEL_UNAVAILABLE = "ModelUnavailable"
+    CONTEXT_LENGTH_EXCEEDED = "ContextLengthExceeded"
     MODEL_RESPONSE_INVALID = "ModelResponseInvalid"
     CONFIGURATION = "ConfigurationError"
 

@@ -71,6 +71,9 @@ class UserMessage(BaseModel):
 
     message_id: str
     text: str
+    resume: bool = False
+    """With the `message_id` of a failed turn: continue that turn where it failed, under the
+    same ledger keys, instead of answering with its recorded failure. `text` is not used."""
 
 
 class ToolDecision(BaseModel):
@@ -98,6 +101,13 @@ class ToolCallRecord(BaseModel):
     """In a team: the member whose model made the call."""
 
 
+class TurnError(BaseModel):
+    """Why a turn did not complete: `type` is one of the README's error types."""
+
+    type: str
+    message: str = ""
+
+
 class TurnResult(BaseModel):
     """Result of the `ask` update: what one user turn produced."""
 
@@ -115,6 +125,8 @@ class TurnResult(BaseModel):
     output: dict[str, Any] | None = None
     """The agent's structured output (agentchat `output_content_type`, LlamaIndex
     `output_cls`), validated against its schema, as JSON; None for agents without one."""
+    error: TurnError | None = None
+    """Set when `status` is "failed": the failure's type and message."""
 
 
 class PendingApproval(BaseModel):

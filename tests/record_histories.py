@@ -1,6 +1,6 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held] [versioned] [ag2] [burst] [reset] [closed]` (all by
+[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures]` (all by
 default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
@@ -464,6 +464,31 @@ async def _wait_for_approval(conversations: Conversations, cid: str) -> None:
     raise TimeoutError("no approval became pending")
 
 
+async def model_failures(env_client, task_queue: str, db: Database) -> str:  # type: ignore[no-untyped-def]
+    """Typed model failures against the enforcing fake endpoint: a 400 after a tool ran,
+    that turn resumed (its tool not run again), a prompt too large for the window, and a
+    turn after them that completes."""
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    from .support.fake_openai import API_KEY, error, serving, text, tool_call
+
+    cid = f"replay-model-failures-{uuid.uuid4().hex[:6]}"
+    conversations = Conversations(env_client, task_queue)
+    start = StartConversation(settings=ConversationSettings(max_message_chars=60_000))
+    with serving(context_window=8192) as fake:
+        fake.script = [tool_call(), error(400), text("Claim 123 is in review."), text("Done.")]
+        model = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key=API_KEY, base_url=fake.url)
+        agents = AgentRegistry([claims_assistant(model, db.sessions)])
+        async with build_worker(env_client, task_queue, db, agents, search_attributes=True):
+            await conversations.ask(cid, "How is claim 123?", "x-1", start)
+            await conversations.ask(cid, "", "x-1", start, resume=True)
+            await conversations.ask(cid, "claim " * 9000, "x-2", start)
+            await conversations.ask(cid, "And now?", "x-3", start)
+            await conversations.end(cid)
+            await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -497,6 +522,7 @@ async def main() -> None:
         "burst",
         "reset",
         "closed",
+        "model-failures",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -554,6 +580,9 @@ async def main() -> None:
             recorded[f"lease-held-{today}"] = await lease_held(leasing, hooks)
     if "versioned" in wanted:
         recorded[f"versioned-{today}"] = await versioned(env.client, db)
+    if "model-failures" in wanted:
+        queue = f"record-{uuid.uuid4()}"
+        recorded[f"model-failures-{today}"] = await model_failures(env.client, queue, db)
     for name, cid in recorded.items():
         await _save(env, name, cid)
     await db.dispose()

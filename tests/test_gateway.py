@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from autogen_ext.models.openai import OpenAIChatCompletionClient
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
@@ -33,6 +34,7 @@ from gateway._models import NOT_BLANK
 from gateway._temporal import missing_search_attributes
 from settings import ENV
 from support.databases import count
+from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
 from support.paths import ROOT
 from support.workers import WorkerFactory
@@ -128,6 +130,27 @@ async def test_the_same_idempotency_key_makes_one_turn(
     assert all(body == bodies[0] for body in bodies)
     assert state["turn_count"] == 1
     assert [m["role"] for m in state["messages"]].count("user") == 1
+
+
+async def test_a_failed_turn_resumes_with_the_same_idempotency_key(
+    db: Database, run_worker: WorkerFactory, http: httpx.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [tool_call(), error(400), text("Claim 123 is in review.")]
+    model = OpenAIChatCompletionClient(
+        model="gpt-4o-mini", api_key=API_KEY, base_url=fake_openai.url
+    )
+    cid, mid = new_id(), key()
+    async with run_worker(db, AgentRegistry([claims_assistant(model, db.sessions)])):
+        failed = await post_message(http, cid, CLAIM_QUESTION, mid)
+        resumed = await post_message(http, cid, CLAIM_QUESTION, mid, resume="true")
+    assert failed.status_code == resumed.status_code == 200, resumed.text
+    assert failed.json()["status"] == "failed"
+    assert failed.json()["error"]["type"] == "ModelHTTP400"
+    assert resumed.json()["status"] == "completed" and resumed.json()["turn"] == 1
+    assert resumed.json()["reply"] == "Claim 123 is in review."
+    assert [c["name"] for c in resumed.json()["tool_calls"]] == ["get_claim_status"]
+    last = [m["role"] for m in fake_openai.requests[-1][1]["messages"]]
+    assert last == ["system", "user", "assistant", "tool"]  # the tool's result, not run again
 
 
 async def test_async_mode_answers_202_and_the_turn_runs(

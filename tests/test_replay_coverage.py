@@ -176,6 +176,17 @@ def _continued_with_queue(run: Run) -> bool:
     return any(isinstance(v, dict) and (v.get("carried") or {}).get("queue") for v in inputs)
 
 
+def _typed_failure(run: Run) -> bool:
+    return any(r.get("status") == "failed" and r.get("error") for r in _results(run))
+
+
+def _resumed(run: Run) -> bool:
+    """A resumed turn's model calls carry `/r<n>` in their activity IDs."""
+    return any(
+        "/model/r" in _attributes(e)["activityId"] for e in _scheduled(run, ACTIVITY_MODEL_CALL)
+    )
+
+
 def _status(status: str) -> Callable[[Run], bool]:
     return lambda run: any(r.get("status") == status for r in _results(run))
 
@@ -189,6 +200,7 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "patch failed-status": _patch("failed-status"),
     "patch continue-as-new-mid-queue": _patch("continue-as-new-mid-queue"),
     "patch bounded-queue": _patch("bounded-queue"),
+    "patch typed-model-failures": _patch("typed-model-failures"),
     "describe agent": lambda run: any(
         a["markerName"] == "core_local_activity" for a in _of(run, "MARKER_RECORDED")
     ),
@@ -211,6 +223,8 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "turn completed": _status("completed"),
     "turn at the step limit": _status("step_limit"),
     "turn failed (model unreachable)": _status("failed"),
+    "turn failed with a typed error": _typed_failure,
+    "failed turn resumed": _resumed,
     "duplicate turn": _status("duplicate"),
     "continue-as-new": _any("WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
     "continue-as-new with turns queued": _continued_with_queue,
@@ -247,6 +261,11 @@ CALL_SITES: dict[str, list[str]] = {
         "model call fails for good",
         "reflection (model call without tools)",
         "select speaker",
+        "failed turn resumed",
+    ],
+    "conversation.AgentConversation._call_model: patched(typed-model-failures)": [
+        "patch typed-model-failures",
+        "turn failed with a typed error",
     ],
     "conversation.AgentConversation._call_tool: execute_activity": [
         "tool call",

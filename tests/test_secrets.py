@@ -18,6 +18,7 @@ from activities.db import Database
 from codec import EncryptionCodec, KeyRing, encrypted_data_converter, generate_key_entry
 from conversation_client import Conversations, connect
 from devserver import worker_process
+from observability import quiet_prompt_loggers
 from settings import WorkerSettings
 from support.fake_openai import FakeOpenAI, error, text, tool_call
 from support.ids import new_id
@@ -79,8 +80,12 @@ async def test_model_key_in_the_environment_stays_out_of_history_and_logs(
     caplog.set_level(logging.DEBUG)
     cid = new_id("secret")
     async with run_worker(db, default_agents(settings, db)):
-        ok = await conversations.ask(cid, "How is claim 123?", "m-1")
-        failed = await conversations.ask(cid, "And now?", "m-2")
+        quiet_prompt_loggers(enabled=True)  # AGENT_LOG_PROMPTS=1: the chattiest logs, headers too
+        try:
+            ok = await conversations.ask(cid, "How is claim 123?", "m-1")
+            failed = await conversations.ask(cid, "And now?", "m-2")
+        finally:
+            quiet_prompt_loggers()
         state = await conversations.state(cid)
     assert ok.status == "completed" and failed.status == "failed"
     assert {r["auth"] for _, r in fake_openai.requests} == {f"Bearer {secret}"}, "key not used"

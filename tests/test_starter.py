@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from autogen_ext.models.openai import OpenAIChatCompletionClient
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.db import Database
@@ -20,6 +21,7 @@ from conversation_client import Conversations
 from demo.agent import claims_assistant
 from interface import ToolPolicy
 from settings import ENV, WorkerSettings
+from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
 from support.paths import ROOT
 from support.workers import WorkerFactory
@@ -91,6 +93,26 @@ async def test_ask_prints_the_reply(db, run_worker: WorkerFactory, starter: Star
     assert "Claim 123 is in_review" in run.out
     assert "get_claim_status" in run.out  # the tool-call table
     assert "turn 1: completed" in run.out
+
+
+@pytest.mark.e2e
+async def test_ask_resume_continues_a_failed_turn(
+    db, run_worker: WorkerFactory, starter: Starter, fake_openai: FakeOpenAI
+):
+    fake_openai.script = [tool_call(), error(400), text("Claim 123 is in review.")]
+    model = OpenAIChatCompletionClient(
+        model="gpt-4o-mini", api_key=API_KEY, base_url=fake_openai.url
+    )
+    cid = new_id()
+    async with run_worker(db, AgentRegistry([claims_assistant(model, db.sessions)])):
+        failed = await starter("ask", cid, CLAIM_QUESTION, "--message-id", "m-1")
+        resumed = await starter("ask", cid, "", "--message-id", "m-1", "--resume")
+        unnamed = await starter("ask", cid, "", "--resume")
+    assert "turn 1: failed" in failed.out and "error: ModelHTTP400" in failed.out, failed
+    assert resumed.code == 0 and "Claim 123 is in review." in resumed.out, resumed
+    assert "turn 1: completed" in resumed.out
+    assert unnamed.code != 0 and "--message-id" in unnamed.err
+    assert len(fake_openai.requests) == 3  # the tool ran once; the model was asked again once
 
 
 @pytest.mark.e2e

@@ -16,7 +16,7 @@ from interface import (
     TurnResult,
 )
 
-__all__ = ["Action", "CallModel", "Finish", "RunTools", "ToolTask"]
+__all__ = ["Action", "CallModel", "Finish", "ModelFailure", "RunTools", "ToolTask"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,11 @@ class Finish:
 
 
 Action = CallModel | RunTools | Finish
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """The outcome of a `CallModel` whose activity failed: the failure's type and message."""
+
+    type: str
+    message: str

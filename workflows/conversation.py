@@ -13,11 +13,12 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     # pydantic models and the pure core: no I/O and no module state, so one import serves
     # every run instead of re-importing pydantic per run
-    from agent_workflows.actions import Action, CallModel, Finish, RunTools, ToolTask
+    from agent_workflows.actions import Action, CallModel, Finish, ModelFailure, RunTools, ToolTask
     from agent_workflows.core import ConversationCore, Rejection, forgotten
     from agent_workflows.summaries import tool_failure
     from agent_workflows.summaries import tool_summary as _tool_summary  # noqa: F401 (tests)
@@ -103,6 +104,8 @@ class AgentConversation:
         message = _signal_arg(SIGNAL_USER_MESSAGE, UserMessage, args)
         if message is None:
             return
+        if message.resume and self._core.resume(message) is not None:
+            return
         rejection = self._core.rejection(message)
         if rejection and not self._unbounded_before_patch(rejection):
             workflow.logger.warning(
@@ -119,11 +122,16 @@ class AgentConversation:
         message_id = message.message_id
         if self._core.answered_long_ago(message_id):
             return forgotten(message_id)
-        self._core.enqueue(message)
+        failed = self._core.resume(message) if message.resume else None
+        if failed is None:
+            self._core.enqueue(message)
         self._asking.append(message_id)
         try:
             await workflow.wait_condition(
-                lambda: self._core.result_for(message_id) is not None or self._broken is not None
+                lambda: (
+                    self._core.result_for(message_id) not in (None, failed)
+                    or self._broken is not None
+                )
             )
         finally:
             self._asking.remove(message_id)
@@ -200,7 +208,7 @@ class AgentConversation:
         assert isinstance(action, RunTools)
         return list(await asyncio.gather(*(self._call_tool(task) for task in action.tasks)))
 
-    async def _call_model(self, action: CallModel) -> ModelCallOutput | None:
+    async def _call_model(self, action: CallModel) -> ModelCallOutput | ModelFailure | None:
         try:
             return await workflow.execute_activity(
                 ACTIVITY_MODEL_CALL,
@@ -214,7 +222,9 @@ class AgentConversation:
                 workflow.logger.error("speaker selection failed for turn %s: %s", turn, err)
             else:
                 workflow.logger.error("model call failed for turn %s: %s", turn, err.cause)
-            return None
+            if not workflow.patched("typed-model-failures"):
+                return None  # recorded before turn results carried the error
+            return _model_failure(err)
 
     async def _call_tool(self, task: ToolTask) -> ToolCallOutput:
         if task.approval is not None:
@@ -333,6 +343,17 @@ def _config(
         heartbeat_timeout=policy.heartbeat,
         retry_policy=policy.retry.to_temporal(),
     )
+
+
+def _model_failure(err: ActivityError) -> ModelFailure:
+    """The type and message of the failure that ended the model call: the activity's own,
+    also when the call then timed out (its last attempt's failure is the timeout's cause)."""
+    cause: BaseException | None = err.cause
+    while isinstance(cause, ActivityTimeout) and isinstance(cause.cause, BaseException):
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return ModelFailure(cause.type or "ApplicationError", cause.message)
+    return ModelFailure(type(cause).__name__, str(cause) if cause else "")
 
 
 def _reports_indexed(error: BaseException | None) -> bool:

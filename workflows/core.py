@@ -89,6 +89,19 @@ class ConversationCore:
         self.data.carried.recent_message_ids.append(message.message_id)
         self.data.carried.queue.append(message)
 
+    def resume(self, message: UserMessage) -> TurnResult | None:
+        """Queue the failed turn of `message.message_id` to continue where it failed; returns
+        the failure it replaces, or None if that turn did not fail (nothing is queued)."""
+        failed = self.result_for(message.message_id)
+        if failed is None or failed.status != "failed":
+            return None
+        queued = any(m.message_id == message.message_id for m in self.data.carried.queue)
+        turn = self.data.turn
+        running = turn is not None and turn.message.message_id == message.message_id
+        if not queued and not running:
+            self.data.carried.queue.append(message.model_copy(update={"resume": True}))
+        return failed
+
     def result_for(self, message_id: str) -> TurnResult | None:
         """The kept result of that message's turn (the latest, if it ran twice)."""
         for result in reversed(self.data.carried.recent_results):
@@ -131,14 +144,19 @@ class ConversationCore:
         """Takes the next queued message; its machine runs the turn."""
         data = self.data
         message = data.carried.queue.pop(0)
-        data.turn = TurnProgress(number=data.carried.turn_count + 1, message=message)
+        failed = self.result_for(message.message_id) if message.resume else None
+        if failed is not None and failed.status == "failed":
+            attempts = sum(r.message_id == message.message_id for r in data.carried.recent_results)
+            data.turn = _resumed(message, failed, attempts)
+        else:
+            data.turn = TurnProgress(number=data.carried.turn_count + 1, message=message)
         return TurnMachine(data, data.turn)
 
     def finish_turn(self, result: TurnResult) -> None:
         """Records the turn's result and trims what is kept to its bounds."""
         data, carried, settings = self.data, self.data.carried, self.data.start.settings
         assert data.turn is not None
-        carried.turn_count = data.turn.number
+        carried.turn_count = max(carried.turn_count, data.turn.number)  # a resumed turn's is older
         data.run_turns += 1
         carried.recent_results = [*carried.recent_results, result][-settings.recent_results :]
         calls = [*carried.tool_calls, *data.turn.tool_calls]
@@ -206,6 +224,21 @@ def forgotten(message_id: str) -> TurnResult:
         turn=0,
         status="duplicate",
         reply="This message was answered earlier; its result is no longer kept.",
+    )
+
+
+def _resumed(message: UserMessage, failed: TurnResult, attempts: int) -> TurnProgress:
+    """The failed turn again, from its failed model call: the same turn and step numbers,
+    so the ledger keys of its tool calls are the ones it would have had."""
+    return TurnProgress(
+        number=failed.turn,
+        message=message,
+        tool_calls=list(failed.tool_calls),
+        usage=failed.usage,
+        steps=max(failed.steps - 1, 0),
+        speaker=failed.speaker,
+        speakers=list(failed.speakers),
+        resumed=attempts,
     )
 
 

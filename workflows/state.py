@@ -33,6 +33,8 @@ class TurnProgress(BaseModel):
     speakers: list[str] = Field(default_factory=list)
     handoff: tuple[str, str] | None = None
     """(target, message) of the speaking member's handoff."""
+    resumed: int = 0
+    """How many times this failed turn was resumed (`UserMessage.resume`); 0: a new turn."""
 
 
 class ConversationData(BaseModel):

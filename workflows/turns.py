@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from agent_workflows import teams
-from agent_workflows.actions import Action, CallModel, Finish, RunTools, ToolTask
+from agent_workflows.actions import Action, CallModel, Finish, ModelFailure, RunTools, ToolTask
 from agent_workflows.state import ConversationData, TurnProgress
 from agent_workflows.summaries import (
     STATE_TEXT_LIMIT,
@@ -25,6 +25,7 @@ from agent_workflows.summaries import (
 
 from interface import (
     AgentSpec,
+    ErrorType,
     Message,
     ModelCallInput,
     ModelCallOutput,
@@ -37,10 +38,17 @@ from interface import (
     ToolCallInput,
     ToolCallOutput,
     ToolCallRecord,
+    TurnError,
     TurnResult,
 )
 
-__all__ = ["TurnMachine"]
+__all__ = ["MAX_UNSENT", "TurnMachine", "failure_reply", "written_before"]
+
+MAX_UNSENT = 64
+"""Messages carried for the next model call after a failed one that may not have written
+them: the oldest beyond this are dropped (the window repairs a call left without result)."""
+ModelOutcome: TypeAlias = ModelCallOutput | ModelFailure | None
+"""None: a failure in a history recorded before failures were typed."""
 
 _T = TypeVar("_T")
 Steps = Generator[Action, Any, _T]
@@ -88,7 +96,8 @@ class TurnMachine:
     def _run(self) -> Steps[TurnResult]:
         message = self._turn.message
         user = Message(role="user", content=message.text, message_id=message.message_id)
-        pending = [self._seq(user, None)]
+        # a resumed turn's message is in the transcript already (or still unsent)
+        pending = [] if self._turn.resumed else [self._seq(user, None)]
         if self._spec.team is not None:
             return (yield from self._team_turn(self._spec.team, pending))
         single = _Speaker(self._spec, self._data.start.agent)
@@ -105,8 +114,9 @@ class TurnMachine:
         first = turn.steps  # a team member's steps count from its own first model call
         while turn.steps - first < max_steps:
             output = yield from self._call_model(who, pending)
-            if output is None or _ends_turn(output):
+            if not _calls_tools(output):
                 return self._answer(output)
+            assert isinstance(output, ModelCallOutput)
             pending = yield from self._run_tools(who, output.message.tool_calls)
             if turn.handoff is not None:
                 return self._handed_off(pending)
@@ -123,8 +133,9 @@ class TurnMachine:
         output = yield from self._call_model(who, pending)
         last_round: list[ToolCallRecord] = []
         for round_number in range(1, rounds + 1):
-            if output is None or _ends_turn(output):
+            if not _calls_tools(output):
                 return self._answer(output)
+            assert isinstance(output, ModelCallOutput)
             pending = yield from self._run_tools(who, output.message.tool_calls)
             if self._turn.handoff is not None:
                 return self._handed_off(pending)
@@ -138,7 +149,7 @@ class TurnMachine:
 
     def _call_model(
         self, who: _Speaker, pending: list[SeqMessage], tools_enabled: bool = True
-    ) -> Steps[ModelCallOutput | None]:
+    ) -> Steps[ModelOutcome]:
         turn, carried = self._turn, self._carried
         turn.steps += 1
         new_messages = [*carried.unsent, *pending]
@@ -146,20 +157,32 @@ class TurnMachine:
         output_seq = self._next_seq()
         request = self._model_input(who.agent, new_messages, output_seq)
         request.tools_enabled = tools_enabled
+        resumed = f"/r{turn.resumed}" if turn.resumed else ""  # IDs of a resumed turn differ
         output = yield CallModel(
             request,
-            activity_id=f"{self._data.conversation_id}/{self._step()}/model",
+            activity_id=f"{self._data.conversation_id}/{self._step()}/model{resumed}",
             summary=f"model: {request.agent} (turn {turn.number}, step {turn.steps})",
             policy=who.spec.model,
         )
-        if output is None:
-            return None
+        if not isinstance(output, ModelCallOutput):
+            self._after_failure(output)
+            return output
         self._follow_fork(output)
         carried.unsent = []
         self._add_usage(output)
         self._remember(SeqMessage(seq=output_seq, message=output.message), who)
         self._terminated = self._terminated or output.terminate
         return output
+
+    def _after_failure(self, failure: ModelFailure | None) -> None:
+        """What the failed call's activity wrote is not carried again; the rest stays
+        bounded, so failed turns do not pile up carried messages."""
+        if failure is None:
+            return  # a history from before typed failures: as it was recorded
+        if written_before(failure.type):
+            self._carried.unsent = []
+        else:
+            self._carried.unsent = self._carried.unsent[-MAX_UNSENT:]
 
     def _model_input(self, agent: str, new: list[SeqMessage], output_seq: int) -> ModelCallInput:
         return ModelCallInput(
@@ -172,9 +195,12 @@ class TurnMachine:
             output_seq=output_seq,
         )
 
-    def _answer(self, output: ModelCallOutput | None) -> TurnResult:
+    def _answer(self, output: ModelOutcome) -> TurnResult:
         if output is None:
             return self._result("failed", "The model could not be reached.")
+        if isinstance(output, ModelFailure):
+            error = TurnError(type=output.type, message=output.message)
+            return self._result("failed", failure_reply(output.type), error)
         if output.duplicate_message_id:
             return self._result("duplicate", "")
         result = self._result("completed", output.message.content)
@@ -301,11 +327,12 @@ class TurnMachine:
             policy=self._spec.model,
             purpose="select_speaker",
         )
-        if output is None:
-            return self._result("failed", "The model could not be reached.")
-        self._follow_fork(output)
-        if output.duplicate_message_id:
-            return self._result("duplicate", "")
+        if isinstance(output, ModelCallOutput):
+            self._follow_fork(output)
+        if not isinstance(output, ModelCallOutput) or output.duplicate_message_id:
+            if isinstance(output, ModelFailure):
+                self._after_failure(output)
+            return self._answer(output)
         carried.unsent = []  # the activity wrote them
         self._add_usage(output)
         return teams.chosen_speaker(team, output.message.content, candidates)
@@ -351,7 +378,7 @@ class TurnMachine:
         self._turn.usage = self._turn.usage.plus(output.usage)
         self._carried.usage = self._carried.usage.plus(output.usage)
 
-    def _result(self, status: str, reply: str) -> TurnResult:
+    def _result(self, status: str, reply: str, error: TurnError | None = None) -> TurnResult:
         turn = self._turn
         return TurnResult.model_validate(
             dict(
@@ -364,13 +391,50 @@ class TurnMachine:
                 steps=turn.steps,
                 speaker=turn.speaker,
                 speakers=list(turn.speakers),
+                **({"error": error} if error else {}),
             )
         )
 
 
-def _ends_turn(output: ModelCallOutput) -> bool:
-    """No tools to run: a text answer, a duplicate, or the agent's own termination rule."""
-    return bool(output.duplicate_message_id) or not output.message.tool_calls or output.terminate
+def _calls_tools(output: ModelOutcome) -> bool:
+    """Tools to run: not a failure, a text answer, a duplicate, or the agent's own
+    termination rule (AG2's is_termination_msg) holding on this answer."""
+    return (
+        isinstance(output, ModelCallOutput)
+        and not output.duplicate_message_id
+        and bool(output.message.tool_calls)
+        and not output.terminate
+    )
+
+
+_WRITTEN = frozenset(
+    {
+        ErrorType.MODEL_UNAVAILABLE,
+        ErrorType.CONTEXT_LENGTH_EXCEEDED,
+        ErrorType.MODEL_RESPONSE_INVALID,
+    }
+)
+
+
+def written_before(error_type: str) -> bool:
+    """The model activity fails with these only after it wrote the call's new messages."""
+    return error_type in _WRITTEN or error_type.startswith("ModelHTTP")
+
+
+def failure_reply(error_type: str) -> str:
+    """The reply of a failed turn: what happened, in words."""
+    if error_type == ErrorType.CONTEXT_LENGTH_EXCEEDED:
+        return "The message is too long for the model's context window."
+    if error_type == ErrorType.MODEL_UNAVAILABLE:
+        return "The model could not be reached."
+    if error_type == ErrorType.MODEL_RESPONSE_INVALID:
+        return "The model's answer could not be read."
+    status = error_type.removeprefix("ModelHTTP")
+    if status.isdigit() and (int(status) >= 500 or int(status) == 429):
+        return f"The model endpoint kept failing (HTTP {status}); the turn can be resumed."
+    if status.isdigit():
+        return f"The model endpoint refused the request (HTTP {status})."
+    return f"The model call failed ({error_type})."
 
 
 def _summary(spec: AgentSpec, calls: list[ToolCallRecord]) -> str:

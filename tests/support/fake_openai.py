@@ -1,19 +1,51 @@
-"""A local OpenAI-compatible endpoint that answers from a script (conftest's `fake_openai`)."""
+"""A local OpenAI-compatible endpoint that answers from a script (conftest's `fake_openai`).
+
+It refuses what the real API refuses, with the real API's status and error body:
+- a prompt over `context_window` tokens (counted with tiktoken, offline): 400
+  `context_length_exceeded` (Anthropic's path: 400 "prompt is too long");
+- a `tool` message that does not answer a call of the assistant message before it, or an
+  assistant's call left unanswered: 400 `invalid_request_error`;
+- a message `name` or tool name outside the API's patterns: 400 `invalid_value`.
+A refused request does not use up a scripted reply. `rate_limited` (429 with `retry-after`),
+`error(5xx)` and `garbage` (a 200 the client cannot parse) script the endpoint's failures.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-__all__ = ["API_KEY", "FakeOpenAI", "Reply", "completion", "error", "serving", "text", "tool_call"]
+import tiktoken
+
+__all__ = [
+    "API_KEY",
+    "FakeOpenAI",
+    "Reply",
+    "completion",
+    "count_tokens",
+    "error",
+    "garbage",
+    "rate_limited",
+    "serving",
+    "text",
+    "tool_call",
+]
 
 API_KEY = "sk-test-not-a-real-key-0123456789"
+DEFAULT_CONTEXT_WINDOW = 128_000  # gpt-4o-mini's
 
-Reply = tuple[int, dict[str, str], dict]  # status, headers, JSON body
+Reply = tuple[int, dict[str, str], dict | bytes]  # status, headers, JSON body (or raw bytes)
+Responder = Callable[[dict[str, Any]], Reply]
+
+MESSAGE_NAME = re.compile(r"^[^\s<|\\/>]+$")  # what the API enforces for `messages[].name`
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # and for `tools[].function.name`
+_ENCODING: list[tiktoken.Encoding] = []
 
 
 def completion(message: dict[str, object], finish: str) -> Reply:
@@ -28,12 +60,10 @@ def completion(message: dict[str, object], finish: str) -> Reply:
     return 200, {}, body
 
 
-def tool_call() -> Reply:
-    call = {
-        "id": "call_1",
-        "type": "function",
-        "function": {"name": "get_claim_status", "arguments": '{"claim_id": 123}'},
-    }
+def tool_call(
+    name: str = "get_claim_status", arguments: str = '{"claim_id": 123}', call_id: str = "call_1"
+) -> Reply:
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
     return completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
 
 
@@ -45,13 +75,156 @@ def error(status: int, headers: dict[str, str] | None = None) -> Reply:
     return status, headers or {}, {"error": {"message": f"fake {status}", "type": "test"}}
 
 
+def rate_limited(retry_after: float = 1) -> Reply:
+    """OpenAI's 429, asking for a retry after `retry_after` seconds."""
+    body = {
+        "error": {
+            "message": "Rate limit reached for requests",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    return 429, {"retry-after": f"{retry_after:g}"}, body
+
+
+def garbage(body: bytes = b"<html>upstream proxy error</html>") -> Reply:
+    """A 200 whose body is not the JSON the client expects."""
+    return 200, {}, body
+
+
+def count_tokens(body: dict[str, Any]) -> int:
+    """The prompt's tokens as the API counts them: each message's fields plus a few tokens
+    of framing, and the tool schemas (o200k_base, gpt-4o's encoding)."""
+    if not _ENCODING:
+        _ENCODING.append(tiktoken.get_encoding("o200k_base"))
+    encode = _ENCODING[0].encode
+    total = 3
+    for message in body.get("messages", []):
+        total += 3 + sum(len(encode(s)) for s in _strings(message))
+    if body.get("system"):  # Anthropic's system prompt is a field of its own
+        total += sum(len(encode(s)) for s in _strings(body["system"]))
+    if body.get("tools"):
+        total += len(encode(json.dumps(body["tools"])))
+    return total
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _invalid(message: str, param: str | None, code: str | None) -> Reply:
+    body = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": param,
+            "code": code,
+        }
+    }
+    return 400, {}, body
+
+
+def _too_long(path: str, tokens: int, window: int) -> Reply:
+    if path.endswith("/messages"):  # Anthropic's words; it has no code for it
+        message = f"prompt is too long: {tokens} tokens > {window} maximum"
+        return (
+            400,
+            {},
+            {"type": "error", "error": {"type": "invalid_request_error", "message": message}},
+        )
+    return _invalid(
+        f"This model's maximum context length is {window} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages.",
+        "messages",
+        "context_length_exceeded",
+    )
+
+
+def refusal(path: str, body: dict[str, Any], window: int) -> Reply | None:
+    """The 400 the real API answers `body` with, or None if it accepts it."""
+    if not path.endswith("/messages"):
+        problem = _pairing_problem(body.get("messages", [])) or _name_problem(body)
+        if problem is not None:
+            return problem
+    tokens = count_tokens(body)
+    return _too_long(path, tokens, window) if tokens > window else None
+
+
+def _pairing_problem(messages: list[dict[str, Any]]) -> Reply | None:
+    open_calls: list[str] = []
+    answerable: set[str] = set()
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in answerable:
+                return _invalid(
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    f"messages.[{index}].role",
+                    None,
+                )
+            open_calls.remove(message["tool_call_id"])
+            answerable.discard(message["tool_call_id"])
+            continue
+        if open_calls:
+            return _unanswered(index - 1, open_calls)
+        calls = [c["id"] for c in message.get("tool_calls") or []] if role == "assistant" else []
+        open_calls, answerable = list(calls), set(calls)
+    return _unanswered(len(messages) - 1, open_calls) if open_calls else None
+
+
+def _unanswered(index: int, calls: list[str]) -> Reply:
+    return _invalid(
+        "An assistant message with 'tool_calls' must be followed by tool messages responding "
+        f"to each 'tool_call_id'. The following tool_call_ids did not have response "
+        f"messages: {', '.join(calls)}",
+        f"messages.[{index}].role",
+        None,
+    )
+
+
+def _name_problem(body: dict[str, Any]) -> Reply | None:
+    for index, message in enumerate(body.get("messages", [])):
+        name = message.get("name")
+        if name is not None and not MESSAGE_NAME.match(name):
+            return _pattern(f"messages[{index}].name", MESSAGE_NAME.pattern)
+    for index, tool in enumerate(body.get("tools") or []):
+        if not TOOL_NAME.match(tool.get("function", {}).get("name", "")):
+            return _pattern(f"tools[{index}].function.name", TOOL_NAME.pattern)
+    return None
+
+
+def _pattern(param: str, pattern: str) -> Reply:
+    return _invalid(
+        f"Invalid '{param}': string does not match pattern. Expected a string that matches "
+        f"the pattern '{pattern}'.",
+        param,
+        "invalid_value",
+    )
+
+
 class FakeOpenAI:
     """Answers every POST (OpenAI's /v1/chat/completions, Azure's deployment path, Anthropic's
-    /v1/messages) from a script; records each request's body, path and key headers."""
+    /v1/messages) from a script, then from `responder` if one is set; records each
+    request's body, path and key headers, and refuses what the real API refuses."""
 
-    def __init__(self) -> None:
+    def __init__(self, context_window: int = DEFAULT_CONTEXT_WINDOW) -> None:
         self.script: list[Reply] = []
+        self.responder: Responder | None = None
+        self.context_window = context_window
         self.requests: list[tuple[float, dict]] = []
+        self.refused: list[Reply] = []
+        self.prompt_tokens: list[int] = []
+        """The counted prompt of each request, accepted or not."""
+        self._lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,9 +235,10 @@ class FakeOpenAI:
                     "api-key": self.headers["api-key"],
                     "path": self.path,
                 }
-                fake.requests.append((time.monotonic(), {**seen, **body}))
-                status, headers, payload = fake.script.pop(0)
-                data = json.dumps(payload).encode()
+                self._send(*fake.answer(self.path, {**seen, **body}, body))
+
+            def _send(self, status: int, headers: dict[str, str], payload: dict | bytes) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 for name, value in {"content-type": "application/json", **headers}.items():
                     self.send_header(name, value)
@@ -78,11 +252,25 @@ class FakeOpenAI:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
 
+    def answer(self, path: str, seen: dict[str, Any], body: dict[str, Any]) -> Reply:
+        with self._lock:
+            self.requests.append((time.monotonic(), seen))
+            self.prompt_tokens.append(count_tokens(body))
+            refused = refusal(path, body, self.context_window)
+            if refused is not None:
+                self.refused.append(refused)
+                return refused
+            if self.script:
+                return self.script.pop(0)
+            if self.responder is not None:
+                return self.responder(body)
+            raise AssertionError("the fake endpoint's script is used up")
+
 
 @contextmanager
-def serving() -> Iterator[FakeOpenAI]:
+def serving(context_window: int = DEFAULT_CONTEXT_WINDOW) -> Iterator[FakeOpenAI]:
     """A FakeOpenAI answering on a thread until the block ends."""
-    fake = FakeOpenAI()
+    fake = FakeOpenAI(context_window)
     thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from agent_workflows.actions import Action, CallModel, Finish, RunTools, ToolTask
+from agent_workflows.actions import Action, CallModel, Finish, ModelFailure, RunTools, ToolTask
 from agent_workflows.core import ConversationCore
 from agent_workflows.teams import TEAM_TURNS_LIMIT
+from agent_workflows.turns import MAX_UNSENT
 
 from interface import (
     AgentSpec,
@@ -664,3 +665,48 @@ def test_the_core_and_these_tests_import_no_temporal_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert out.stdout.strip() == "[]"
+
+
+# --- typed model failures, carried messages, resume ----------------------------------------
+
+
+def test_a_typed_failure_is_the_result_and_written_messages_are_not_carried() -> None:
+    core = conversation(agent())
+    failure = ModelFailure("ModelHTTP400", "model endpoint answered HTTP 400: bad")
+    results = [turn(core, Script([failure]), mid=f"m-{n}") for n in range(5)]  # type: ignore[list-item]
+    assert {(r.status, r.error.type if r.error else None) for r in results} == {
+        ("failed", "ModelHTTP400")
+    }
+    assert "HTTP 400" in results[0].reply and core.data.carried.unsent == []
+    script = Script([say("back")])
+    assert turn(core, script).reply == "back"
+    assert len(script.model_calls[0].request.new_messages) == 1
+
+
+def test_messages_a_failed_call_may_not_have_written_stay_bounded() -> None:
+    core = conversation(agent())
+    for n in range(MAX_UNSENT + 10):
+        turn(core, Script([ModelFailure("TimeoutError", "")]), mid=f"m-{n}")  # type: ignore[list-item]
+    assert len(core.data.carried.unsent) == MAX_UNSENT
+    assert core.data.carried.unsent[-1].message.message_id == f"m-{MAX_UNSENT + 9}"
+
+
+def test_a_resumed_turn_goes_on_from_its_failed_step_under_the_same_keys() -> None:
+    core = conversation(agent())
+    failure = ModelFailure("ModelHTTP503", "down")
+    first = Script([call(("echo", {"text": "hi"})), failure])  # type: ignore[list-item]
+    failed = turn(core, first, mid="m-1")
+    assert core.resume(UserMessage(message_id="m-1", text="", resume=True)) == failed
+    script = Script([say("done")])
+    machine = core.start_turn()
+    action = machine.first()
+    while not isinstance(action, Finish):
+        action = machine.send(script.answer(action))
+    core.finish_turn(action.result)
+    [again] = script.model_calls
+    assert again.activity_id == "conv-1/t1/s2/model/r1"
+    assert again.request.new_messages == []  # the user's message and the result are stored
+    assert (action.result.status, action.result.turn, action.result.steps) == ("completed", 1, 2)
+    assert len(action.result.tool_calls) == 1 and core.data.carried.turn_count == 1
+    assert core.result_for("m-1") == action.result
+    assert core.resume(UserMessage(message_id="m-1", text="", resume=True)) is None
