@@ -26,7 +26,7 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from interface.contract import SIGNAL_USER_MESSAGE
+from interface.contract import MAX_CONVERSATION_ID_CHARS, SIGNAL_USER_MESSAGE
 
 
 def run_then_exit(main: Callable[[], object]) -> NoReturn:
@@ -119,6 +119,7 @@ class Conversations:
     def _start_options(self, conversation_id: str, start: StartConversation) -> dict[str, Any]:
         """What every start sends: attach to a running conversation, never restart an ended
         one, and the Web UI's summary and details."""
+        check_conversation_id(conversation_id)
         return dict(
             id=conversation_id,
             task_queue=self.task_queue,
@@ -194,6 +195,17 @@ class Conversations:
         async for execution in self.client.list_workflows(full):
             status = execution.status.name if execution.status else "UNKNOWN"
             yield execution.id, status
+
+
+def check_conversation_id(conversation_id: str) -> None:
+    """ValueError unless the ID is one a conversation may start with (interface.contract)."""
+    if not conversation_id.strip():
+        raise ValueError("the conversation ID is empty")
+    if len(conversation_id) > MAX_CONVERSATION_ID_CHARS:
+        raise ValueError(
+            f"the conversation ID is {len(conversation_id):,} characters; "
+            f"at most {MAX_CONVERSATION_ID_CHARS} are allowed"
+        )
 
 
 def _check_size(text: str) -> None:

@@ -11,6 +11,8 @@ MessageRejected        the `ask` validator refused the message (empty text, too 
 ConversationEnding     the `ask` validator: `end` was signalled, no new turns are taken
 UnknownAgent           the conversation names an agent no worker has; the workflow fails with
                        it, and asks that were waiting fail with it too
+InvalidConversationId  the workflow ID is longer than `MAX_CONVERSATION_ID_CHARS`; the workflow
+                       fails with it at once, and asks are rejected with it
 
 Error types of a failed tool call (`ToolCallOutput.error_type`, and `"error"` in the result's JSON):
 
@@ -40,6 +42,7 @@ __all__ = [
     "CLIENT_ERROR_TYPES",
     "DEFAULT_TASK_QUEUE",
     "ErrorType",
+    "MAX_CONVERSATION_ID_CHARS",
     "QUERY_STATE",
     "SIGNAL_DECIDE_TOOL",
     "SIGNAL_END",
@@ -50,6 +53,10 @@ __all__ = [
 
 WORKFLOW_TYPE: Final = "AgentConversation"
 DEFAULT_TASK_QUEUE: Final = "agent-conversations"
+MAX_CONVERSATION_ID_CHARS: Final = 200
+"""The longest conversation ID (workflow ID) our clients, the CLI and the gateway start. The
+database columns hold up to 1,000 (Temporal's own limit), so a longer ID that another SDK
+starts still works; this bound keeps IDs, and the ledger keys built from them, short."""
 
 SIGNAL_USER_MESSAGE: Final = "user_message"
 SIGNAL_DECIDE_TOOL: Final = "decide_tool"
@@ -69,6 +76,7 @@ class ErrorType(StrEnum):
     MESSAGE_REJECTED = "MessageRejected"
     CONVERSATION_ENDING = "ConversationEnding"
     UNKNOWN_AGENT = "UnknownAgent"
+    INVALID_CONVERSATION_ID = "InvalidConversationId"
     TOOL_INPUT = "ToolInputError"
     TOOL_BUSINESS = "ToolBusinessError"
     OUTCOME_UNKNOWN = "OutcomeUnknown"
@@ -83,5 +91,6 @@ CLIENT_ERROR_TYPES: Final = (
     ErrorType.MESSAGE_REJECTED,
     ErrorType.CONVERSATION_ENDING,
     ErrorType.UNKNOWN_AGENT,
+    ErrorType.INVALID_CONVERSATION_ID,
 )
 """The types an `ask` can fail with; the README lists them for other-language clients."""

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_CALL_TOOL,
         ACTIVITY_DESCRIBE_AGENT,
         ACTIVITY_MODEL_CALL,
+        MAX_CONVERSATION_ID_CHARS,
         QUERY_STATE,
         SIGNAL_DECIDE_TOOL,
         SIGNAL_END,
@@ -65,9 +66,12 @@ class AgentConversation:
         self._core = ConversationCore(start, info.workflow_id, info.first_execution_run_id)
         self._data = self._core.data
         self._broken: ApplicationError | None = None  # set when the agent cannot start
+        self._refused = _refused_id(info.workflow_id)
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
+        if self._refused is not None:  # fail now: the ID would stick the first activity
+            raise self._refused
         # before any await: a marker recorded after a local activity's result may land in
         # a later workflow task than replay expects. Older histories have no marker.
         indexed = workflow.patched("search-attributes")
@@ -123,6 +127,8 @@ class AgentConversation:
     @ask.validator
     def _validate_ask(self, message: UserMessage) -> None:
         # a rejected update never enters history, so the error's type is free to choose
+        if self._refused is not None:
+            raise self._refused
         rejection = self._core.rejection(message)
         if rejection:
             raise ApplicationError(rejection.reason, type=rejection.type)
@@ -284,6 +290,19 @@ def _config(
         schedule_to_close_timeout=policy.schedule_to_close,
         heartbeat_timeout=policy.heartbeat,
         retry_policy=policy.retry.to_temporal(),
+    )
+
+
+def _refused_id(workflow_id: str) -> ApplicationError | None:
+    """The failure of a conversation whose ID is over the contract's limit: PostgreSQL's
+    columns and Temporal's activity IDs (which start with it) would refuse it later."""
+    if len(workflow_id) <= MAX_CONVERSATION_ID_CHARS:
+        return None
+    return ApplicationError(
+        f"the conversation ID is {len(workflow_id):,} characters; "
+        f"at most {MAX_CONVERSATION_ID_CHARS} are allowed",
+        type=ErrorType.INVALID_CONVERSATION_ID,
+        non_retryable=True,
     )
 
 
