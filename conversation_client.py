@@ -17,6 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
+from codec import ENCODING
 from interface import (
     DEFAULT_TASK_QUEUE,
     WORKFLOW_TYPE,
@@ -27,6 +28,7 @@ from interface import (
     UserMessage,
 )
 from interface.contract import MAX_CONVERSATION_ID_CHARS, SIGNAL_USER_MESSAGE
+from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 
 def run_then_exit(main: Callable[[], object]) -> NoReturn:
@@ -191,10 +193,48 @@ class Conversations:
 
     async def list(self, query: str = "") -> AsyncIterator[tuple[str, str]]:
         """(conversation ID, Temporal status) of conversations, newest first."""
+        async for row in self.listing(query):
+            yield row.conversation_id, row.status
+
+    async def listing(self, query: str = "") -> AsyncIterator[Listed]:
+        """Conversations, newest first, with what their search attributes say."""
         full = f'WorkflowType="{WORKFLOW_TYPE}"' + (f" AND ({query})" if query else "")
         async for execution in self.client.list_workflows(full):
-            status = execution.status.name if execution.status else "UNKNOWN"
-            yield execution.id, status
+            found = execution.typed_search_attributes
+            yield Listed(
+                conversation_id=execution.id,
+                status=execution.status.name if execution.status else "UNKNOWN",
+                agent=found.get(AGENT_NAME),
+                conversation_status=found.get(CONVERSATION_STATUS),
+                turns=found.get(TURN_COUNT),
+            )
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A listed conversation: its Temporal status, and its search attributes (None on a
+    namespace without them)."""
+
+    conversation_id: str
+    status: str
+    agent: str | None
+    conversation_status: str | None
+    turns: int | None
+
+
+ENCRYPTED_HINT = "this conversation is encrypted: set AGENT_CODEC_KEYS (or AGENT_CODEC_KEY_FILE)"
+"""What our clients say when they hold no key for a conversation's payloads."""
+
+
+def encrypted_without_keys(error: BaseException | None) -> bool:
+    """Whether `error` (or what caused it) is the converter meeting an encrypted payload it
+    has no codec for: the SDK raises KeyError "Unknown payload encoding binary/encrypted"."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, KeyError) and ENCODING.decode() in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def check_conversation_id(conversation_id: str) -> None:
