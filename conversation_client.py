@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -157,12 +158,13 @@ class Conversations:
             AgentConversation.run, start, **self._start_options(conversation_id, start)
         )
         try:
-            return await self.client.execute_update_with_start_workflow(
-                AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
-                message,
-                start_workflow_operation=operation,
-                id=message.message_id,
-            )
+            with _encrypted_hint():
+                return await self.client.execute_update_with_start_workflow(
+                    AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
+                    message,
+                    start_workflow_operation=operation,
+                    id=message.message_id,
+                )
         except BaseException:
             _retrieve_start_error(operation)
             raise
@@ -183,7 +185,8 @@ class Conversations:
         return self.client.get_workflow_handle_for(AgentConversation.run, conversation_id)
 
     async def state(self, conversation_id: str) -> ConversationState:
-        return await self.handle(conversation_id).query(AgentConversation.state)
+        with _encrypted_hint():
+            return await self.handle(conversation_id).query(AgentConversation.state)
 
     async def decide(self, conversation_id: str, decision: ToolDecision) -> None:
         await self.handle(conversation_id).signal(AgentConversation.decide_tool, decision)
@@ -224,6 +227,21 @@ class Listed:
 
 ENCRYPTED_HINT = "this conversation is encrypted: set AGENT_CODEC_KEYS (or AGENT_CODEC_KEY_FILE)"
 """What our clients say when they hold no key for a conversation's payloads."""
+
+
+class EncryptedConversation(Exception):
+    """The conversation's payloads are encrypted and this client has no codec for them."""
+
+
+@contextmanager
+def _encrypted_hint() -> Iterator[None]:
+    """EncryptedConversation in place of the SDK's KeyError for an encrypted payload."""
+    try:
+        yield
+    except KeyError as error:
+        if encrypted_without_keys(error):
+            raise EncryptedConversation(ENCRYPTED_HINT) from None
+        raise
 
 
 def encrypted_without_keys(error: BaseException | None) -> bool:

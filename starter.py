@@ -31,6 +31,7 @@ from codec import KeyConfigError
 from conversation_client import (
     ENCRYPTED_HINT,
     Conversations,
+    EncryptedConversation,
     Listed,
     encrypted_without_keys,
     run_then_exit,
@@ -176,6 +177,8 @@ def rejection(error: WorkflowUpdateFailedError) -> str:
         return f"rejected: {reason}; start a new conversation with another ID"
     if kind == ErrorType.UNKNOWN_AGENT:
         return f"failed: {reason}"
+    if kind == ErrorType.ENCRYPTION_REQUIRED:  # its message is encrypted: we have no keys
+        return f"rejected: {ENCRYPTED_HINT}"
     return f"rejected: {reason}"
 
 
@@ -198,6 +201,8 @@ def call(
         fail(rejection(error), 1)
     except ValueError as error:  # the client's checks: the ID, the text's size
         fail(str(error), 2)
+    except EncryptedConversation:
+        fail(ENCRYPTED_HINT, 2)
     except KeyError as error:
         if encrypted_without_keys(error):
             fail(ENCRYPTED_HINT, 2)

@@ -34,6 +34,7 @@ from activities.ledger import Ledger, LedgerHooks
 from activities.model import ModelActivities
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
+from agent_conversations._strict import strict_data_converter
 from agents.errors import ConfigurationError
 from agents.registry import AgentRegistry
 from codec import EncryptionCodec, KeyRing, data_converter_for
@@ -123,6 +124,8 @@ class AgentConversationsPlugin(SimplePlugin):
         """Ours in place of the SDK's default; a user's own converter is kept if it can
         carry our payloads, with our codec added when keys are given and it has none."""
         if existing is None or existing is DataConverter.default:
+            if self._keys is not None:  # refuses messages sent unencrypted (_strict)
+                return strict_data_converter(self._keys)
             return data_converter_for(self._keys)
         if existing.payload_converter_class is DefaultPayloadConverter:
             existing = dataclasses.replace(

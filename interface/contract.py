@@ -11,6 +11,8 @@ MessageRejected        the `ask` validator refused the message (empty text, too 
 ConversationEnding     the `ask` validator: `end` was signalled, no new turns are taken
 UnknownAgent           the conversation names an agent no worker has; the workflow fails with
                        it, and asks that were waiting fail with it too
+EncryptionRequired     with encryption on, the worker refused a message that arrived unencrypted:
+                       an `ask` is rejected before it enters history, a signal is dropped
 InvalidConversationId  the workflow ID is longer than `MAX_CONVERSATION_ID_CHARS`; the workflow
                        fails with it at once, and asks are rejected with it
 
@@ -77,6 +79,7 @@ class ErrorType(StrEnum):
     CONVERSATION_ENDING = "ConversationEnding"
     UNKNOWN_AGENT = "UnknownAgent"
     INVALID_CONVERSATION_ID = "InvalidConversationId"
+    ENCRYPTION_REQUIRED = "EncryptionRequired"
     TOOL_INPUT = "ToolInputError"
     TOOL_BUSINESS = "ToolBusinessError"
     OUTCOME_UNKNOWN = "OutcomeUnknown"
@@ -92,5 +95,6 @@ CLIENT_ERROR_TYPES: Final = (
     ErrorType.CONVERSATION_ENDING,
     ErrorType.UNKNOWN_AGENT,
     ErrorType.INVALID_CONVERSATION_ID,
+    ErrorType.ENCRYPTION_REQUIRED,
 )
 """The types an `ask` can fail with; the README lists them for other-language clients."""

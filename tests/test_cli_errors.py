@@ -8,11 +8,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from temporalio.client import Client
 
 from activities.db import Database
-from codec import KeyRing, encrypted_data_converter, generate_key_entry
-from conversation_client import Conversations, connect
+from conversation_client import Conversations
 from interface.contract import MAX_CONVERSATION_ID_CHARS
 from support.ids import new_id
 from support.starter import Run, run_starter, start_starter
@@ -134,7 +132,7 @@ async def test_list_shows_agent_status_and_turns(
         await conversations.ask(cid, "!say one", "m-1")
         for _ in range(40):  # visibility is eventually consistent
             listed = await starter("list", "--query", f'WorkflowId="{cid}"')
-            row = next((l for l in listed.out.splitlines() if cid in l), "")
+            row = next((line for line in listed.out.splitlines() if cid in line), "")
             if "idle" in row and " 1 " in row:
                 break
             await asyncio.sleep(0.25)
@@ -144,17 +142,3 @@ async def test_list_shows_agent_status_and_turns(
 async def test_a_too_long_id_is_refused_in_one_line(starter: Starter) -> None:
     line = one_line_error(await starter("ask", "x" * (MAX_CONVERSATION_ID_CHARS + 1), "hi"), 2)
     assert f"at most {MAX_CONVERSATION_ID_CHARS}" in line
-
-
-async def test_a_keyless_cli_on_an_encrypted_conversation_says_set_the_keys(
-    db: Database, temporal_address: str, task_queue: str, starter: Starter, client: Client
-) -> None:
-    ring = KeyRing.parse(generate_key_entry("k1"))
-    secure = Conversations(
-        await connect(temporal_address, data_converter=encrypted_data_converter(ring)), task_queue
-    )
-    cid = new_id()
-    await secure.start(cid)
-    run = await starter("state", cid)
-    line = one_line_error(run, 2)
-    assert "this conversation is encrypted: set AGENT_CODEC_KEYS" in line
