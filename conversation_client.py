@@ -18,7 +18,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
-from codec import ENCODING
 from interface import (
     DEFAULT_TASK_QUEUE,
     WORKFLOW_TYPE,
@@ -225,6 +224,9 @@ class Listed:
     turns: int | None
 
 
+ENCRYPTED_ENCODING = "binary/encrypted"
+"""codec.ENCODING, the payload encoding of an encrypted conversation (codec sits above this
+module in the layers)."""
 ENCRYPTED_HINT = "this conversation is encrypted: set AGENT_CODEC_KEYS (or AGENT_CODEC_KEY_FILE)"
 """What our clients say when they hold no key for a conversation's payloads."""
 
@@ -249,7 +251,7 @@ def encrypted_without_keys(error: BaseException | None) -> bool:
     has no codec for: the SDK raises KeyError "Unknown payload encoding binary/encrypted"."""
     seen = 0
     while error is not None and seen < 10:
-        if isinstance(error, KeyError) and ENCODING.decode() in str(error):
+        if isinstance(error, KeyError) and ENCRYPTED_ENCODING in str(error):
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False
