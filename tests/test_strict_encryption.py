@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -17,6 +18,7 @@ from activities.tables import TranscriptMessage
 from agent_conversations import AgentConversationsPlugin
 from codec import KeyRing, generate_key_entry
 from conversation_client import Conversations, EncryptedConversation, connect
+from gateway import ApiKey, GatewayAuth, GatewaySettings, create_app
 from interface import ErrorType, UserMessage
 from settings import WorkerSettings
 from support.databases import count
@@ -99,4 +101,30 @@ async def test_the_keyless_cli_says_set_the_keys(
         assert run.code in (1, 2), run
         assert "Traceback" not in run.err, run.err
         assert "this conversation is encrypted: set AGENT_CODEC_KEYS" in run.err, run.err
+    assert PLAINTEXT.encode() not in await stored(client, cid)
+
+
+async def test_a_keyless_gateway_answers_502_encrypted_conversation(
+    secure: Conversations, temporal_address: str, task_queue: str, client: Client
+) -> None:
+    cid = new_id("strict")
+    await secure.ask(cid, "!say encrypted hello", "m-1")
+    keyless = Conversations(await connect(temporal_address), task_queue)
+    key = "strict-gateway-key-0123456789"
+    settings = GatewaySettings(auth=GatewayAuth(keys=[ApiKey(name="t", key=key)]))
+    transport = httpx.ASGITransport(app=create_app(keyless, settings))
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=headers
+    ) as http:
+        state = await http.get(f"/conversations/{cid}")
+        sent = await http.post(
+            f"/conversations/{cid}/messages",
+            json={"text": PLAINTEXT},
+            headers={"Idempotency-Key": "k-1"},
+        )
+    for response in (state, sent):
+        assert response.status_code == 502, response.text
+        assert response.json()["error"] == "encrypted_conversation"
+        assert "set AGENT_CODEC_KEYS" in response.json()["message"]
     assert PLAINTEXT.encode() not in await stored(client, cid)
