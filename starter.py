@@ -514,6 +514,12 @@ class ChatSession:
         except WorkflowUpdateFailedError as error:
             err.print(rejection(error))
             return
+        except WorkflowAlreadyStartedError:
+            err.print(f"error: {ended(self.id)}")
+            return
+        except (EncryptedConversation, ValueError) as error:
+            err.print(f"error: {error}")
+            return
         except RPCError as error:
             err.print(f"error: {error.message}")
             return

@@ -1,5 +1,5 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
-[demo-kill] [features] [autogen-agent] [unknown-agent] [team]` (all by default).
+[demo-kill] [features] [autogen-agent] [unknown-agent] [team] [long-id]` (all by default).
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
 from activities.db import Database
 from agents.registry import AgentRegistry
@@ -26,7 +26,8 @@ from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from devserver import start_dev_server, worker_process
 from examples import register_examples
-from interface import ConversationSettings, StartConversation, ToolDecision
+from interface import WORKFLOW_TYPE, ConversationSettings, StartConversation, ToolDecision
+from interface.contract import MAX_CONVERSATION_ID_CHARS
 from worker import build_worker, prepare_database
 
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
@@ -149,6 +150,18 @@ async def unknown_agent(conversations: Conversations) -> str:
     return cid
 
 
+async def long_id(client: Client, task_queue: str) -> str:
+    """A conversation another SDK starts with an ID over the limit: it fails at once
+    (patch `conversation-id-limit`), its ask rejected."""
+    cid = f"replay-long-id-{uuid.uuid4().hex[:6]}-".ljust(MAX_CONVERSATION_ID_CHARS + 50, "x")
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE, StartConversation(), id=cid, task_queue=task_queue
+    )
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -174,6 +187,7 @@ async def main() -> None:
         "autogen-agent",
         "unknown-agent",
         "team",
+        "long-id",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -196,6 +210,8 @@ async def main() -> None:
             recorded[f"features-{today}"] = await features(conversations)
         if "unknown-agent" in wanted:
             recorded[f"unknown-agent-{today}"] = await unknown_agent(conversations)
+        if "long-id" in wanted:
+            recorded[f"long-id-{today}"] = await long_id(env.client, conversations.task_queue)
         if "autogen-agent" in wanted:
             recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
     for name, cid in recorded.items():

@@ -70,7 +70,9 @@ class AgentConversation:
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
-        if self._refused is not None:  # fail now: the ID would stick the first activity
+        # fail now: the ID would stick the first activity. Patched, and only for such an
+        # ID, so that conversations started with a long ID before keep replaying
+        if self._refused is not None and workflow.patched("conversation-id-limit"):
             raise self._refused
         # before any await: a marker recorded after a local activity's result may land in
         # a later workflow task than replay expects. Older histories have no marker.
