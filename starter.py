@@ -191,31 +191,41 @@ def call(
     target: Target = ctx.obj
     try:
         return asyncio.run(_with_client(target, action, conversation_id))
-    except Unreachable as error:
-        fail(f"cannot reach Temporal at {target.address}: {error}", 2)
-    except (Ended, StartFailed) as error:
-        fail(str(error), 1)
-    except WorkflowAlreadyStartedError:  # an ended conversation is never restarted
-        fail(ended(conversation_id), 1)
-    except WorkflowUpdateFailedError as error:
-        fail(rejection(error), 1)
-    except ValueError as error:  # the client's checks: the ID, the text's size
-        fail(str(error), 2)
-    except EncryptedConversation:
-        fail(ENCRYPTED_HINT, 2)
-    except KeyError as error:
-        if encrypted_without_keys(error):
-            fail(ENCRYPTED_HINT, 2)
-        raise
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND and conversation_id:
-            fail(f"no conversation {conversation_id}: {error.message}", 1)
-        if error.status == RPCStatusCode.UNAVAILABLE:
-            fail(f"cannot reach Temporal at {target.address}: {error.message}", 2)
-        if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
-            hint = f"is a worker polling task queue {target.task_queue}?"
-            fail(f"Temporal did not answer in time ({hint}): {error.message}", 1)
-        fail(f"Temporal refused: {error.status.name if error.status else ''} {error.message}", 1)
+    except Exception as error:
+        explained = explain(error, target, conversation_id)
+        if explained is None:
+            raise
+        fail(*explained)
+
+
+def explain(error: Exception, target: Target, cid: str | None) -> tuple[str, int] | None:
+    """The one line and exit code for `error`, or None to let it surface as a bug."""
+    if isinstance(error, Unreachable):
+        return f"cannot reach Temporal at {target.address}: {error}", 2
+    if isinstance(error, Ended | StartFailed):
+        return str(error), 1
+    if isinstance(error, WorkflowAlreadyStartedError):  # an ended ID is never restarted
+        return ended(cid), 1
+    if isinstance(error, WorkflowUpdateFailedError):
+        return rejection(error), 1
+    if isinstance(error, EncryptedConversation) or encrypted_without_keys(error):
+        return ENCRYPTED_HINT, 2
+    if isinstance(error, ValueError):  # the client's checks: the ID, the text's size
+        return str(error), 2
+    if isinstance(error, RPCError):
+        return rpc_failure(error, target, cid)
+    return None
+
+
+def rpc_failure(error: RPCError, target: Target, cid: str | None) -> tuple[str, int]:
+    if error.status == RPCStatusCode.NOT_FOUND and cid:
+        return f"no conversation {cid}: {error.message}", 1
+    if error.status == RPCStatusCode.UNAVAILABLE:
+        return f"cannot reach Temporal at {target.address}: {error.message}", 2
+    if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        hint = f"is a worker polling task queue {target.task_queue}?"
+        return f"Temporal did not answer in time ({hint}): {error.message}", 1
+    return f"Temporal refused: {error.status.name if error.status else ''} {error.message}", 1
 
 
 def new_message_id() -> str:

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from activities.bounds import MAX_ERROR_CHARS
 from activities.db import Database
 from conversation_client import Conversations
-from support.databases import make_database
+from support.databases import HAS_POSTGRES, make_database
 from support.ids import new_id
 from support.workers import WorkerFactory
 from worker import prepare_database
@@ -55,9 +55,7 @@ def assert_bounded(message: str, *, kind: str) -> None:
     assert "078-05-1120" not in message and "[parameters:" not in message
 
 
-@pytest.mark.skipif(
-    not __import__("support.databases").databases.HAS_POSTGRES, reason="needs PostgreSQL"
-)
+@pytest.mark.skipif(not HAS_POSTGRES, reason="needs PostgreSQL")
 async def test_a_varchar_overflow_fails_the_turn_with_a_bounded_message(
     tmp_path: Path,
     run_worker: WorkerFactory,
