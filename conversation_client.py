@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -33,7 +34,8 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from interface.contract import SIGNAL_USER_MESSAGE
+from interface.contract import MAX_CONVERSATION_ID_CHARS, SIGNAL_USER_MESSAGE
+from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 
 def run_then_exit(main: Callable[[], object]) -> NoReturn:
@@ -133,6 +135,7 @@ class Conversations:
     def _start_options(self, conversation_id: str, start: StartConversation) -> dict[str, Any]:
         """What every start sends: attach to a running conversation, never restart an ended
         one, and the Web UI's summary and details."""
+        check_conversation_id(conversation_id)
         return dict(
             id=conversation_id,
             task_queue=self.task_queue,
@@ -182,12 +185,13 @@ class Conversations:
             AgentConversation.run, start, **self._start_options(conversation_id, start)
         )
         try:
-            return await self.client.execute_update_with_start_workflow(
-                AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
-                message,
-                start_workflow_operation=operation,
-                id=_update_id(message),
-            )
+            with _encrypted_hint():
+                return await self.client.execute_update_with_start_workflow(
+                    AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
+                    message,
+                    start_workflow_operation=operation,
+                    id=_update_id(message),
+                )
         except BaseException:
             _retrieve_start_error(operation)
             raise
@@ -208,7 +212,8 @@ class Conversations:
         return self.client.get_workflow_handle_for(AgentConversation.run, conversation_id)
 
     async def state(self, conversation_id: str) -> ConversationState:
-        return await self.handle(conversation_id).query(AgentConversation.state)
+        with _encrypted_hint():
+            return await self.handle(conversation_id).query(AgentConversation.state)
 
     async def decide(self, conversation_id: str, decision: ToolDecision) -> None:
         await self.handle(conversation_id).signal(AgentConversation.decide_tool, decision)
@@ -218,10 +223,77 @@ class Conversations:
 
     async def list(self, query: str = "") -> AsyncIterator[tuple[str, str]]:
         """(conversation ID, Temporal status) of conversations, newest first."""
+        async for row in self.listing(query):
+            yield row.conversation_id, row.status
+
+    async def listing(self, query: str = "") -> AsyncIterator[Listed]:
+        """Conversations, newest first, with what their search attributes say."""
         full = f'WorkflowType="{WORKFLOW_TYPE}"' + (f" AND ({query})" if query else "")
         async for execution in self.client.list_workflows(full):
-            status = execution.status.name if execution.status else "UNKNOWN"
-            yield execution.id, status
+            found = execution.typed_search_attributes
+            yield Listed(
+                conversation_id=execution.id,
+                status=execution.status.name if execution.status else "UNKNOWN",
+                agent=found.get(AGENT_NAME),
+                conversation_status=found.get(CONVERSATION_STATUS),
+                turns=found.get(TURN_COUNT),
+            )
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A listed conversation: its Temporal status, and its search attributes (None on a
+    namespace without them)."""
+
+    conversation_id: str
+    status: str
+    agent: str | None
+    conversation_status: str | None
+    turns: int | None
+
+
+ENCRYPTED_ENCODING = "binary/encrypted"
+"""codec.ENCODING, the payload encoding of an encrypted conversation (codec sits above this
+module in the layers)."""
+ENCRYPTED_HINT = "this conversation is encrypted: set AGENT_CODEC_KEYS (or AGENT_CODEC_KEY_FILE)"
+"""What our clients say when they hold no key for a conversation's payloads."""
+
+
+class EncryptedConversation(Exception):
+    """The conversation's payloads are encrypted and this client has no codec for them."""
+
+
+@contextmanager
+def _encrypted_hint() -> Iterator[None]:
+    """EncryptedConversation in place of the SDK's KeyError for an encrypted payload."""
+    try:
+        yield
+    except KeyError as error:
+        if encrypted_without_keys(error):
+            raise EncryptedConversation(ENCRYPTED_HINT) from None
+        raise
+
+
+def encrypted_without_keys(error: BaseException | None) -> bool:
+    """Whether `error` (or what caused it) is the converter meeting an encrypted payload it
+    has no codec for: the SDK raises KeyError "Unknown payload encoding binary/encrypted"."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, KeyError) and ENCRYPTED_ENCODING in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def check_conversation_id(conversation_id: str) -> None:
+    """ValueError unless the ID is one a conversation may start with (interface.contract)."""
+    if not conversation_id.strip():
+        raise ValueError("the conversation ID is empty")
+    if len(conversation_id) > MAX_CONVERSATION_ID_CHARS:
+        raise ValueError(
+            f"the conversation ID is {len(conversation_id):,} characters; "
+            f"at most {MAX_CONVERSATION_ID_CHARS} are allowed"
+        )
 
 
 def _update_id(message: UserMessage) -> str:

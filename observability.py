@@ -31,6 +31,8 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from interface.secrets import redact_known
+
 __all__ = [
     "ConversationLogFilter",
     "LogContext",
@@ -122,10 +124,27 @@ def _from_workflow_record(record: logging.LogRecord) -> LogContext | None:
     return None
 
 
+class SecretLogFilter(logging.Filter):
+    """Replaces the configured secrets (interface.secrets) in a record's message and
+    traceback: a library may log what an endpoint echoed back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_known(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_known(record.exc_text)
+        return True
+
+
 def log_handler(stream: TextIO | None = None) -> logging.Handler:
     """A stream handler that prints each record with its conversation context."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ConversationLogFilter())
+    handler.addFilter(SecretLogFilter())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     return handler
 

@@ -6,6 +6,7 @@ Connection settings (address, namespace, TLS, API key, TOML profiles) are loaded
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from autogen_core.models import ChatCompletionClient, ModelFamily, ModelInfo
 from llama_index.core.llms import LLM
 from pydantic import Field, SecretStr, SkipValidation
+from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.converter import DataConverter
@@ -23,6 +25,7 @@ from temporalio.service import TLSConfig
 from agent_conversations import AgentConversationsPlugin, WorkerTuning
 from codec import KeyRing, data_converter_for
 from interface import DEFAULT_TASK_QUEUE
+from interface.secrets import register_environment_secrets, register_secret, register_secrets
 from observability import client_interceptors
 
 if TYPE_CHECKING:
@@ -154,7 +157,16 @@ class WorkerSettings(WorkerTuning):
         """The one place the environment is read. Raises ValueError for a bad setting."""
         names = {**OWN_ENV, **TEST_ENV, **DEMO_ENV}
         values: dict[str, Any] = {field: env[var] for field, var in names.items() if env.get(var)}
-        return cls.model_validate({**values, "temporal": load_temporal_profile(env)})
+        settings = cls.model_validate({**values, "temporal": load_temporal_profile(env)})
+        settings.register_secrets(env)
+        return settings
+
+    def register_secrets(self, env: Mapping[str, str]) -> None:
+        """Scrub what these settings hold by value (interface.secrets): the keys, the API
+        key of the Temporal profile, the database password."""
+        register_environment_secrets(env)
+        register_secret(self.temporal.api_key)
+        register_secret(make_url(self.database_url).password)
 
     @property
     def temporal_address(self) -> str:
@@ -208,7 +220,12 @@ class WorkerSettings(WorkerTuning):
         """The payload encryption keys, or None. Raises codec.KeyConfigError, naming the
         problem, for missing or malformed keys."""
         keys = self.codec_keys.get_secret_value() if self.codec_keys else None
-        return KeyRing.from_config(keys, self.codec_key_file)
+        ring = KeyRing.from_config(keys, self.codec_key_file)
+        for key in ring.keys.values() if ring else ():  # a key file's too
+            register_secrets(
+                [base64.b64encode(key).decode(), base64.urlsafe_b64encode(key).decode()]
+            )
+        return ring
 
     def plugin(
         self,

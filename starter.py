@@ -18,11 +18,24 @@ import typer
 from rich.console import Console
 from rich.status import Status as RichStatus
 from rich.table import Table
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from codec import KeyConfigError
-from conversation_client import Conversations, run_then_exit
+from conversation_client import (
+    ENCRYPTED_HINT,
+    Conversations,
+    EncryptedConversation,
+    Listed,
+    encrypted_without_keys,
+    run_then_exit,
+)
 from interface import (
     DEFAULT_TASK_QUEUE,
     ConversationState,
@@ -39,6 +52,8 @@ T = TypeVar("T")
 POLL_SECONDS = 0.2
 """How often a running turn's progress is polled (the `state` query)."""
 QUERY_TIMEOUT = 2.0
+NO_WORKER_SECONDS = 5.0
+"""After this long without a worker's answer, the CLI asks whether one polls the queue."""
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # plain text: replies, arguments and IDs may contain what rich reads as markup
@@ -62,6 +77,10 @@ class Target:
 
 class Unreachable(Exception):
     """Connecting failed; the SDK raises RuntimeError, not RPCError, for that."""
+
+
+class Ended(Exception):
+    """The conversation exists but is closed: signals and queries find no running run."""
 
 
 Address = Annotated[
@@ -101,7 +120,11 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-async def _with_client(target: Target, action: Callable[[Conversations], Awaitable[T]]) -> T:
+async def _with_client(
+    target: Target,
+    action: Callable[[Conversations], Awaitable[T]],
+    conversation_id: str | None = None,
+) -> T:
     settings = target.settings
     try:
         plugin = settings.plugin()  # AGENT_CODEC_KEYS and tracing, as the worker
@@ -117,9 +140,32 @@ async def _with_client(target: Target, action: Callable[[Conversations], Awaitab
             fail(f"Temporal TLS: {error}", 2)
         except RuntimeError as error:
             raise Unreachable(str(error)) from error
-        return await action(Conversations(client, target.task_queue))
+        conversations = Conversations(client, target.task_queue)
+        try:
+            return await action(conversations)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND and conversation_id:
+                await _raise_if_closed(conversations, conversation_id)
+            raise
     finally:
         stop_tracing()
+
+
+async def _raise_if_closed(c: Conversations, conversation_id: str) -> None:
+    """Ended, if the conversation exists and is closed (completed, failed, terminated)."""
+    try:
+        status = (await c.handle(conversation_id).describe()).status
+    except RPCError:
+        return  # it does not exist: the caller's NOT_FOUND stands
+    if status is not None and status != WorkflowExecutionStatus.RUNNING:
+        raise Ended(ended(conversation_id, status.name.lower().replace("_", " ")))
+
+
+def ended(conversation_id: str | None, how: str = "ended") -> str:
+    return (
+        f"conversation {conversation_id} has ended ({how}); "
+        "start a new conversation with another ID"
+    )
 
 
 def rejection(error: WorkflowUpdateFailedError) -> str:
@@ -131,6 +177,8 @@ def rejection(error: WorkflowUpdateFailedError) -> str:
         return f"rejected: {reason}; start a new conversation with another ID"
     if kind in (ErrorType.UNKNOWN_AGENT, ErrorType.CONVERSATION_CLOSED):
         return f"failed: {reason}"
+    if kind == ErrorType.ENCRYPTION_REQUIRED:  # its message is encrypted: we have no keys
+        return f"rejected: {ENCRYPTED_HINT}"
     return f"rejected: {reason}"
 
 
@@ -142,20 +190,42 @@ def call(
     """Run one client call, turning Temporal's errors into a message and an exit code."""
     target: Target = ctx.obj
     try:
-        return asyncio.run(_with_client(target, action))
-    except Unreachable as error:
-        fail(f"cannot reach Temporal at {target.address}: {error}", 2)
-    except WorkflowUpdateFailedError as error:
-        fail(rejection(error), 1)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND and conversation_id:
-            fail(f"no conversation {conversation_id}: {error.message}", 1)
-        if error.status == RPCStatusCode.UNAVAILABLE:
-            fail(f"cannot reach Temporal at {target.address}: {error.message}", 2)
-        if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
-            hint = f"is a worker polling task queue {target.task_queue}?"
-            fail(f"Temporal did not answer in time ({hint}): {error.message}", 1)
-        fail(f"Temporal refused: {error.status.name if error.status else ''} {error.message}", 1)
+        return asyncio.run(_with_client(target, action, conversation_id))
+    except Exception as error:
+        explained = explain(error, target, conversation_id)
+        if explained is None:
+            raise
+        fail(*explained)
+
+
+def explain(error: Exception, target: Target, cid: str | None) -> tuple[str, int] | None:
+    """The one line and exit code for `error`, or None to let it surface as a bug."""
+    if isinstance(error, Unreachable):
+        return f"cannot reach Temporal at {target.address}: {error}", 2
+    if isinstance(error, Ended | StartFailed):
+        return str(error), 1
+    if isinstance(error, WorkflowAlreadyStartedError):  # an ended ID is never restarted
+        return ended(cid), 1
+    if isinstance(error, WorkflowUpdateFailedError):
+        return rejection(error), 1
+    if isinstance(error, EncryptedConversation) or encrypted_without_keys(error):
+        return ENCRYPTED_HINT, 2
+    if isinstance(error, ValueError):  # the client's checks: the ID, the text's size
+        return str(error), 2
+    if isinstance(error, RPCError):
+        return rpc_failure(error, target, cid)
+    return None
+
+
+def rpc_failure(error: RPCError, target: Target, cid: str | None) -> tuple[str, int]:
+    if error.status == RPCStatusCode.NOT_FOUND and cid:
+        return f"no conversation {cid}: {error.message}", 1
+    if error.status == RPCStatusCode.UNAVAILABLE:
+        return f"cannot reach Temporal at {target.address}: {error.message}", 2
+    if error.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        hint = f"is a worker polling task queue {target.task_queue}?"
+        return f"Temporal did not answer in time ({hint}): {error.message}", 1
+    return f"Temporal refused: {error.status.name if error.status else ''} {error.message}", 1
 
 
 def new_message_id() -> str:
@@ -186,8 +256,47 @@ def start(
     agent: Annotated[str, typer.Option()] = "claims-assistant",
 ) -> None:
     """Start a conversation, or attach to it if it is already running."""
-    handle = call(ctx, lambda c: c.start(conversation_id, StartConversation(agent=agent)))
-    out.print(f"conversation {conversation_id} is running (run {handle.result_run_id})")
+    start = StartConversation(agent=agent)
+
+    async def run(c: Conversations) -> str:
+        handle = await c.start(conversation_id, start)
+        if await first_task_done(c, handle):
+            return f"conversation {conversation_id} is running (run {handle.result_run_id})"
+        return (
+            f"conversation {conversation_id} started (run {handle.result_run_id}), but no worker "
+            f"has picked it up in {NO_WORKER_SECONDS:g} s: {no_worker_hint(c)}"
+        )
+
+    out.print(call(ctx, run, conversation_id))
+
+
+class StartFailed(Exception):
+    """The conversation failed in its first workflow task (an unknown agent, say)."""
+
+
+async def first_task_done(c: Conversations, handle: WorkflowHandle) -> bool:
+    """Whether a worker ran the conversation's first workflow task within
+    NO_WORKER_SECONDS; StartFailed or Ended if the conversation closed meanwhile."""
+    deadline = asyncio.get_running_loop().time() + NO_WORKER_SECONDS
+    while True:
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except WorkflowFailureError as error:
+                reason = getattr(error.cause, "message", None) or str(error.cause or error)
+                raise StartFailed(f"conversation {handle.id} failed: {reason}") from None
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise Ended(ended(handle.id))
+        if not description.raw_description.HasField("pending_workflow_task"):
+            return True  # a worker completed the workflow task: the conversation is served
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def no_worker_hint(c: Conversations) -> str:
+    return f"is a worker polling task queue {c.task_queue}?"
 
 
 @app.command()
@@ -196,8 +305,29 @@ def send(
 ) -> None:
     """Send a message without waiting for the reply (signal-with-start)."""
     mid = message_id or new_message_id()
-    call(ctx, lambda c: c.send(conversation_id, text, mid))
-    out.print(f"sent {mid} to {conversation_id}")
+
+    async def run(c: Conversations) -> bool:
+        before = await accepted_turns(c, conversation_id) if message_id else None
+        await c.send(conversation_id, text, mid)
+        return before is not None and await accepted_turns(c, conversation_id) == before
+
+    if call(ctx, run, conversation_id):
+        out.print(
+            f"{mid} was a duplicate: {conversation_id} had it already, nothing was sent again"
+        )
+    else:
+        out.print(f"sent {mid} to {conversation_id}")
+
+
+async def accepted_turns(c: Conversations, conversation_id: str) -> int | None:
+    """Turns the conversation took so far (done, running, queued), or None when it is not
+    running or does not answer: a duplicate message ID leaves this unchanged."""
+    try:
+        state = await asyncio.wait_for(c.state(conversation_id), QUERY_TIMEOUT)
+    except (RPCError, TimeoutError):
+        return None
+    running = state.status in ("thinking", "waiting_approval")
+    return state.turn_count + state.queued_turns + int(running)
 
 
 def tool_names(content: str) -> str:
@@ -248,10 +378,12 @@ class Progress:
 
 
 async def watch(
-    c: Conversations, conversation_id: str, running: Awaitable[T], progress: Progress
+    c: Conversations, conversation_id: str, running: Awaitable[T], progress: Progress | None
 ) -> T:
-    """Await `running` (a turn), polling the `state` query meanwhile to show progress."""
+    """Await `running` (a turn), polling the `state` query meanwhile to show progress, and
+    saying so on stderr when no worker answers for NO_WORKER_SECONDS."""
     task = asyncio.ensure_future(running)
+    silent_since: float | None = asyncio.get_running_loop().time()
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
@@ -260,12 +392,31 @@ async def watch(
             try:
                 state = await asyncio.wait_for(c.state(conversation_id), QUERY_TIMEOUT)
             except (RPCError, TimeoutError):
-                continue  # not started yet, or the worker is busy: try again
-            progress.show(progress_of(state))
+                # not started yet, or the worker is busy: try again
+                silent_since = warn_if_silent(c, silent_since, progress)
+                continue
+            silent_since = None
+            if progress is not None:
+                progress.show(progress_of(state))
     finally:
-        progress.stop()
+        if progress is not None:
+            progress.stop()
         if not task.done():
             task.cancel()
+
+
+def warn_if_silent(
+    c: Conversations, since: float | None, progress: Progress | None
+) -> float | None:
+    """Warn once that no worker answers; the time to warn from, None once warned."""
+    if since is None or asyncio.get_running_loop().time() - since < NO_WORKER_SECONDS:
+        return since
+    if progress is not None:
+        progress.stop()
+    err.print(
+        f"no worker has answered for {NO_WORKER_SECONDS:g} s: {no_worker_hint(c)} (still waiting)"
+    )
+    return None
 
 
 def print_turn(result: TurnResult) -> None:
@@ -301,9 +452,9 @@ def ask(
 
     async def run(c: Conversations) -> TurnResult:
         turn = c.ask(conversation_id, text, mid, resume=resume)
-        return await (watch(c, conversation_id, turn, Progress(err)) if progress else turn)
+        return await watch(c, conversation_id, turn, Progress(err) if progress else None)
 
-    print_turn(call(ctx, run))
+    print_turn(call(ctx, run, conversation_id))
 
 
 CHAT_HELP = (
@@ -383,6 +534,12 @@ class ChatSession:
             result = await self.c.ask(self.id, text, message_id, self.start)
         except WorkflowUpdateFailedError as error:
             err.print(rejection(error))
+            return
+        except WorkflowAlreadyStartedError:
+            err.print(f"error: {ended(self.id)}")
+            return
+        except (EncryptedConversation, ValueError) as error:
+            err.print(f"error: {error}")
             return
         except RPCError as error:
             err.print(f"error: {error.message}")
@@ -501,12 +658,15 @@ def list_(
 ) -> None:
     """List conversations, newest first."""
 
-    async def collect(c: Conversations) -> list[tuple[str, str]]:
-        return [row async for row in c.list(query)]
+    async def collect(c: Conversations) -> list[Listed]:
+        return [row async for row in c.listing(query)]
 
-    table = Table("conversation", "status")
+    table = Table("conversation", "agent", "status", "turns", "run")
     for row in call(ctx, collect):
-        table.add_row(*row)
+        turns = "" if row.turns is None else str(row.turns)
+        table.add_row(
+            row.conversation_id, row.agent or "", row.conversation_status or "", turns, row.status
+        )
     out.print(table)
 
 

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
+import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.bounds import error_text
 from activities.db import Database, TableSet, redacted
+from activities.errors import describe
 from activities.faults import KillAt
 from activities.ledger import LedgerHooks
 from agent_conversations import (
@@ -43,6 +50,18 @@ from settings import WorkerSettings, WorkerTuning
 __all__ = ["build_worker", "default_agents", "has_search_attributes", "main", "prepare_database"]
 
 log = logging.getLogger("worker")
+T = TypeVar("T")
+
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 30.0
+"""A worker started before its database or Temporal waits for them, backing off to this."""
+REFUSED_LOGIN = re.compile(
+    r"password authentication failed|role \S+ does not exist|database \S+ does not exist"
+    r"|no pg_hba\.conf entry|authentication failed"
+)
+"""PostgreSQL refusing the login; psycopg gives no SQLSTATE for a failed connect."""
+REFUSED = (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED)
+"""Temporal's answers to a bad API key or certificate: the operator's to fix."""
 
 
 def build_worker(
@@ -143,6 +162,58 @@ def make_plugin(
         raise SystemExit(f"fault injection: {bad}") from None
 
 
+async def until_up(what: str, where: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()`, retried with backoff while `what` is down, one log line per failed
+    attempt; SystemExit in one line for the operator's faults (credentials, no such
+    database, TLS, a refused API key), which waiting does not mend."""
+    delay = FIRST_RETRY_SECONDS
+    for number in itertools.count(1):
+        try:
+            return await attempt()
+        except Exception as error:
+            fault = operator_fault(error)
+            if fault is not None:
+                raise SystemExit(f"{what} at {where}: {fault}") from None
+            if not is_down(error):
+                raise
+            log.warning(
+                "%s at %s is not reachable (attempt %d: %s); retrying in %g s",
+                what,
+                where,
+                number,
+                one_line(error),
+                delay,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_RETRY_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def operator_fault(error: BaseException) -> str | None:
+    """What the operator must fix, or None for an outage worth waiting out."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+    if sqlstate.startswith("28") or sqlstate == "3D000" or REFUSED_LOGIN.search(str(error)):
+        return one_line(error)  # credentials, or no such database
+    if isinstance(error, RPCError) and error.status in REFUSED:
+        return f"{error.status.name if error.status else ''}: {error.message}"
+    return None
+
+
+def is_down(error: BaseException) -> bool:
+    """A database or Temporal that is not there yet: refused, unresolved, timed out."""
+    if isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(error, RPCError):
+        return error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+    return isinstance(error, RuntimeError) and "connect" in str(error).lower()
+
+
+def one_line(error: BaseException) -> str:
+    """The error's class and first line, scrubbed and bounded, with no SQL parameters."""
+    text = describe(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return error_text(text)[:300]
+
+
 def log_start(settings: WorkerSettings, db: Database, client: Client, names: list[str]) -> None:
     """What the worker serves, where; never a secret (the API key only as set or unset)."""
     config = settings.connect_config()
@@ -170,14 +241,27 @@ def log_start(settings: WorkerSettings, db: Database, client: Client, names: lis
     )
 
 
+def open_database(url: str) -> Database:
+    """The database, or SystemExit in one line for a URL no driver takes (never the URL:
+    it may hold the password)."""
+    try:
+        return Database(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as bad:
+        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+        raise SystemExit(
+            f"DATABASE_URL: scheme {scheme!r} is not supported ({type(bad).__name__}); "
+            "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/db"
+        ) from None
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     configure_logging()
     settings, modules = configured(argv)
     stop_tracing = configure_tracing(settings, "agent-worker")
-    db = Database(settings.database_url)
+    db = open_database(settings.database_url)
     plugin, tables = make_plugin(settings, db, modules)
-    await prepare_database(db, tables)
-    client = await settings.connect(plugin)
+    await until_up("the database", redacted(db.url), lambda: prepare_database(db, tables))
+    client = await until_up("Temporal", settings.temporal_address, lambda: settings.connect(plugin))
     worker = Worker(client, task_queue=settings.task_queue)  # the plugin comes with the client
     log_start(settings, db, client, modules)
     stop = asyncio.Event()

@@ -15,6 +15,7 @@ import re
 from temporalio import activity
 
 from interface import Message, ToolCall
+from interface.secrets import redact_known
 
 __all__ = [
     "MAX_ARGUMENT_BYTES",
@@ -105,8 +106,9 @@ def storable(text: str) -> str:
 
 
 def scrub(text: str) -> str:
-    """`text` without anything key-like: API keys, bearer tokens, `?key=` query values."""
-    return _SECRET.sub("[redacted]", text)
+    """`text` without the configured secrets (interface.secrets) or anything key-like: API
+    keys, bearer tokens, `?key=` query values."""
+    return _SECRET.sub("[redacted]", redact_known(text))
 
 
 def error_text(text: str) -> str:

@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from interface.secrets import register_secret
+
 # package data, so an installed (non-editable) copy finds them too
 MIGRATIONS = files("activities.migrations")
 _READ_ONLY = "agent_read_only"
@@ -81,6 +83,8 @@ class Database:
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = async_url(url)
+        register_secret(make_url(self.url).password)  # scrubbed from failures and logs
+        engine_kwargs.setdefault("hide_parameters", True)  # no SQL parameters in errors
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
             _ensure_parent_dir(self.url)

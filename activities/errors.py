@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, StatementError
@@ -59,6 +60,8 @@ TRANSIENT = (
     PoolTimeout,
 )
 """Errors of a database or network that is away for a while: retried like the model's 5xx."""
+MAX_TRACE_FRAMES = 12
+"""Frames kept in an activity failure's stack trace: ours, and the innermost one."""
 
 
 @contextmanager
@@ -70,7 +73,28 @@ def classified() -> Iterator[None]:
     except FailureError:
         raise  # already classified (ApplicationError), or Temporal's own
     except Exception as exc:
-        raise failure(exc, activity.info().attempt).with_traceback(exc.__traceback__) from None
+        error = failure(exc, activity.info().attempt)
+        raise error.with_traceback(short_traceback(exc.__traceback__)) from None
+
+
+def short_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """`tb` without the libraries' frames, save the innermost: a SQLAlchemy error's 40
+    frames took the failure past the server's bound for a pending activity's last failure,
+    which then showed only "Failure exceeds size limit"."""
+    frames: list[TracebackType] = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    kept = [f for f in frames[:-1] if not _is_library(f.tb_frame.f_code.co_filename)]
+    kept = (kept + frames[-1:])[-MAX_TRACE_FRAMES:]
+    chain: TracebackType | None = None
+    for frame in reversed(kept):
+        chain = TracebackType(chain, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return chain
+
+
+def _is_library(filename: str) -> bool:
+    return "site-packages" in filename or "dist-packages" in filename or "/lib/python3" in filename
 
 
 def failure(exc: Exception, attempt: int) -> ApplicationError:

@@ -19,12 +19,12 @@ class LedgerEntry(Base):
 
     __tablename__ = "tool_ledger"
 
-    key: Mapped[str] = mapped_column(String(512), primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(String(255), index=True)
+    key: Mapped[str] = mapped_column(String(1200), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(1000), index=True)
     tool: Mapped[str] = mapped_column(String(128))
     args_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # claimed | succeeded | failed | unknown
-    owner: Mapped[str] = mapped_column(String(512))  # workflow run + activity ID
+    owner: Mapped[str] = mapped_column(String(1200))  # workflow run + activity ID
     attempt: Mapped[int] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     result: Mapped[str | None] = mapped_column(Text)  # ToolCallOutput JSON once final
@@ -44,7 +44,7 @@ class TranscriptMessage(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    conversation_id: Mapped[str] = mapped_column(String(255), index=True)
+    conversation_id: Mapped[str] = mapped_column(String(1000), index=True)
     chain_id: Mapped[str] = mapped_column(String(64))  # first run ID: survives continue-as-new
     seq: Mapped[int] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16))

@@ -43,6 +43,7 @@ from activities.model import ModelActivities
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
 from activities.window import DEFAULT_CONTEXT_WINDOW
+from agent_conversations._strict import strict_data_converter
 from agents.adapters.mcp import use_caller
 from agents.errors import ConfigurationError
 from agents.registry import AgentRegistry
@@ -147,6 +148,8 @@ class AgentConversationsPlugin(SimplePlugin):
         """Ours in place of the SDK's default; a user's own converter is kept if it can
         carry our payloads, with our codec added when keys are given and it has none."""
         if existing is None or existing is DataConverter.default:
+            if self._keys is not None:  # refuses messages sent unencrypted (_strict)
+                return strict_data_converter(self._keys)
             return data_converter_for(self._keys)
         if existing.payload_converter_class is DefaultPayloadConverter:
             existing = dataclasses.replace(

@@ -8,6 +8,7 @@ codec server.
 from codec._codec import (
     ENCODING,
     KEY_ID_METADATA,
+    PLAINTEXT_METADATA,
     DecryptionError,
     EncryptionCodec,
     data_converter_for,
@@ -20,6 +21,7 @@ from codec._server import SERVER_ENV, CodecServerSettings, build_app
 __all__ = [
     "ENCODING",
     "KEY_ID_METADATA",
+    "PLAINTEXT_METADATA",
     "SERVER_ENV",
     "CodecServerSettings",
     "DecryptionError",

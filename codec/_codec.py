@@ -21,6 +21,8 @@ from codec._keys import KeyRing
 # languages can reuse those codecs with the same keys
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
+PLAINTEXT_METADATA = "agent-plaintext"
+"""Set by a strict codec on a payload that arrived unencrypted, for the converter to refuse."""
 NONCE_BYTES = 12
 TAG_BYTES = 16
 
@@ -38,8 +40,11 @@ class EncryptionCodec(PayloadCodec):
     Payloads without the encrypted encoding pass through decode unchanged.
     """
 
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, *, strict: bool = False) -> None:
         self.ring = ring
+        self.strict = strict
+        """Flag payloads that arrive unencrypted (PLAINTEXT_METADATA) instead of passing them
+        through unmarked; the worker's converter then refuses them as messages."""
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Encrypt each payload with the active key."""
@@ -60,9 +65,10 @@ class EncryptionCodec(PayloadCodec):
         )
 
     def decrypt(self, payload: Payload) -> Payload:
-        """One payload, opened with the key its metadata names; plain payloads pass through."""
+        """One payload, opened with the key its metadata names; plain payloads pass through
+        (flagged, when strict)."""
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            return self._flagged(payload) if self.strict else payload
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         if key_id not in self.ring.keys:
             raise DecryptionError(
@@ -86,6 +92,13 @@ class EncryptionCodec(PayloadCodec):
             raise DecryptionError(
                 f"payload under key {key_id!r} decrypted to data that is not a Payload"
             ) from None
+
+    @staticmethod
+    def _flagged(payload: Payload) -> Payload:
+        flagged = Payload()
+        flagged.CopyFrom(payload)
+        flagged.metadata[PLAINTEXT_METADATA] = b"1"
+        return flagged
 
 
 def encrypted_data_converter(ring: KeyRing) -> DataConverter:

@@ -21,6 +21,9 @@ ApiError(status, code, message)                 every answer that is not a succe
   422 unknown_agent                             the conversation failed: UnknownAgent
   422 invalid_page_token                        a page token the gateway did not hand out
   501 filter_unavailable                        list filters without the search attributes
+  502 encrypted_conversation                    the conversation is encrypted and the gateway has
+                                                no keys (EncryptedConversation, or the worker's
+                                                EncryptionRequired): set AGENT_CODEC_KEYS
   502 temporal_error, unexpected_error          anything else, logged
   503 temporal_unavailable, temporal_busy,      connecting failed (RuntimeError), RPCError
       no_worker (all with Retry-After)          UNAVAILABLE, RESOURCE_EXHAUSTED, no poller
@@ -41,6 +44,7 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from conversation_client import ENCRYPTED_HINT, EncryptedConversation
 from gateway._models import ErrorBody
 from interface.contract import ErrorType
 
@@ -91,6 +95,10 @@ def ended(conversation_id: str) -> ApiError:
     return ApiError(409, "conversation_ended", message)
 
 
+def encrypted() -> ApiError:
+    return ApiError(502, "encrypted_conversation", f"the gateway cannot read it: {ENCRYPTED_HINT}")
+
+
 def unavailable(detail: str) -> ApiError:
     """503: Temporal cannot be reached; the client should retry after a while."""
     return ApiError(503, "temporal_unavailable", f"Temporal is unavailable: {detail}")
@@ -102,6 +110,8 @@ def from_exception(error: BaseException, conversation_id: str | None = None) -> 
         return error
     if isinstance(error, WorkflowAlreadyStartedError):
         return ended(conversation_id or "")
+    if isinstance(error, EncryptedConversation):
+        return encrypted()
     if isinstance(error, WorkflowUpdateFailedError):
         return _update_failed(error, conversation_id or "")
     if isinstance(error, RPCError):
@@ -132,6 +142,8 @@ def _update_failed(error: WorkflowUpdateFailedError, conversation_id: str) -> Ap
         return ApiError(409, "conversation_closed", reason)
     if kind == ErrorType.BACKLOG_FULL:
         return ApiError(429, "backlog_full", f"rejected: {reason}")
+    if kind == ErrorType.ENCRYPTION_REQUIRED:
+        return encrypted()
     return ApiError(422, "message_rejected", f"rejected: {reason}")
 
 

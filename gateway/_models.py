@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway._auth import GatewayAuth
+from interface.contract import MAX_CONVERSATION_ID_CHARS
 
 AGENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 """Agent names: also the only text placed inside a list query, so no quotes or spaces."""
@@ -17,8 +18,9 @@ MAX_TEXT_CHARS = 100_000
 NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 """A character `str.strip()` keeps: the workflow's "text is empty" rule as a JSON Schema
 pattern (ECMA and Python regexes read it alike)."""
-MAX_ID_CHARS = 200
-"""Conversation IDs and Idempotency-Keys; the workflow rejects longer message IDs."""
+MAX_ID_CHARS = MAX_CONVERSATION_ID_CHARS
+"""Conversation IDs and Idempotency-Keys (interface.contract); the workflow rejects longer
+message IDs."""
 
 AgentName = Annotated[str, Field(pattern=AGENT_PATTERN, examples=["claims-assistant"])]
 ListedStatus = Literal["idle", "thinking", "waiting_approval", "ended", "failed"]

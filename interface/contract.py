@@ -15,6 +15,10 @@ ConversationClosed     the conversation was terminated, cancelled or timed out; 
                        start again under its ID as an empty conversation (a new ID does)
 UnknownAgent           the conversation names an agent no worker has; the workflow fails with
                        it, and asks that were waiting fail with it too
+EncryptionRequired     with encryption on, the worker refused a message that arrived unencrypted:
+                       an `ask` is rejected before it enters history, a signal is dropped
+InvalidConversationId  the workflow ID is longer than `MAX_CONVERSATION_ID_CHARS`; the workflow
+                       fails with it at once, and asks are rejected with it
 
 Error types of a failed tool call (`ToolCallOutput.error_type`, and `"error"` in the result's JSON):
 
@@ -54,6 +58,7 @@ __all__ = [
     "DEFAULT_TASK_QUEUE",
     "ErrorType",
     "MCP_IDEMPOTENCY_META_KEY",
+    "MAX_CONVERSATION_ID_CHARS",
     "QUERY_STATE",
     "SIGNAL_DECIDE_TOOL",
     "SIGNAL_END",
@@ -64,6 +69,10 @@ __all__ = [
 
 WORKFLOW_TYPE: Final = "AgentConversation"
 DEFAULT_TASK_QUEUE: Final = "agent-conversations"
+MAX_CONVERSATION_ID_CHARS: Final = 200
+"""The longest conversation ID (workflow ID) our clients, the CLI and the gateway start. The
+database columns hold up to 1,000 (Temporal's own limit), so a longer ID that another SDK
+starts still works; this bound keeps IDs, and the ledger keys built from them, short."""
 
 SIGNAL_USER_MESSAGE: Final = "user_message"
 SIGNAL_DECIDE_TOOL: Final = "decide_tool"
@@ -89,6 +98,8 @@ class ErrorType(StrEnum):
     BACKLOG_FULL = "BacklogFull"
     CONVERSATION_CLOSED = "ConversationClosed"
     UNKNOWN_AGENT = "UnknownAgent"
+    INVALID_CONVERSATION_ID = "InvalidConversationId"
+    ENCRYPTION_REQUIRED = "EncryptionRequired"
     TOOL_INPUT = "ToolInputError"
     TOOL_BUSINESS = "ToolBusinessError"
     OUTCOME_UNKNOWN = "OutcomeUnknown"
@@ -107,5 +118,7 @@ CLIENT_ERROR_TYPES: Final = (
     ErrorType.BACKLOG_FULL,
     ErrorType.CONVERSATION_CLOSED,
     ErrorType.UNKNOWN_AGENT,
+    ErrorType.INVALID_CONVERSATION_ID,
+    ErrorType.ENCRYPTION_REQUIRED,
 )
 """The types an `ask` can fail with; the README lists them for other-language clients."""

@@ -1,6 +1,6 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures]` (all by
+[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures] [long-id]` (all by
 default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
@@ -50,6 +50,7 @@ from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamainde
 from devserver import start_dev_server, worker_process
 from examples import register_examples
 from interface import (
+    WORKFLOW_TYPE,
     ConversationSettings,
     ModelPolicy,
     RetrySettings,
@@ -57,7 +58,7 @@ from interface import (
     ToolDecision,
     ToolPolicy,
 )
-from interface.contract import ACTIVITY_CALL_TOOL
+from interface.contract import ACTIVITY_CALL_TOOL, MAX_CONVERSATION_ID_CHARS
 from worker import build_worker, prepare_database
 
 from .support.fake_openai import API_KEY, FakeOpenAI, completion, serving, text, tool_call
@@ -489,6 +490,18 @@ async def model_failures(env_client, task_queue: str, db: Database) -> str:  # t
     return cid
 
 
+async def long_id(client: Client, task_queue: str) -> str:
+    """A conversation another SDK starts with an ID over the limit: it fails at once
+    (patch `conversation-id-limit`), its ask rejected."""
+    cid = f"replay-long-id-{uuid.uuid4().hex[:6]}-".ljust(MAX_CONVERSATION_ID_CHARS + 50, "x")
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE, StartConversation(), id=cid, task_queue=task_queue
+    )
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -523,6 +536,7 @@ async def main() -> None:
         "reset",
         "closed",
         "model-failures",
+        "long-id",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -551,6 +565,8 @@ async def main() -> None:
             recorded[f"features-{today}"] = await features(conversations)
         if "unknown-agent" in wanted:
             recorded[f"unknown-agent-{today}"] = await unknown_agent(conversations)
+        if "long-id" in wanted:
+            recorded[f"long-id-{today}"] = await long_id(env.client, conversations.task_queue)
         if "autogen-agent" in wanted:
             recorded[f"autogen-agent-{today}"] = await framework_agents(conversations)
         if "burst" in wanted:

@@ -127,8 +127,9 @@ def test_the_client_gets_the_pydantic_converter_and_the_codec_with_keys():
         pydantic_data_converter
     )
     encrypted = client_converter(AgentConversationsPlugin(keys=ring()), DataConverter.default)
-    assert encrypted.payload_converter_class is PydanticPayloadConverter
-    assert isinstance(encrypted.payload_codec, EncryptionCodec)
+    # pydantic, refusing messages that arrive unencrypted (agent_conversations._strict)
+    assert issubclass(encrypted.payload_converter_class, PydanticPayloadConverter)
+    assert isinstance(encrypted.payload_codec, EncryptionCodec) and encrypted.payload_codec.strict
     # a converter that is already the plugin's is kept as it is
     assert client_converter(AgentConversationsPlugin(keys=ring()), encrypted) is encrypted
 

@@ -201,6 +201,12 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "patch continue-as-new-mid-queue": _patch("continue-as-new-mid-queue"),
     "patch bounded-queue": _patch("bounded-queue"),
     "patch typed-model-failures": _patch("typed-model-failures"),
+    "patch conversation-id-limit": _patch("conversation-id-limit"),
+    "conversation ID over the limit: workflow fails": lambda run: any(
+        (a.get("failure") or {}).get("applicationFailureInfo", {}).get("type")
+        == ErrorType.INVALID_CONVERSATION_ID
+        for a in _of(run, "WORKFLOW_EXECUTION_FAILED")
+    ),
     "describe agent": lambda run: any(
         a["markerName"] == "core_local_activity" for a in _of(run, "MARKER_RECORDED")
     ),
@@ -237,6 +243,10 @@ PATHS: dict[str, Callable[[Run], bool]] = {
 CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation.run: patched(search-attributes)": ["patch search-attributes"],
     "conversation.AgentConversation.run: patched(failed-status)": ["patch failed-status"],
+    "conversation.AgentConversation.run: patched(conversation-id-limit)": [
+        "patch conversation-id-limit",
+        "conversation ID over the limit: workflow fails",
+    ],
     "conversation.AgentConversation._continue_mid_queue: patched(continue-as-new-mid-queue)": [
         "patch continue-as-new-mid-queue",
         "continue-as-new with turns queued",

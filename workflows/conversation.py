@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_CALL_TOOL,
         ACTIVITY_DESCRIBE_AGENT,
         ACTIVITY_MODEL_CALL,
+        MAX_CONVERSATION_ID_CHARS,
         QUERY_STATE,
         SIGNAL_DECIDE_TOOL,
         SIGNAL_END,
@@ -68,9 +69,14 @@ class AgentConversation:
         self._data = self._core.data
         self._broken: ApplicationError | None = None  # set when the agent cannot start
         self._asking: list[str] = []  # message IDs of the `ask` handlers still waiting
+        self._refused = _refused_id(info.workflow_id)
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
+        # fail now: the ID would stick the first activity. Patched, and only for such an
+        # ID, so that conversations started with a long ID before keep replaying
+        if self._refused is not None and workflow.patched("conversation-id-limit"):
+            raise self._refused
         # before any await: a marker recorded after a local activity's result may land in
         # a later workflow task than replay expects. Older histories have no marker.
         indexed = workflow.patched("search-attributes")
@@ -144,6 +150,8 @@ class AgentConversation:
     @ask.validator
     def _validate_ask(self, message: UserMessage) -> None:
         # a rejected update never enters history, so the error's type is free to choose
+        if self._refused is not None:
+            raise self._refused
         rejection = self._core.rejection(message)
         if rejection:
             raise ApplicationError(rejection.reason, type=rejection.type)
@@ -354,6 +362,19 @@ def _model_failure(err: ActivityError) -> ModelFailure:
     if isinstance(cause, ApplicationError):
         return ModelFailure(cause.type or "ApplicationError", cause.message)
     return ModelFailure(type(cause).__name__, str(cause) if cause else "")
+
+
+def _refused_id(workflow_id: str) -> ApplicationError | None:
+    """The failure of a conversation whose ID is over the contract's limit: PostgreSQL's
+    columns and Temporal's activity IDs (which start with it) would refuse it later."""
+    if len(workflow_id) <= MAX_CONVERSATION_ID_CHARS:
+        return None
+    return ApplicationError(
+        f"the conversation ID is {len(workflow_id):,} characters; "
+        f"at most {MAX_CONVERSATION_ID_CHARS} are allowed",
+        type=ErrorType.INVALID_CONVERSATION_ID,
+        non_retryable=True,
+    )
 
 
 def _reports_indexed(error: BaseException | None) -> bool:
