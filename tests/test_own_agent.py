@@ -24,10 +24,16 @@ DOC = ROOT / "docs" / "own-agent.md"
 TIMEOUT = 120
 
 
-def example_code() -> str:
-    """The doc's one python block, exactly as a reader copies it."""
-    [block] = re.findall(r"^```python\n(.*?)^```$", DOC.read_text(), re.S | re.M)
-    return block
+README = ROOT / "README.md"
+
+
+def example_code(page: Path = DOC) -> str:
+    """The page's complete example, exactly as a reader copies it: its first python block
+    (in the README, the first one of `## Your own agent`)."""
+    text = page.read_text()
+    if page == README:
+        text = text[text.index("## Your own agent") :]
+    return re.findall(r"^```python\n(.*?)^```$", text, re.S | re.M)[0]
 
 
 def rows(database: Path, query: str) -> list[tuple]:
@@ -60,8 +66,11 @@ async def run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str
 
 
 @pytest.mark.e2e  # the example file runs as its own process
-async def test_the_documented_example_runs_as_written(tmp_path: Path, temporal_address: str):
-    (tmp_path / "my_agents.py").write_text(example_code())
+@pytest.mark.parametrize("page", [README, DOC], ids=["README", "own-agent.md"])
+async def test_the_documented_example_runs_as_written(
+    tmp_path: Path, temporal_address: str, page: Path
+):
+    (tmp_path / "my_agents.py").write_text(example_code(page))
     database = tmp_path / "mine.db"
     env = clean_env(TEMPORAL_ADDRESS=temporal_address, DATABASE_URL=f"sqlite:///{database}")
     code, out, err = await run("my_agents.py", cwd=tmp_path, env=env)
