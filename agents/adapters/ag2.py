@@ -138,6 +138,7 @@ def ag2_tool(schema: dict[str, Any], fn: Callable[..., Any], **options: Any) -> 
     result), run by the ledger. A synchronous one runs in a thread with the context
     carried, so `current_tool_context()` works in it."""
     name = schema["name"]
+    _refuse_ag2_mcp(name, fn)
     is_async = inspect.iscoroutinefunction(fn)
     if options.get("kind") == "database" and not is_async:
         raise UnsupportedOption(
@@ -159,6 +160,16 @@ def ag2_tool(schema: dict[str, Any], fn: Callable[..., Any], **options: Any) -> 
         parameters=dict(schema.get("parameters") or {"type": "object", "properties": {}}),
         **options,
     )
+
+
+def _refuse_ag2_mcp(name: str, fn: Callable[..., Any]) -> None:
+    """AG2's MCP toolkit calls its own session from the function: no ledger, no key."""
+    if getattr(inspect.unwrap(fn), "__module__", "") == "autogen.mcp.mcp_client":
+        raise UnsupportedOption(
+            f"tool {name!r}: AG2's MCP toolkit (autogen.mcp) is not supported: its session "
+            "lives in one process; register the server with "
+            "registry.add(..., extra_tools=mcp_tools(StdioServer(...)))"
+        )
 
 
 # --- what is read from the agents -------------------------------------------------------

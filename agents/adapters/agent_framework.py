@@ -178,7 +178,11 @@ _UNSUPPORTED: list[tuple[str, Callable[[RawAgent], object], str]] = [
     ),
     ("compaction_strategy", lambda a: a.compaction_strategy, "the window is context_messages"),
     ("tokenizer", lambda a: a.tokenizer, "the window is context_messages"),
-    ("MCP tools", lambda a: a.mcp_tools, "register MCP servers' tools through the MCP adapter"),
+    (
+        "MCP tools",
+        lambda a: a.mcp_tools,
+        "register the server with registry.add(..., extra_tools=mcp_tools(StdioServer(...)))",
+    ),
     (
         "default_options conversation_id",
         lambda a: a.default_options.get("conversation_id"),
