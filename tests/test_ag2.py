@@ -500,6 +500,7 @@ async def test_response_format_asks_the_model_for_the_schema(
     assert registry.get("reviewer").output_schema == Verdict.model_json_schema()
 
 
+@pytest.mark.e2e  # a fresh interpreter imports the worker
 def test_a_worker_without_ag2_agents_does_not_import_ag2() -> None:
     """AG2's import takes seconds: workers and activities load it only for its agents."""
     code = (

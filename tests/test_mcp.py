@@ -48,6 +48,8 @@ from support.ids import new_id
 from support.mcp_agents import SERVER, http_server, mcp_agent, stdio_server
 from support.workers import WorkerFactory
 
+pytestmark = pytest.mark.integration  # every test here talks to a real MCP server process
+
 TRUNCATED = re.compile(r"\.\.\. \[truncated (\d+) characters\]$")
 
 
