@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,46 +18,17 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from interface import ToolPolicy
-from settings import ENV, WorkerSettings
+from settings import WorkerSettings
 from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
-from support.paths import ROOT
+from support.starter import Run, run_starter, start_starter
 from support.workers import WorkerFactory
 
 TIMEOUT = 60
 CLAIM_QUESTION = "Check policy status for claim 123"
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 Starter = Callable[..., Awaitable[Run]]
-
-
-async def run_starter(*args: str, env: dict[str, str] | None = None) -> Run:
-    # the outer environment must not choose the server, namespace or queue
-    clean = {k: v for k, v in os.environ.items() if k not in ENV.values()}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "starter.py"),
-        *args,
-        cwd=ROOT,
-        env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture
@@ -265,20 +234,14 @@ async def session(temporal_address: str, task_queue: str) -> AsyncIterator[Calla
     started: list[asyncio.subprocess.Process] = []
 
     async def open_session(*args: str) -> Session:
-        clean = {k: v for k, v in os.environ.items() if k not in ENV.values()}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "starter.py"),
+        process = await start_starter(
             "--address",
             temporal_address,
             "--task-queue",
             task_queue,
             *args,
-            cwd=ROOT,
-            env={**clean, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+            env={"PYTHONUNBUFFERED": "1"},
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
         )
         started.append(process)
         return Session(process)

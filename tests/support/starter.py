@@ -29,14 +29,16 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 async def start_starter(
-    *args: str, env: dict[str, str] | None = None
+    *args: str, env: dict[str, str] | None = None, stdin: int | None = None
 ) -> asyncio.subprocess.Process:
+    """starter.py started with piped output (and stdin, with `stdin=PIPE`)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "starter.py"),
         *args,
         cwd=ROOT,
         env=_env(env),
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
