@@ -18,7 +18,6 @@ from agent_framework.openai import OpenAIChatCompletionClient
 from agent_framework_orchestrations import GroupChatBuilder, HandoffBuilder, SequentialBuilder
 from pydantic import BaseModel
 from sqlalchemy import select
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.db import Database
@@ -34,6 +33,7 @@ from devserver import worker_process
 from examples.agent_framework_claims import claims_assistant
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from interface import StartConversation
+from support.attempts import model_attempts
 from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, Reply, completion, error, text, tool_call
 from support.ids import new_id
@@ -60,23 +60,6 @@ def registry(db: Database, client: OpenAIChatCompletionClient) -> AgentRegistry:
     agents = AgentRegistry()
     agents.add(AGENT, lambda: claims_assistant(client, db.sessions), tools=TOOL_OPTIONS)
     return agents
-
-
-async def model_attempts(client: Client, cid: str) -> list[int]:
-    """The attempt number of each started model activity, from the workflow's history."""
-    history = await client.get_workflow_handle(cid).fetch_history()
-    scheduled = {
-        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    return [
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and scheduled[e.activity_task_started_event_attributes.scheduled_event_id]
-        == "agent.model_call-v1"
-    ]
 
 
 async def ledger_statuses(db: Database, cid: str) -> list[str]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from autogen_ext.models.anthropic import AnthropicChatCompletionClient
 from autogen_ext.models.openai import AzureOpenAIChatCompletionClient, OpenAIChatCompletionClient
 from llama_index.llms.openai import OpenAI
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.db import Database
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
+from support.attempts import model_attempts
 from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
 from support.workers import WorkerFactory
@@ -21,23 +21,6 @@ from support.workers import WorkerFactory
 
 def registry(db: Database, model_client: object) -> AgentRegistry:
     return AgentRegistry([claims_assistant(model_client, db.sessions)])
-
-
-async def model_attempts(client: Client, cid: str) -> list[int]:
-    """The attempt number of each started model activity, from the workflow's history."""
-    history = await client.get_workflow_handle(cid).fetch_history()
-    scheduled = {
-        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    return [
-        e.activity_task_started_event_attributes.attempt
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and scheduled[e.activity_task_started_event_attributes.scheduled_event_id]
-        == "agent.model_call-v1"
-    ]
 
 
 def test_registering_turns_the_clients_own_retries_off(db: Database) -> None:
