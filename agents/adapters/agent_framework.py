@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from agent_framework_orchestrations._handoff import HANDOFF_FUNCTION_RESULT_KEY
 from agent_framework_orchestrations._handoff import get_handoff_tool_name as _handoff_tool_name
 from pydantic import BaseModel, ConfigDict
 
-from agents.adapters.options import ToolOptions
+from agents.adapters.options import ToolOptions, Unsupported, refuse_unsupported
 from agents.definitions import AgentDefinition, Handoff, TeamDefinition
 from agents.errors import ConfigurationError, UnsupportedOption
 from agents.retries import framework_retries_off
@@ -169,7 +169,7 @@ _FUNCTION_INVOCATION_DEFAULTS: dict[str, object] = {
 """function_invocation_configuration keys we cannot honour unless at their default
 (`max_iterations` is honoured: the tool rounds of a turn)."""
 
-_UNSUPPORTED: list[tuple[str, Callable[[RawAgent], object], str]] = [
+_UNSUPPORTED: list[Unsupported] = [
     ("middleware", lambda a: a.middleware, "the workflow runs the loop; no middleware runs"),
     (
         "context_providers",
@@ -221,11 +221,7 @@ def _check_agent(agent: RawAgent, name: str) -> None:
             "use an agent_framework chat client with function invocation (e.g. "
             "agent_framework.openai.OpenAIChatCompletionClient)"
         )
-    for option, is_set, advice in _UNSUPPORTED:
-        if is_set(agent):
-            raise UnsupportedOption(
-                f"agent {name!r}: Agent({option}=...) is not supported yet: {advice}"
-            )
+    refuse_unsupported(agent, _UNSUPPORTED, lambda o: f"agent {name!r}: Agent({o}=...)")
     config = getattr(agent.client, "function_invocation_configuration", {})
     for key, default in _FUNCTION_INVOCATION_DEFAULTS.items():
         if config.get(key, default) != default:
@@ -328,7 +324,7 @@ def _handoffs(builder: HandoffBuilder, source: str) -> list[Handoff]:
     ]
 
 
-_HANDOFF_UNSUPPORTED: list[tuple[str, Callable[[HandoffBuilder], object], str]] = [
+_HANDOFF_UNSUPPORTED: list[Unsupported] = [
     ("with_autonomous_mode", lambda b: b._autonomous_mode, "a text answer ends the user's turn"),
     ("with_checkpointing", lambda b: b._checkpoint_storage, "Temporal's history is the checkpoint"),
     (
@@ -347,8 +343,6 @@ _HANDOFF_UNSUPPORTED: list[tuple[str, Callable[[HandoffBuilder], object], str]] 
 def _check_handoff(builder: HandoffBuilder) -> None:
     if not builder._participants:
         raise ConfigurationError(f"HandoffBuilder {builder._name!r} has no participants")
-    for option, is_set, advice in _HANDOFF_UNSUPPORTED:
-        if is_set(builder):
-            raise UnsupportedOption(
-                f"HandoffBuilder {builder._name!r}: {option} is not supported yet: {advice}"
-            )
+    refuse_unsupported(
+        builder, _HANDOFF_UNSUPPORTED, lambda o: f"HandoffBuilder {builder._name!r}: {o}"
+    )

@@ -28,7 +28,7 @@ from autogen_core.tools import FunctionTool as AutoGenFunctionTool
 from autogen_core.tools import StaticStreamWorkbench
 from pydantic import BaseModel
 
-from agents.adapters.options import DEFAULT_KIND, ToolOptions
+from agents.adapters.options import DEFAULT_KIND, ToolOptions, Unsupported, refuse_unsupported
 from agents.definitions import AgentDefinition, Handoff
 from agents.errors import ConfigurationError, UnsupportedOption
 from agents.tools import Tool, ToolContext, ToolKind
@@ -149,7 +149,7 @@ def _in_context(tool: AutoGenTool[Any, Any], kind: str) -> AutoGenTool[Any, Any]
     return carrying
 
 
-_UNSUPPORTED: list[tuple[str, Callable[[Any], object], str]] = [
+_UNSUPPORTED: list[Unsupported] = [
     ("model_client_stream", lambda a: a._model_client_stream, "text deltas are not streamed"),
     (
         "output_content_type_format",
@@ -182,11 +182,9 @@ def _check_supported(agent: AssistantAgent, in_team: bool) -> None:
     missing = [a for a in _ATTRIBUTES if not hasattr(agent, a)]
     if missing:
         raise ConfigurationError(f"unsupported autogen-agentchat version: no {missing}")
-    for option, is_set, advice in _UNSUPPORTED:
-        if is_set(agent):
-            raise UnsupportedOption(
-                f"agent {agent.name!r}: AssistantAgent({option}=...) is not supported yet: {advice}"
-            )
+    refuse_unsupported(
+        agent, _UNSUPPORTED, lambda o: f"agent {agent.name!r}: AssistantAgent({o}=...)"
+    )
     if agent._handoffs and not in_team:
         raise UnsupportedOption(
             f"agent {agent.name!r}: AssistantAgent(handoffs=...) needs a team: register a "

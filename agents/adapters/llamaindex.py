@@ -9,7 +9,6 @@ loop cannot honour yet rather than ignore them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from llama_index.core.tools.types import DefaultToolFnSchema, adapt_to_async_too
 from pydantic import BaseModel
 
 from agents.adapters.mcp import spec_tool
-from agents.adapters.options import ToolOptions
+from agents.adapters.options import ToolOptions, Unsupported, refuse_unsupported
 from agents.definitions import AgentDefinition
 from agents.errors import ToolBusinessError, UnsupportedOption
 from agents.tools import Tool, ToolContext
@@ -181,7 +180,7 @@ def workflow_timeout(workflow: object) -> object:
     return getattr(workflow, "_timeout", None)
 
 
-_UNSUPPORTED: list[tuple[str, Callable[[Any], object], str]] = [
+_UNSUPPORTED: list[Unsupported] = [
     ("tool_retriever", lambda a: a.tool_retriever, "pass the tools as tools="),
     ("initial_state", lambda a: a.initial_state, "agent state is not carried yet"),
     (
@@ -214,12 +213,8 @@ _UNSUPPORTED: list[tuple[str, Callable[[Any], object], str]] = [
 
 
 def _check_supported(agent: FunctionAgent | ReActAgent) -> None:
-    for option, is_set, advice in _UNSUPPORTED:
-        if is_set(agent):
-            raise UnsupportedOption(
-                f"agent {agent.name!r}: {type(agent).__name__}({option}=...) is not supported "
-                f"yet: {advice}"
-            )
+    kind = type(agent).__name__
+    refuse_unsupported(agent, _UNSUPPORTED, lambda o: f"agent {agent.name!r}: {kind}({o}=...)")
 
 
 def _is_sync(tool: LlamaTool) -> bool:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from agents.errors import InvalidToolOptions
+from agents.errors import InvalidToolOptions, UnsupportedOption
 from agents.tools import ToolKind, check_kind
 from interface import ToolPolicy
 
-__all__ = ["DEFAULT_KIND", "ToolOptions"]
+__all__ = ["DEFAULT_KIND", "ToolOptions", "Unsupported", "refuse_unsupported"]
+
+Unsupported = tuple[str, Callable[[Any], object], str]
+"""An option the durable loop cannot honour yet: (its name, whether a framework object sets
+it, what to do instead)."""
+
+
+def refuse_unsupported(
+    source: object, table: Sequence[Unsupported], written: Callable[[str], str]
+) -> None:
+    """UnsupportedOption for the first option of `table` that `source` sets; `written(name)`
+    says where it was set, e.g. `agent 'x': AssistantAgent(memory=...)`."""
+    for option, is_set, advice in table:
+        if is_set(source):
+            raise UnsupportedOption(f"{written(option)} is not supported yet: {advice}")
+
 
 DEFAULT_KIND: ToolKind = "external"
 """A framework tool's side effects are unknown: by default it runs under the ledger as an
