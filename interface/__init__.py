@@ -5,6 +5,8 @@ from interface.models import (
     DEFAULT_TASK_QUEUE,
     WORKFLOW_TYPE,
     AgentSpec,
+    CancelTurn,
+    CancelTurnResult,
     CarriedState,
     ConversationState,
     ConversationStatus,
@@ -42,6 +44,8 @@ from interface.policies import (
 
 __all__ = [
     "AgentSpec",
+    "CancelTurn",
+    "CancelTurnResult",
     "CarriedState",
     "ConversationSettings",
     "ConversationState",

@@ -16,7 +16,8 @@ from interface.policies import ConversationSettings, ModelPolicy, ToolPolicy
 
 ConversationStatus = Literal["idle", "thinking", "waiting_approval", "ended", "failed"]
 ToolCallStatus = Literal["ok", "error", "denied", "unknown"]
-TurnStatus = Literal["completed", "step_limit", "failed", "duplicate"]
+TurnStatus = Literal["completed", "step_limit", "failed", "duplicate", "interrupted"]
+"""`interrupted`: the `cancel_turn` update stopped the turn (its partial reply is kept)."""
 
 
 # --- messages: the neutral form every framework is converted to and from ---------------
@@ -86,6 +87,22 @@ class ToolDecision(BaseModel):
 
 class EndConversation(BaseModel):
     """Input of the `end` signal."""
+
+
+class CancelTurn(BaseModel):
+    """Input of the `cancel_turn` update: stop the running turn (or the one `message_id`
+    names, if it is the running one). Queued turns go on."""
+
+    message_id: str | None = None
+    reason: str = ""
+
+
+class CancelTurnResult(BaseModel):
+    """Result of `cancel_turn`: whether a running turn was interrupted, and which."""
+
+    cancelled: bool
+    message_id: str | None = None
+    turn: int | None = None
 
 
 class ToolCallRecord(BaseModel):
