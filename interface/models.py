@@ -141,7 +141,8 @@ class TurnResult(BaseModel):
     """In a team: the members who spoke in this turn, in order."""
     output: dict[str, Any] | None = None
     """The agent's structured output (agentchat `output_content_type`, LlamaIndex
-    `output_cls`), validated against its schema, as JSON; None for agents without one."""
+    `output_cls`, AG2 and Agent Framework `response_format`), validated with its model, as
+    JSON; None for agents without one."""
     error: TurnError | None = None
     """Set when `status` is "failed": the failure's type and message."""
 
