@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
 import openai
 from autogen_core.models import ChatCompletionClient
+from llama_index.core.base.llms.types import ChatResponse, ChatResponseAsyncGen
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
@@ -34,6 +35,7 @@ from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.provider_errors import context_overflow, provider_failures
 from activities.react import complete_react
+from activities.streaming import TextSink, text_sink
 from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Prepared, Transcript
@@ -330,14 +332,50 @@ async def _complete_llamaindex(
 ) -> tuple[Message, Usage]:
     llm = cast(LLM, agent.model_client)
     messages = to_llamaindex(agent.system_message, history)
+    sink = text_sink()
     if tools_enabled and agent.tools and isinstance(llm, FunctionCallingLLM):
         tools = [_llama_schema_tool(t) for t in agent.tools]
-        response = await llm.achat_with_tools(
-            tools, chat_history=messages, allow_parallel_tool_calls=True
-        )
-    else:
+        if sink is None:
+            response = await llm.achat_with_tools(
+                tools, chat_history=messages, allow_parallel_tool_calls=True
+            )
+        else:
+            response = await _streamed_llamaindex(
+                await llm.astream_chat_with_tools(
+                    tools,
+                    chat_history=messages,
+                    allow_parallel_tool_calls=True,
+                    **_stream_usage(llm),
+                ),
+                sink,
+            )
+    elif sink is None:
         response = await llm.achat(messages)
+    else:
+        response = await _streamed_llamaindex(
+            await llm.astream_chat(messages, **_stream_usage(llm)), sink
+        )
     return message_from_llamaindex(response.message, agent.name), usage_of(response)
+
+
+async def _streamed_llamaindex(stream: ChatResponseAsyncGen, sink: TextSink) -> ChatResponse:
+    """The last of LlamaIndex's streamed responses (it holds the whole message, its tool
+    calls assembled from the deltas, and the usage chunk), each text delta to `sink`."""
+    last: ChatResponse | None = None
+    async for last in stream:
+        if last.delta:
+            await sink.text(last.delta)
+    if last is None:
+        raise ValueError("the model's stream ended without a response")
+    return last
+
+
+def _stream_usage(llm: LLM) -> dict[str, Any]:
+    """LlamaIndex's OpenAI clients (and OpenAILike, Azure) stream no usage unless asked; the
+    non-streaming call reports it, so the streamed one asks for the final usage chunk."""
+    if any(c.__module__.startswith("llama_index.llms.openai.") for c in type(llm).__mro__):
+        return {"stream_options": {"include_usage": True}}
+    return {}
 
 
 def _llama_schema_tool(tool: Tool) -> LlamaFunctionTool:
