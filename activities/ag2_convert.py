@@ -92,7 +92,7 @@ async def _streamed(client: AG2Client, params: dict[str, Any], sink: TextSink) -
             pass  # AG2's console output is not the reply
 
         def send(self, message: Any) -> None:
-            if isinstance(message, StreamEvent):
+            if isinstance(message, StreamEvent) and message.content.content:  # type: ignore[attr-defined]
                 loop.call_soon_threadsafe(deltas.put_nowait, message.content.content)  # type: ignore[attr-defined]
 
         def input(self, prompt: str = "", *, password: bool = False) -> str:

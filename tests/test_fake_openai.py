@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import openai
 import pytest
 
@@ -78,10 +80,13 @@ def stream(fake: FakeOpenAI, messages: list[dict], **extra: object) -> list:
 def test_a_streamed_reply_comes_token_by_token_with_usage_last() -> None:
     words = "Your claim 123 is approved; the payment goes out on Friday."
     with serving(token_interval=0.02) as fake:
-        fake.script = [text(words)]
+        fake.script = [text(words), text(words)]
         chunks = stream(
             fake, [{"role": "user", "content": "hi"}], stream_options={"include_usage": True}
         )
+        started = time.monotonic()
+        assert ask(fake, [{"role": "user", "content": "hi"}]) == words
+        waited = time.monotonic() - started  # a plain reply comes when its last token would
     deltas = [
         c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
     ]
@@ -93,6 +98,7 @@ def test_a_streamed_reply_comes_token_by_token_with_usage_last() -> None:
     assert len(times) == len(deltas)
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) >= 0.018 and times[-1] - times[0] < 0.02 * len(gaps) + 0.5
+    assert waited >= 0.02 * len(gaps)
 
 
 def test_streamed_tool_calls_arrive_as_fragments_by_index() -> None:

@@ -14,11 +14,13 @@ from autogen import AssistantAgent, UserProxyAgent, register_function
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai import OpenAI
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from activities.model import complete
 from activities.provider_errors import context_overflow, provider_failures
 from activities.streaming import streaming_to
+from activities.structured import structured_output
 from agents.adapters import ToolOptions
 from agents.definitions import AgentDefinition
 from agents.registry import AgentRegistry
@@ -126,7 +128,8 @@ async def test_deltas_reach_the_sink_and_the_result_is_unchanged(framework: str)
     assert streamed == plain  # the same messages (text, tool calls) and usage
     message, usage = streamed[0]
     assert message.content == ANSWER == "".join(answer.deltas)
-    assert len(answer.deltas) > 10
+    assert len(answer.deltas) > 10 and all(answer.deltas)
+    assert len(answer.deltas) == len(fake.token_times[0])  # one delta per token sent
     assert usage == Usage(prompt_tokens=11, completion_tokens=7)
     # the first delta arrived while the endpoint was still sending the rest
     assert answer.times[0] < fake.token_times[0][-1]
@@ -166,3 +169,42 @@ async def test_streamed_errors_are_classified_as_before(framework: str) -> None:
     assert typed.value.non_retryable
     assert fake.token_times == []  # nothing was streamed
     assert all(r[1]["stream"] for r in fake.requests)
+
+
+class Verdict(BaseModel):
+    claim_id: int
+    approved: bool
+
+
+async def test_a_streamed_structured_output_is_the_same() -> None:
+    """AG2's client does not stream a `response_format` call (no deltas); MAF streams it."""
+    verdict = '{"claim_id": 123, "approved": true}'
+    entry = {"model": "gpt-4o-mini", "api_key": API_KEY, "response_format": Verdict}
+    with serving() as fake:
+        registry = AgentRegistry()
+        registry.add(
+            "ag2",
+            lambda: AssistantAgent(
+                "ag2", llm_config={"config_list": [{**entry, "base_url": fake.url}]}
+            ),
+        )
+        registry.add(
+            "maf",
+            lambda: Agent(
+                client=chat_client(fake.url),
+                name="maf",
+                default_options={"response_format": Verdict},
+            ),
+        )
+        sinks = {"ag2": Recorder(), "maf": Recorder()}
+        for name, sink in sinks.items():
+            fake.script = [text(verdict)]
+            agent = registry.get(name)
+            message, _ = await call(agent, sink)
+            assert message.content == verdict
+            assert await structured_output(agent, HISTORY, message) == {
+                "claim_id": 123,
+                "approved": True,
+            }
+    assert [bool(r[1].get("stream")) for r in fake.requests] == [False, True]
+    assert sinks["ag2"].deltas == [] and "".join(sinks["maf"].deltas) == verdict

@@ -14,7 +14,8 @@ streams it: server-sent `chat.completion.chunk` events, the content and each too
 arguments split into tokens, one token every `token_interval` seconds, then the
 `finish_reason`, a usage chunk if `stream_options.include_usage`, and `data: [DONE]`. A
 refusal or a scripted error is answered before the stream starts, as the API does.
-`token_times` holds, per streamed request, the wall-clock time each token was sent.
+`token_times` holds, per streamed request, the wall-clock time each token was sent. With a
+`token_interval`, a reply that is not streamed comes when its last token would have.
 """
 
 from __future__ import annotations
@@ -227,6 +228,11 @@ def _tokens(value: str) -> list[str]:
     return [encoding.decode([token]) for token in encoding.encode(value)] or [value]
 
 
+def _token_count(body: dict[str, Any]) -> int:
+    """The tokens `stream_chunks` would stream for the completion `body`."""
+    return sum(is_token for _, is_token in stream_chunks(body, include_usage=False))
+
+
 def stream_chunks(body: dict[str, Any], include_usage: bool) -> Iterator[tuple[dict, bool]]:
     """The `chat.completion.chunk`s the API streams for the completion `body`, each with
     whether it carries a token (a piece of content or of a tool call's arguments)."""
@@ -295,6 +301,8 @@ class FakeOpenAI:
                         payload, bool((body.get("stream_options") or {}).get("include_usage"))
                     )
                 else:
+                    if status == 200 and isinstance(payload, dict) and "choices" in payload:
+                        time.sleep(fake.token_interval * max(_token_count(payload) - 1, 0))
                     self._send(*reply)
 
             def _stream(self, payload: dict, include_usage: bool) -> None:
