@@ -110,7 +110,9 @@ async def _streamed(client: AG2Client, params: dict[str, Any], sink: TextSink) -
         while (delta := await deltas.get()) is not None:
             await sink.text(delta)
     except BaseException:
-        await asyncio.wait([call])  # the thread cannot be interrupted; let it end
+        # a cancelled call (or a failed sink) returns now; the thread cannot be interrupted,
+        # so it ends on its own, its result or error dropped
+        call.add_done_callback(lambda done: done.cancelled() or done.exception())
         raise
     return await call
 

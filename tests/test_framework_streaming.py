@@ -208,3 +208,22 @@ async def test_a_streamed_structured_output_is_the_same() -> None:
             }
     assert [bool(r[1].get("stream")) for r in fake.requests] == [False, True]
     assert sinks["ag2"].deltas == [] and "".join(sinks["maf"].deltas) == verdict
+
+
+class Failing(Recorder):
+    async def text(self, delta: str) -> None:
+        await super().text(delta)
+        if len(self.deltas) == 2:
+            raise RuntimeError("the sink is gone")
+
+
+async def test_a_failing_sink_ends_an_ag2_call_without_waiting_for_its_thread() -> None:
+    with serving(token_interval=0.01) as fake:
+        agent = definition(fake, "ag2")
+        fake.script = [text("word " * 100)]
+        sink = Failing()
+        with pytest.raises(RuntimeError, match="the sink is gone"):
+            await call(agent, sink)
+        raised = time.time()
+    assert sink.deltas == ["word", " word"]
+    assert raised - sink.times[-1] < 0.5  # the rest of the stream takes 1 s
