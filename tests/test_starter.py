@@ -17,8 +17,10 @@ from agents.adapters import function_tool
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
+from demo.tables import OutboxEmail
 from interface import ToolPolicy
 from settings import WorkerSettings
+from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
 from support.starter import Run, run_starter, start_starter
@@ -189,6 +191,31 @@ async def test_decide_a_pending_tool_call(
         idle = await poll_state(starter, conversation_id, lambda s: s["status"] == "idle")
     [record] = [t for t in idle["tool_calls"] if t["id"] == pending["tool_call_id"]]
     assert record["status"] == status
+
+
+@pytest.mark.e2e
+async def test_cancel_interrupts_a_turn_waiting_for_approval(
+    db, run_worker: WorkerFactory, starter: Starter
+):
+    cid, text = new_id(), "Email the customer about claim 123"
+    async with run_worker(db, agents=agents_needing_approval(db)):
+        sent = await starter("send", cid, text, "--message-id", "m-1")
+        assert sent.code == 0, sent
+        await poll_state(starter, cid, lambda s: s["status"] == "waiting_approval")
+        other = await starter("cancel", cid, "--message-id", "m-2")
+        cancelled = await starter("cancel", cid, "--message-id", "m-1", "--reason", "changed")
+        idle = await poll_state(starter, cid, lambda s: s["status"] == "idle")
+        again = await starter("cancel", cid)
+        asked = await starter("ask", cid, text, "--message-id", "m-1", "--no-progress")
+    assert other.code == 1 and "no turn of m-2 is running" in other.err, other
+    assert cancelled.code == 0 and "interrupted turn 1 (message m-1)" in cancelled.out, cancelled
+    assert again.code == 1 and "nothing to interrupt" in again.err, again
+    assert idle["pending_approvals"] == []
+    [record] = idle["tool_calls"]
+    assert record["name"] == "send_customer_email" and record["status"] == "error"
+    assert "TurnInterrupted" in record["result"]  # never sent
+    assert await count(db, OutboxEmail, conversation_id=cid) == 0
+    assert "turn 1: interrupted" in asked.out and "error: TurnInterrupted: changed" in asked.out
 
 
 class Session:
