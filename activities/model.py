@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import openai
@@ -32,10 +34,11 @@ from activities.convert import from_create_result, to_autogen
 from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
+from activities.interrupt import PartialText, cancel_requested
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.provider_errors import context_overflow, provider_failures
 from activities.react import complete_react
-from activities.streaming import TextSink, text_sink
+from activities.streaming import TextSink, streaming_to, text_sink
 from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Prepared, Transcript
@@ -73,6 +76,14 @@ __all__ = [
     "ModelActivities",
     "complete",
 ]
+
+
+@dataclass
+class _Call:
+    """What one model call attempt has done so far, for its interruption."""
+
+    chain_id: str
+    partial: PartialText = field(default_factory=PartialText)
 
 
 class ModelActivities:
@@ -136,12 +147,38 @@ class ModelActivities:
         that Temporal did not hear back from is not paid for twice. If two attempts both
         called the model (one on a worker presumed dead), the first answer recorded is the
         one every attempt returns. The activity heartbeats while it waits for the model.
+        Cancelled by `cancel_turn`, it returns the text streamed so far, recorded as the
+        call's answer and marked interrupted.
         """
         with classified():
             async with heartbeating():
-                return await self._model_call(request)
+                call = _Call(chain_id=request.chain_id)
+                try:
+                    return await self._model_call(request, call)
+                except asyncio.CancelledError:
+                    if not cancel_requested() or request.select_speaker is not None:
+                        raise  # a speaker selection writes nothing: cancelled as it is
+                    return await self._interrupted(request, call)
 
-    async def _model_call(self, request: ModelCallInput) -> ModelCallOutput:
+    async def _interrupted(self, request: ModelCallInput, call: _Call) -> ModelCallOutput:
+        """The partial answer, written at the call's seq marked interrupted (nothing is
+        written when no text came); the whole answer if it was recorded before the cancel."""
+        message = Message(
+            role="assistant", content=call.partial.written, source=request.agent, interrupted=True
+        )
+        forked = call.chain_id if call.chain_id != request.chain_id else None
+        if not message.content:
+            return ModelCallOutput(message=message, chain_id=forked)
+        message = bounded(message)
+        answer = SeqMessage(seq=request.output_seq, message=message)
+        conversation = storable(request.conversation_id)
+        stored = await self._transcript.record(conversation, call.chain_id, answer)
+        if stored is not None:  # the answer was recorded just before the cancel landed
+            return ModelCallOutput(message=bounded(stored), replayed=True, chain_id=forked)
+        activity.logger.info("model call interrupted after %d characters", len(message.content))
+        return ModelCallOutput(message=message, chain_id=forked)
+
+    async def _model_call(self, request: ModelCallInput, call: _Call) -> ModelCallOutput:
         agent = self._agent(request.agent)
         conversation, chain = storable(request.conversation_id), request.chain_id
         found = await self._transcript.prepare(
@@ -154,7 +191,7 @@ class ModelActivities:
             head=agent.context_head,
         )
         forked = found.chain_id if found.chain_id != chain else None
-        chain = found.chain_id
+        chain = call.chain_id = found.chain_id
         if found.duplicate:
             return ModelCallOutput(
                 message=Message(role="assistant"),
@@ -179,7 +216,7 @@ class ModelActivities:
             return await select_speaker(agent, window, request.select_speaker)
         with provider_failures(), invalid_responses():
             message, usage, history = await self._complete_within(
-                agent, found, request.tools_enabled
+                agent, found, request.tools_enabled, call.partial
             )
         output = await self._output(agent, history, message)  # before it is recorded
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
@@ -240,16 +277,18 @@ class ModelActivities:
             ) from None
 
     async def _complete_within(
-        self, agent: AgentDefinition, found: Prepared, tools_enabled: bool
+        self, agent: AgentDefinition, found: Prepared, tools_enabled: bool, partial: PartialText
     ) -> tuple[Message, Usage, list[SeqMessage]]:
         """Call the model on the fitted window; if the endpoint still finds it over the
         context window, shrink it and call again, a bounded number of times. Returns the
-        answer, its usage and the window it was given."""
+        answer, its usage and the window it was given. `partial` keeps the streamed text
+        (innermost, around the sink of the call's deltas, if any)."""
         tokens: int | None = None
         for attempt in range(1, SHRINK_ATTEMPTS + 1):
             window = self._fitted(agent, found, tools_enabled, tokens)
             try:
-                message, usage = await complete(agent, window, tools_enabled)
+                with streaming_to(partial.around(text_sink())):
+                    message, usage = await complete(agent, window, tools_enabled)
                 return message, usage, window
             except Exception as exc:
                 if attempt == SHRINK_ATTEMPTS or not context_overflow(exc):

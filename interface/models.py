@@ -44,6 +44,8 @@ class Message(BaseModel):
     source: str | None = None
     thought: str | None = None
     """A ReAct agent's `Thought:` before its action or answer; None for other agents."""
+    interrupted: bool = False
+    """An assistant message cut short by `cancel_turn`: the text written before it."""
 
 
 class SeqMessage(BaseModel):
@@ -144,7 +146,8 @@ class TurnResult(BaseModel):
     `output_cls`, AG2 and Agent Framework `response_format`), validated with its model, as
     JSON; None for agents without one."""
     error: TurnError | None = None
-    """Set when `status` is "failed": the failure's type and message."""
+    """Set when `status` is "failed": the failure's type and message; when "interrupted":
+    type `TurnInterrupted` and the reason given to `cancel_turn`."""
 
 
 class PendingApproval(BaseModel):
