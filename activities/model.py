@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import cast
 
 import openai
-from autogen_core.models import ChatCompletionClient
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
+from autogen_core.tools import ToolSchema
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
@@ -28,12 +29,14 @@ from activities.bounds import (
     storable,
 )
 from activities.convert import from_create_result, to_autogen
+from activities.deltas import DeltaWriter, TextDeltas
 from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.provider_errors import context_overflow, provider_failures
 from activities.react import complete_react
+from activities.streaming import TextSink, streaming_to, text_sink
 from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Prepared, Transcript
@@ -80,8 +83,11 @@ class ModelActivities:
         transcript: Transcript,
         search_attributes: bool = False,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
+        deltas: TextDeltas | None = None,
     ) -> None:
         self._context_window = context_window
+        self._deltas = deltas
+        """Where model calls stream their text (None: they do not stream)."""
         """The context window of models whose client does not say."""
         self._agents = agents
         self._transcript = transcript
@@ -134,12 +140,26 @@ class ModelActivities:
         that Temporal did not hear back from is not paid for twice. If two attempts both
         called the model (one on a worker presumed dead), the first answer recorded is the
         one every attempt returns. The activity heartbeats while it waits for the model.
+        With streaming on, the text goes to the text deltas as it comes (a retry first
+        resets the step's text; a recorded answer is sent whole, as one delta).
         """
         with classified():
-            async with heartbeating():
-                return await self._model_call(request)
+            async with heartbeating(), self._streaming(request) as sink:
+                return await self._model_call(request, sink)
 
-    async def _model_call(self, request: ModelCallInput) -> ModelCallOutput:
+    @asynccontextmanager
+    async def _streaming(self, request: ModelCallInput) -> AsyncIterator[DeltaWriter | None]:
+        if self._deltas is None or request.select_speaker is not None:
+            yield None
+            return
+        attempt = activity.info().attempt
+        conversation = storable(request.conversation_id)
+        async with self._deltas.writer(conversation, request.turn, request.step, attempt) as w:
+            yield w
+
+    async def _model_call(
+        self, request: ModelCallInput, sink: TextSink | None = None
+    ) -> ModelCallOutput:
         agent = self._agent(request.agent)
         conversation, chain = storable(request.conversation_id), request.chain_id
         found = await self._transcript.prepare(
@@ -161,6 +181,8 @@ class ModelActivities:
             )
         if found.recorded is not None:
             recorded = bounded(found.recorded)
+            if sink is not None and recorded.content:
+                await sink.text(recorded.content)
             output = await self._output(agent, [], found.recorded)
             terminate = terminates(agent, recorded)
             return ModelCallOutput(
@@ -175,7 +197,7 @@ class ModelActivities:
             if isinstance(agent.model_client, AG2Client):
                 return await select_speaker_ag2(agent, window, request.select_speaker)
             return await select_speaker(agent, window, request.select_speaker)
-        with provider_failures(), invalid_responses():
+        with provider_failures(), invalid_responses(), streaming_to(sink):
             message, usage, history = await self._complete_within(
                 agent, found, request.tools_enabled
             )
@@ -318,11 +340,50 @@ async def _complete_autogen(
     messages = to_autogen(agent.system_message, history, agent.name)
     tools = [t.schema for t in agent.tools] if tools_enabled else []
     # AssistantAgent asks for its output_content_type in every call, tools or not
-    result = await agent.model_client.create(messages, tools=tools, json_output=agent.output_type)
+    sink = text_sink()
+    if sink is None:
+        result = await agent.model_client.create(
+            messages, tools=tools, json_output=agent.output_type
+        )
+    else:
+        result = await _stream_autogen(agent.model_client, sink, messages, tools, agent)
     usage = Usage(
         prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens
     )
     return from_create_result(result, agent.name), usage
+
+
+async def _stream_autogen(
+    client: ChatCompletionClient,
+    sink: TextSink,
+    messages: list[LLMMessage],
+    tools: list[ToolSchema],
+    agent: AgentDefinition,
+) -> CreateResult:
+    """`create_stream`: its text chunks to the sink, then its final `CreateResult`."""
+    result: CreateResult | None = None
+    # OpenAI sends usage in a stream only when asked; other clients take no such option
+    extra = {"stream_options": {"include_usage": True}} if _is_openai(client) else {}
+    stream = client.create_stream(
+        messages, tools=tools, json_output=agent.output_type, extra_create_args=extra
+    )
+    async for chunk in stream:
+        if isinstance(chunk, str):
+            await sink.text(chunk)
+        else:
+            result = chunk
+    if result is None:
+        raise ApplicationError(
+            "the model's stream ended without a final result",
+            type=ErrorType.MODEL_RESPONSE_INVALID.value,
+        )
+    return result
+
+
+def _is_openai(client: ChatCompletionClient) -> bool:
+    from autogen_ext.models.openai import BaseOpenAIChatCompletionClient
+
+    return isinstance(client, BaseOpenAIChatCompletionClient)
 
 
 async def _complete_llamaindex(
