@@ -201,18 +201,6 @@ class CarriedState(BaseModel):
     """The transcript chain once a reset forked it; None: the first run's ID."""
 
 
-class StartConversation(BaseModel):
-    """Workflow input. Callers send `{"agent": ..., "metadata": {...}}`; the rest defaults."""
-
-    agent: str = "claims-assistant"
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    settings: ConversationSettings = Field(default_factory=ConversationSettings)
-    carried: CarriedState | None = None
-    stream: StreamState | None = None
-    """The event stream's retained events and offsets, carried across continue-as-new;
-    None on a first start."""
-
-
 class StreamItem(BaseModel):
     topic: str
     data: str
@@ -232,6 +220,18 @@ class StreamState(BaseModel):
     log: list[StreamItem] = Field(default_factory=list)
     base_offset: int = 0
     publishers: dict[str, StreamPublisher] = Field(default_factory=dict)
+
+
+class StartConversation(BaseModel):
+    """Workflow input. Callers send `{"agent": ..., "metadata": {...}}`; the rest defaults."""
+
+    agent: str = "claims-assistant"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    settings: ConversationSettings = Field(default_factory=ConversationSettings)
+    carried: CarriedState | None = None
+    stream: StreamState | None = None
+    """The event stream's retained events and offsets, carried across continue-as-new;
+    None on a first start."""
 
 
 class ConversationSummary(BaseModel):
