@@ -6,6 +6,7 @@ Any Temporal SDK can do the same with plain JSON; see the README's interface tab
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
 import uuid
@@ -16,6 +17,7 @@ from datetime import timedelta
 from typing import Any, NoReturn, Protocol
 
 from agent_workflows.conversation import AgentConversation
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -24,7 +26,12 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
+from temporalio.contrib.workflow_streams import (
+    PollInput,
+    PollResult,
+    WorkflowStreamClient,
+    WorkflowStreamItem,
+)
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 
@@ -112,8 +119,15 @@ class TextDeltaSource(Protocol):
 
 
 EVENT_POLL_COOLDOWN = timedelta(milliseconds=20)
-"""Between the stream's long polls once a batch has arrived: events published within it
-come in one poll (each poll is an update: two history events)."""
+"""Between the stream's long polls once a batch has arrived (each poll is an update: two
+history events, so they are only used while no turn runs)."""
+TURN_POLL_INTERVAL = 0.1
+"""Seconds between the stream's poll queries while a turn runs: queries add nothing to
+history, and a turn's events come this often."""
+IDLE_AFTER = ("turn_finished", "approval_needed")
+"""After these, until the next event, the conversation may wait long: a long-poll update
+waits for it, instead of a query every TURN_POLL_INTERVAL."""
+STREAM_POLL = "__temporal_workflow_stream_poll"
 
 
 @dataclass
@@ -322,7 +336,10 @@ class _EventReader:
         after: str | None,
     ) -> None:
         self._durable, self._delta = parse_event_id(after)
+        self._client = client
         self._stream = WorkflowStreamClient.create(client, conversation_id)
+        self._next = self._durable
+        self._idle = True
         self._conversation_id = conversation_id
         self._deltas = deltas
         self._queue: asyncio.Queue[WorkflowStreamItem[ConversationEvent] | None] = asyncio.Queue()
@@ -362,19 +379,56 @@ class _EventReader:
                     await task
 
     async def _pump_durable(self) -> None:
+        """Long-poll (updates) while the conversation is idle, poll queries while a turn
+        runs: a listener costs about one update per turn in history, not one per event."""
         try:
-            async for item in self._stream.subscribe(
-                [EVENTS_TOPIC],
-                from_offset=self._durable,
-                result_type=ConversationEvent,
-                poll_cooldown=EVENT_POLL_COOLDOWN,
-            ):
-                self._queue.put_nowait(item)
-                self._wake.set()
+            while await self._long_poll():
+                await self._query_while_busy()
         except Exception as failure:
             self._failure = failure
         self._queue.put_nowait(None)
         self._wake.set()
+
+    def _take(self, item: WorkflowStreamItem[ConversationEvent]) -> None:
+        if item.offset < self._next:
+            return
+        self._next = item.offset + 1
+        self._idle = item.data.type in IDLE_AFTER
+        self._queue.put_nowait(item)
+        self._wake.set()
+
+    async def _long_poll(self) -> bool:
+        """Until a turn is running (True) or the closed stream is drained (False)."""
+        async for item in self._stream.subscribe(
+            [EVENTS_TOPIC],
+            from_offset=self._next,
+            result_type=ConversationEvent,
+            poll_cooldown=EVENT_POLL_COOLDOWN,
+        ):
+            self._take(item)
+            if not self._idle:
+                return True
+        return False
+
+    async def _query_while_busy(self) -> None:
+        handle = self._client.get_workflow_handle(self._conversation_id)  # the latest run
+        converter = self._client.data_converter.payload_converter
+        while not self._idle:
+            try:
+                result = await handle.query(
+                    STREAM_POLL,
+                    PollInput(topics=[EVENTS_TOPIC], from_offset=self._next),
+                    result_type=PollResult,
+                )
+            except Exception:  # closed, between runs, no worker: the long poll copes
+                return
+            for wire in result.items:
+                payload = Payload()
+                payload.ParseFromString(base64.b64decode(wire.data))
+                event = converter.from_payload(payload, ConversationEvent)
+                self._take(WorkflowStreamItem(topic=wire.topic, data=event, offset=wire.offset))
+            if not result.more_ready:
+                await asyncio.sleep(TURN_POLL_INTERVAL)
 
     async def _pump_deltas(self, deltas: TextDeltaSource) -> None:
         while True:

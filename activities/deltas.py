@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
+from typing import Protocol
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from activities.db import Database
-from activities.tables import TextDelta
+from activities.streaming import TextSink
+from activities.tables import TextDelta, TextListener
 from interface.events import ConversationEvent
 
-__all__ = ["DeltaWriter", "TextDeltas"]
+__all__ = ["DeltaSinks", "DeltaWriter", "TextDeltas"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,18 @@ READ_POLL = 0.02
 KEEP = timedelta(hours=1)
 """Rows older than this are deleted (a conversation's earlier turns' rows sooner)."""
 READ_LIMIT = 500
+LISTEN_TTL = timedelta(seconds=15)
+"""A reader marks its conversation listened to for this long, and renews it while it reads:
+model calls of conversations nobody listens to do not stream (no rows, no extra CPU)."""
+
+
+class DeltaSinks(Protocol):
+    """What the model activity streams through: a sink per model-call attempt."""
+
+    def writer(
+        self, conversation_id: str, turn: int, step: int, attempt: int
+    ) -> AbstractAsyncContextManager[TextSink | None]:
+        """None: nobody listens, and the model call need not stream."""
 
 
 class TextDeltas:
@@ -54,10 +70,40 @@ class TextDeltas:
         self._interval = interval
         self._poll = poll
         self._keep = keep
+        self._renewed: dict[str, float] = {}
 
-    def writer(self, conversation_id: str, turn: int, step: int, attempt: int) -> DeltaWriter:
-        """The sink of one model-call attempt; use it as `async with`, which writes the rest."""
-        return DeltaWriter(self, conversation_id, turn, step, attempt)
+    @asynccontextmanager
+    async def writer(
+        self, conversation_id: str, turn: int, step: int, attempt: int
+    ) -> AsyncIterator[DeltaWriter | None]:
+        """The sink of one model-call attempt (the rest is written when the block ends), or
+        None when nobody listens to the conversation: then the call does not stream at all,
+        and costs one indexed read."""
+        if not await self.listened(conversation_id):
+            yield None
+            return
+        async with DeltaWriter(self, conversation_id, turn, step, attempt) as writer:
+            yield writer
+
+    async def listened(self, conversation_id: str) -> bool:
+        query = select(TextListener.until).where(TextListener.conversation_id == conversation_id)
+        async with self._db.read_session() as session:
+            until = await session.scalar(query)
+        return until is not None and _aware(until) > datetime.now(UTC)
+
+    async def listen(self, conversation_id: str) -> None:
+        """Mark the conversation listened to for `LISTEN_TTL` (readers renew it)."""
+        until = datetime.now(UTC) + LISTEN_TTL
+        async with self._db.session() as session, session.begin():
+            done = await session.execute(
+                update(TextListener)
+                .where(TextListener.conversation_id == conversation_id)
+                .values(until=until)
+            )
+            if not getattr(done, "rowcount", 0):
+                await session.execute(
+                    insert(TextListener).values(conversation_id=conversation_id, until=until)
+                )
 
     async def read(self, conversation_id: str, after: int) -> list[tuple[int, ConversationEvent]]:
         query = (
@@ -71,6 +117,7 @@ class TextDeltas:
         return [(row.id, _event(row)) for row in rows]
 
     async def wait(self, conversation_id: str, after: int, timeout: float = 1.0) -> None:
+        await self._renew(conversation_id)
         query = (
             select(TextDelta.id)
             .where(TextDelta.conversation_id == conversation_id, TextDelta.id > after)
@@ -83,6 +130,16 @@ class TextDeltas:
                 if await session.scalar(query) is not None:
                     return
             await asyncio.sleep(self._poll)
+
+    async def _renew(self, conversation_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._renewed.get(conversation_id, -1e9) < LISTEN_TTL.total_seconds() / 3:
+            return
+        try:
+            await self.listen(conversation_id)
+            self._renewed[conversation_id] = now
+        except Exception as exc:  # two readers inserting at once: the other one's row stands
+            log.info("text_listeners not renewed (%s)", type(exc).__name__)
 
     async def position(self) -> int:
         async with self._db.read_session() as session:
@@ -183,6 +240,11 @@ class DeltaWriter:
             self.rows += len(rows)
         except Exception as exc:  # streaming is best effort; the recorded reply is not
             log.warning("text deltas not written (%s): %s", type(exc).__name__, exc)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes (stored as UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _event(row: TextDelta) -> ConversationEvent:

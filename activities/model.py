@@ -29,7 +29,7 @@ from activities.bounds import (
     storable,
 )
 from activities.convert import from_create_result, to_autogen
-from activities.deltas import DeltaWriter, TextDeltas
+from activities.deltas import DeltaSinks
 from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
@@ -83,7 +83,7 @@ class ModelActivities:
         transcript: Transcript,
         search_attributes: bool = False,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
-        deltas: TextDeltas | None = None,
+        deltas: DeltaSinks | None = None,
     ) -> None:
         self._context_window = context_window
         self._deltas = deltas
@@ -148,14 +148,14 @@ class ModelActivities:
                 return await self._model_call(request, sink)
 
     @asynccontextmanager
-    async def _streaming(self, request: ModelCallInput) -> AsyncIterator[DeltaWriter | None]:
+    async def _streaming(self, request: ModelCallInput) -> AsyncIterator[TextSink | None]:
         if self._deltas is None or request.select_speaker is not None:
             yield None
             return
         attempt = activity.info().attempt
         conversation = storable(request.conversation_id)
         async with self._deltas.writer(conversation, request.turn, request.step, attempt) as w:
-            yield w
+            yield w  # None when nobody listens: the call does not stream
 
     async def _model_call(
         self, request: ModelCallInput, sink: TextSink | None = None

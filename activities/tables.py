@@ -74,3 +74,12 @@ class TextDelta(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class TextListener(Base):
+    """A conversation someone reads text deltas of, until `until` (readers renew it)."""
+
+    __tablename__ = "text_listeners"
+
+    conversation_id: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

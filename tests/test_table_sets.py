@@ -13,7 +13,13 @@ from activities.db import Database, TableSet
 from demo import tables as demo_tables
 from support.databases import DATABASES, make_database
 
-CORE_TABLES = {"tool_ledger", "transcript_messages", "text_deltas", "alembic_version"}
+CORE_TABLES = {
+    "tool_ledger",
+    "transcript_messages",
+    "text_deltas",
+    "text_listeners",
+    "alembic_version",
+}
 DEMO_TABLES = {"policies", "claims", "claim_notes", "email_outbox"}
 
 REVISION = """

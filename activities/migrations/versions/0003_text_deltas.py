@@ -6,7 +6,9 @@ Create Date: 2026-12-01
 
 The side channel of the conversation's event stream (docs/streaming.md): each row is one
 batch of a model call's text deltas (or a `text_reset` when a retried attempt restarts a
-step). Readers follow `id`; the writer prunes earlier turns' rows and old rows.
+step). Readers follow `id`; the writer prunes earlier turns' rows and old rows. A reader
+marks its conversation in `text_listeners`; model calls of a conversation nobody listens to
+write nothing.
 """
 
 import sqlalchemy as sa
@@ -38,7 +40,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_text_deltas_conversation_id", "text_deltas", ["conversation_id", "id"])
     op.create_index("ix_text_deltas_created_at", "text_deltas", ["created_at"])
+    op.create_table(
+        "text_listeners",
+        sa.Column("conversation_id", sa.String(1000), primary_key=True),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("text_listeners")
     op.drop_table("text_deltas")
