@@ -40,6 +40,8 @@ READ_POLL = 0.02
 KEEP = timedelta(hours=1)
 """Rows older than this are deleted (a conversation's earlier turns' rows sooner)."""
 READ_LIMIT = 500
+LISTENED_CACHE = 1.0
+"""Seconds a worker keeps its answer to "does anyone listen to this conversation?"."""
 LISTEN_TTL = timedelta(seconds=15)
 """A reader marks its conversation listened to for this long, and renews it while it reads:
 model calls of conversations nobody listens to do not stream (no rows, no extra CPU)."""
@@ -71,6 +73,7 @@ class TextDeltas:
         self._poll = poll
         self._keep = keep
         self._renewed: dict[str, float] = {}
+        self._listened: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
     async def writer(
@@ -86,10 +89,20 @@ class TextDeltas:
             yield writer
 
     async def listened(self, conversation_id: str) -> bool:
+        """Whether a reader marked the conversation; the answer is kept `LISTENED_CACHE`
+        seconds, so a busy conversation nobody watches costs one read a second at most."""
+        now = asyncio.get_running_loop().time()
+        cached = self._listened.get(conversation_id)
+        if cached is not None and now - cached[0] < LISTENED_CACHE:
+            return cached[1]
         query = select(TextListener.until).where(TextListener.conversation_id == conversation_id)
         async with self._db.read_session() as session:
             until = await session.scalar(query)
-        return until is not None and _aware(until) > datetime.now(UTC)
+        listened = until is not None and _aware(until) > datetime.now(UTC)
+        if len(self._listened) > 10_000:
+            self._listened.clear()
+        self._listened[conversation_id] = (now, listened)
+        return listened
 
     async def listen(self, conversation_id: str) -> None:
         """Mark the conversation listened to for `LISTEN_TTL` (readers renew it)."""
