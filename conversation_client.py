@@ -111,8 +111,9 @@ class TextDeltaSource(Protocol):
         self, conversation_id: str, after: int
     ) -> list[tuple[int, ConversationEvent]]: ...
 
-    async def wait(self, conversation_id: str, after: int) -> None:
-        """Return once rows after `after` may exist (or after a short while regardless)."""
+    async def wait(self, conversation_id: str, after: int, timeout: float = 1.0) -> None:
+        """Return once rows after `after` may exist, or after `timeout` seconds; it also
+        tells writers that someone listens to the conversation."""
 
     async def position(self) -> int:
         """The newest row ID now: rows written later have greater IDs."""
@@ -128,6 +129,9 @@ IDLE_AFTER = ("turn_finished", "approval_needed")
 """After these, until the next event, the conversation may wait long: a long-poll update
 waits for it, instead of a query every TURN_POLL_INTERVAL."""
 STREAM_POLL = "__temporal_workflow_stream_poll"
+IDLE_DELTA_POLL = 1.0
+"""Seconds between checks for text deltas while no turn runs (during a turn: the source's
+own interval, 20 ms for the database)."""
 
 
 @dataclass
@@ -345,6 +349,7 @@ class _EventReader:
         self._queue: asyncio.Queue[WorkflowStreamItem[ConversationEvent] | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._read = asyncio.Event()
+        self._busy = asyncio.Event()
         self._failure: BaseException | None = None
         self._attempts: dict[tuple[int, int | None], int] = {}
 
@@ -394,6 +399,10 @@ class _EventReader:
             return
         self._next = item.offset + 1
         self._idle = item.data.type in IDLE_AFTER
+        if self._idle:
+            self._busy.clear()
+        else:
+            self._busy.set()
         self._queue.put_nowait(item)
         self._wake.set()
 
@@ -432,7 +441,12 @@ class _EventReader:
 
     async def _pump_deltas(self, deltas: TextDeltaSource) -> None:
         while True:
-            await deltas.wait(self._conversation_id, self._delta)
+            if self._idle:  # no turn runs: no deltas come, poll seldom until one starts
+                await deltas.wait(self._conversation_id, self._delta, timeout=0)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._busy.wait(), IDLE_DELTA_POLL)
+            else:
+                await deltas.wait(self._conversation_id, self._delta)
             self._read.clear()
             self._wake.set()
             await self._read.wait()  # until the reader took them
