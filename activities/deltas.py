@@ -41,7 +41,7 @@ KEEP = timedelta(hours=1)
 """Rows older than this are deleted (a conversation's earlier turns' rows sooner)."""
 READ_LIMIT = 500
 LISTENED_CACHE = 1.0
-"""Seconds a worker keeps its answer to "does anyone listen to this conversation?"."""
+"""Seconds a worker keeps the set of conversations someone listens to."""
 LISTEN_TTL = timedelta(seconds=15)
 """A reader marks its conversation listened to for this long, and renews it while it reads:
 model calls of conversations nobody listens to do not stream (no rows, no extra CPU)."""
@@ -73,7 +73,9 @@ class TextDeltas:
         self._poll = poll
         self._keep = keep
         self._renewed: dict[str, float] = {}
-        self._listened: dict[str, tuple[float, bool]] = {}
+        self._listening: set[str] = set()
+        self._refreshed = -1e9
+        self._refreshing = asyncio.Lock()
 
     @asynccontextmanager
     async def writer(
@@ -89,20 +91,21 @@ class TextDeltas:
             yield writer
 
     async def listened(self, conversation_id: str) -> bool:
-        """Whether a reader marked the conversation; the answer is kept `LISTENED_CACHE`
-        seconds, so a busy conversation nobody watches costs one read a second at most."""
+        """Whether a reader marks the conversation. The worker reads the set of marked
+        conversations at most once per `LISTENED_CACHE` seconds, whatever the number of
+        model calls: on a busy worker the check costs next to nothing per call."""
         now = asyncio.get_running_loop().time()
-        cached = self._listened.get(conversation_id)
-        if cached is not None and now - cached[0] < LISTENED_CACHE:
-            return cached[1]
-        query = select(TextListener.until).where(TextListener.conversation_id == conversation_id)
+        if now - self._refreshed >= LISTENED_CACHE:
+            async with self._refreshing:
+                if now - self._refreshed >= LISTENED_CACHE:
+                    self._listening = await self._marked()
+                    self._refreshed = asyncio.get_running_loop().time()
+        return conversation_id in self._listening
+
+    async def _marked(self) -> set[str]:
+        query = select(TextListener.conversation_id).where(TextListener.until > datetime.now(UTC))
         async with self._db.read_session() as session:
-            until = await session.scalar(query)
-        listened = until is not None and _aware(until) > datetime.now(UTC)
-        if len(self._listened) > 10_000:
-            self._listened.clear()
-        self._listened[conversation_id] = (now, listened)
-        return listened
+            return set((await session.scalars(query)).all())
 
     async def listen(self, conversation_id: str) -> None:
         """Mark the conversation listened to for `LISTEN_TTL` (readers renew it)."""
@@ -232,11 +235,15 @@ class DeltaWriter:
             self._pending[-1] = ("text", self._pending[-1][1] + delta)
         else:
             self._pending.append(("text", delta))
-        self._kick()
+        if self._kick():
+            await asyncio.sleep(0)  # the task takes this delta now: the first goes at once
 
-    def _kick(self) -> None:
+    def _kick(self) -> bool:
+        """Start the writing task if it is not running; True if it was started."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
+            return True
+        return False
 
     async def _run(self) -> None:
         while self._pending:
@@ -253,11 +260,6 @@ class DeltaWriter:
             self.rows += len(rows)
         except Exception as exc:  # streaming is best effort; the recorded reply is not
             log.warning("text deltas not written (%s): %s", type(exc).__name__, exc)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes (stored as UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _event(row: TextDelta) -> ConversationEvent:

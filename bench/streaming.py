@@ -246,7 +246,7 @@ async def listened_check_cpu_ms(db: Database, calls: int = 300) -> float:
     deltas = TextDeltas(db)
     started = time.process_time()
     for index in range(calls):
-        deltas._listened.clear()
+        deltas._refreshed = -1e9  # the read every call, as if each were a second apart
         await deltas.listened(f"nobody-{index}")
     return 1000 * (time.process_time() - started) / calls
 

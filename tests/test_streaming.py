@@ -90,13 +90,13 @@ def _texts(events: list[ConversationEvent]) -> dict[tuple[int, int | None], str]
 
 
 async def test_a_turn_streams_its_events_and_text_and_history_holds_no_token(
-    db: Database, run_worker: WorkerFactory, conversations: Conversations, client: Client
+    any_db: Database, run_worker: WorkerFactory, conversations: Conversations, client: Client
 ) -> None:
     """A subscriber from `event_position` sees the turn's durable events in order and its
     text deltas; the text is the reply; resuming from any ID yields exactly the rest."""
-    streaming = Conversations(client, conversations.task_queue, deltas=TextDeltas(db))
+    streaming = Conversations(client, conversations.task_queue, deltas=TextDeltas(any_db))
     cid = new_id()
-    async with run_worker(db):
+    async with run_worker(any_db):
         await streaming.start(cid)
         position = await streaming.event_position(cid)
         watcher = asyncio.create_task(_collect(streaming, cid, position))
@@ -198,3 +198,34 @@ async def test_a_subscriber_follows_continue_as_new_without_noticing(
     durable = [parse_event_id(i)[0] for i, e in seen if e.type not in ("text", "text_reset")]
     assert durable == list(range(durable[0], durable[0] + len(durable)))  # no gap, no repeat
     assert now_run != first_run  # the conversation did continue as new
+
+
+async def test_delta_rows_are_batched_tagged_and_pruned(db: Database) -> None:
+    """The first delta is written at once, later ones in one row per interval; a retry
+    starts with text_reset; a new turn's first write deletes the earlier turns' rows;
+    nothing is written for a conversation nobody listens to."""
+    deltas = TextDeltas(db, interval=0.2)
+    cid = new_id()
+    async with deltas.writer(cid, 1, 1, 1) as nobody:
+        assert nobody is None  # no reader marked it
+    await deltas.listen(cid)
+    deltas._refreshed = -1e9  # forget the worker's cached answer
+    async with deltas.writer(cid, 1, 1, 1) as sink:
+        assert sink is not None
+        for word in ["a ", "b ", "c ", "d "]:
+            await sink.text(word)
+    async with deltas.writer(cid, 1, 1, 2) as retry:
+        assert retry is not None
+        await retry.text("a b c d")
+    rows = await deltas.read(cid, 0)
+    assert [(e.type, e.attempt, e.text) for _, e in rows] == [
+        ("text", 1, "a "),
+        ("text", 1, "b c d "),
+        ("text_reset", 2, None),
+        ("text", 2, "a b c d"),
+    ]
+    async with deltas.writer(cid, 2, 1, 1) as next_turn:
+        assert next_turn is not None
+        await next_turn.text("x")
+    assert [(e.turn, e.text) for _, e in await deltas.read(cid, 0)] == [(2, "x")]
+    assert await deltas.position() >= max(i for i, _ in rows)
