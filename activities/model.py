@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import openai
-from autogen_core.models import ChatCompletionClient
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
+from autogen_core.tools import ToolSchema
 from llama_index.core.base.llms.types import ChatResponse, ChatResponseAsyncGen
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -31,6 +32,7 @@ from activities.bounds import (
     storable,
 )
 from activities.convert import from_create_result, to_autogen
+from activities.deltas import DeltaSinks
 from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
@@ -93,8 +95,11 @@ class ModelActivities:
         transcript: Transcript,
         search_attributes: bool = False,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
+        deltas: DeltaSinks | None = None,
     ) -> None:
         self._context_window = context_window
+        self._deltas = deltas
+        """Where model calls stream their text (None: they do not stream)."""
         """The context window of models whose client does not say."""
         self._agents = agents
         self._transcript = transcript
@@ -147,14 +152,16 @@ class ModelActivities:
         that Temporal did not hear back from is not paid for twice. If two attempts both
         called the model (one on a worker presumed dead), the first answer recorded is the
         one every attempt returns. The activity heartbeats while it waits for the model.
-        Cancelled by `cancel_turn`, it returns the text streamed so far, recorded as the
-        call's answer and marked interrupted.
+        With streaming on, the text goes to the text deltas as it comes (a retry first
+        resets the step's text; a recorded answer is sent whole, as one delta). Cancelled by
+        `cancel_turn`, it returns the text streamed so far, recorded as the call's answer and
+        marked interrupted.
         """
         with classified():
-            async with heartbeating():
+            async with heartbeating(), self._streaming(request) as sink:
                 call = _Call(chain_id=request.chain_id)
                 try:
-                    return await self._model_call(request, call)
+                    return await self._model_call(request, call, sink)
                 except asyncio.CancelledError:
                     if not cancel_requested() or request.select_speaker is not None:
                         raise  # a speaker selection writes nothing: cancelled as it is
@@ -178,7 +185,19 @@ class ModelActivities:
         activity.logger.info("model call interrupted after %d characters", len(message.content))
         return ModelCallOutput(message=message, chain_id=forked)
 
-    async def _model_call(self, request: ModelCallInput, call: _Call) -> ModelCallOutput:
+    @asynccontextmanager
+    async def _streaming(self, request: ModelCallInput) -> AsyncIterator[TextSink | None]:
+        if self._deltas is None or request.select_speaker is not None:
+            yield None
+            return
+        attempt = activity.info().attempt
+        conversation = storable(request.conversation_id)
+        async with self._deltas.writer(conversation, request.turn, request.step, attempt) as w:
+            yield w  # None when nobody listens: the call does not stream
+
+    async def _model_call(
+        self, request: ModelCallInput, call: _Call, sink: TextSink | None = None
+    ) -> ModelCallOutput:
         agent = self._agent(request.agent)
         conversation, chain = storable(request.conversation_id), request.chain_id
         found = await self._transcript.prepare(
@@ -200,6 +219,8 @@ class ModelActivities:
             )
         if found.recorded is not None:
             recorded = bounded(found.recorded)
+            if sink is not None and recorded.content:
+                await sink.text(recorded.content)
             output = await self._output(agent, [], found.recorded)
             terminate = terminates(agent, recorded)
             return ModelCallOutput(
@@ -214,7 +235,7 @@ class ModelActivities:
             if isinstance(agent.model_client, AG2Client):
                 return await select_speaker_ag2(agent, window, request.select_speaker)
             return await select_speaker(agent, window, request.select_speaker)
-        with provider_failures(), invalid_responses():
+        with provider_failures(), invalid_responses(), streaming_to(sink):
             message, usage, history = await self._complete_within(
                 agent, found, request.tools_enabled, call.partial
             )
@@ -359,11 +380,50 @@ async def _complete_autogen(
     messages = to_autogen(agent.system_message, history, agent.name)
     tools = [t.schema for t in agent.tools] if tools_enabled else []
     # AssistantAgent asks for its output_content_type in every call, tools or not
-    result = await agent.model_client.create(messages, tools=tools, json_output=agent.output_type)
+    sink = text_sink()
+    if sink is None:
+        result = await agent.model_client.create(
+            messages, tools=tools, json_output=agent.output_type
+        )
+    else:
+        result = await _stream_autogen(agent.model_client, sink, messages, tools, agent)
     usage = Usage(
         prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens
     )
     return from_create_result(result, agent.name), usage
+
+
+async def _stream_autogen(
+    client: ChatCompletionClient,
+    sink: TextSink,
+    messages: list[LLMMessage],
+    tools: list[ToolSchema],
+    agent: AgentDefinition,
+) -> CreateResult:
+    """`create_stream`: its text chunks to the sink, then its final `CreateResult`."""
+    result: CreateResult | None = None
+    # OpenAI sends usage in a stream only when asked; other clients take no such option
+    extra = {"stream_options": {"include_usage": True}} if _is_openai(client) else {}
+    stream = client.create_stream(
+        messages, tools=tools, json_output=agent.output_type, extra_create_args=extra
+    )
+    async for chunk in stream:
+        if isinstance(chunk, str):
+            await sink.text(chunk)
+        else:
+            result = chunk
+    if result is None:
+        raise ApplicationError(
+            "the model's stream ended without a final result",
+            type=ErrorType.MODEL_RESPONSE_INVALID.value,
+        )
+    return result
+
+
+def _is_openai(client: ChatCompletionClient) -> bool:
+    from autogen_ext.models.openai import BaseOpenAIChatCompletionClient
+
+    return isinstance(client, BaseOpenAIChatCompletionClient)
 
 
 async def _complete_llamaindex(

@@ -63,6 +63,7 @@ __all__ = [
     "ACTIVITY_MODEL_CALL",
     "CLIENT_ERROR_TYPES",
     "DEFAULT_TASK_QUEUE",
+    "EVENTS_TOPIC",
     "ErrorType",
     "MCP_IDEMPOTENCY_META_KEY",
     "MAX_CONVERSATION_ID_CHARS",
@@ -88,6 +89,13 @@ SIGNAL_END: Final = "end"
 UPDATE_ASK: Final = "ask"
 UPDATE_CANCEL_TURN: Final = "cancel_turn"
 QUERY_STATE: Final = "state"
+
+EVENTS_TOPIC: Final = "events"
+"""The conversation's durable events (interface.events.ConversationEvent) on its Workflow
+Stream (`temporalio.contrib.workflow_streams`): clients poll the update
+`__temporal_workflow_stream_poll` with `{"topics": ["events"], "from_offset": N}` (or the
+query of that name, which answers at once), and `__temporal_workflow_stream_offset` gives
+the offset of now. Text deltas are not on it: they go through the database (text_deltas)."""
 
 # Versioned: a change of input or output that old histories cannot decode gets a new name.
 ACTIVITY_DESCRIBE_AGENT: Final = "agent.describe-v1"

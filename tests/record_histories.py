@@ -457,6 +457,37 @@ async def closed(conversations: Conversations) -> str:
     return cid
 
 
+async def streaming(conversations: Conversations, db: Database) -> str:
+    """A subscriber of the event stream (its polls are updates in history) through two
+    turns, one per run: the second run starts with the first's stream state."""
+    from activities.deltas import TextDeltas
+
+    watching = Conversations(conversations.client, conversations.task_queue, TextDeltas(db))
+    cid = f"replay-streaming-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(settings=ConversationSettings(max_turns_per_run=1))
+    await watching.start(cid, start)
+    position = await watching.event_position(cid)
+
+    async def watch() -> list[str]:
+        finished, types = 0, []
+        async for _, event in watching.events(cid, after=position):
+            types.append(event.type)
+            finished += event.type == "turn_finished"
+            if finished == 2:
+                return types
+        return types
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.5)
+    await watching.ask(cid, "what is the status of claim 123?", "s-1", start)
+    await watching.ask(cid, "!say thanks", "s-2", start)
+    types = await asyncio.wait_for(watcher, 30)
+    assert types.count("turn_finished") == 2 and "text" in types, types
+    await watching.end(cid)
+    await watching.handle(cid).result()
+    return cid
+
+
 async def _wait_for_approval(conversations: Conversations, cid: str) -> None:
     for _ in range(200):
         with contextlib.suppress(Exception):  # not started yet
@@ -570,6 +601,7 @@ async def main() -> None:
         "model-failures",
         "long-id",
         "cancel",
+        "streaming",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -609,6 +641,8 @@ async def main() -> None:
             recorded[f"reset-{today}"] = await reset_fork(conversations, address)
         if "closed" in wanted:
             recorded[f"closed-{today}"] = await closed(conversations)
+        if "streaming" in wanted:
+            recorded[f"streaming-{today}"] = await streaming(conversations, db)
     stack.close()
     if "rare-paths" in wanted:
         rare = Conversations(env.client, f"record-rare-{uuid.uuid4()}")

@@ -31,6 +31,8 @@ from interface.contract import (
 from support.histories import HISTORIES
 from support.paths import ROOT
 
+STREAM_POLL = "__temporal_workflow_stream_poll"
+"""The Workflow Stream's poll update (temporalio.contrib.workflow_streams)."""
 Event = dict[str, Any]
 Run = list[Event]
 
@@ -201,6 +203,18 @@ def _cancelled(activity: str) -> Callable[[Run], bool]:
     return cancelled
 
 
+def _stream_polled(run: Run) -> bool:
+    accepted = _of(run, "WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
+    return any(
+        a.get("acceptedRequest", {}).get("input", {}).get("name") == STREAM_POLL for a in accepted
+    )
+
+
+def _stream_carried(run: Run) -> bool:
+    started = (v for a in _of(run, "WORKFLOW_EXECUTION_STARTED") for v in _decode(a.get("input")))
+    return any(isinstance(v, dict) and v.get("stream") for v in started)
+
+
 def _status(status: str) -> Callable[[Run], bool]:
     return lambda run: any(r.get("status") == status for r in _results(run))
 
@@ -254,6 +268,8 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "continue-as-new onto the current build (auto-upgrade)": _upgrading_continue_as_new,
     "run on a versioned worker (pinned)": _pinned,
     "end": _any("WORKFLOW_EXECUTION_COMPLETED"),
+    "event stream polled by a subscriber (update)": _stream_polled,
+    "event stream carried across continue-as-new": _stream_carried,
 }
 """Each path of the workflow, and how a history that went through it shows it."""
 
@@ -275,6 +291,8 @@ CALL_SITES: dict[str, list[str]] = {
         "continue-as-new",
         "continue-as-new onto the current build (auto-upgrade)",
         "run on a versioned worker (pinned)",
+        "event stream polled by a subscriber (update)",
+        "event stream carried across continue-as-new",
     ],
     "conversation.AgentConversation._describe_agent: execute_local_activity": [
         "describe agent",
