@@ -29,7 +29,6 @@ from agents.registry import AgentRegistry
 from agents.tools import current_tool_context
 from conversation_client import Conversations
 from demo.tables import ClaimNote
-from devserver import worker_process
 from examples.agent_framework_claims import claims_assistant
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from interface import StartConversation
@@ -39,6 +38,7 @@ from support.fake_openai import API_KEY, FakeOpenAI, Reply, completion, error, t
 from support.ids import new_id
 from support.maf_agents import AGENT, chat_client
 from support.paths import ROOT
+from support.processes import worker_process
 from support.workers import WorkerFactory
 
 START = StartConversation(agent=AGENT)

@@ -28,12 +28,12 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import scripted_react_llm
 from demo.tables import ClaimNote
-from devserver import worker_process
 from examples.claims_functions import SYSTEM_MESSAGE, TOOL_OPTIONS, claims_functions
 from interface import ErrorType, Message, StartConversation, TurnResult
 from support.databases import count
 from support.ids import new_id
 from support.paths import ROOT
+from support.processes import worker_process
 from support.workers import WorkerFactory
 
 Prompt = list[tuple[str, str]]

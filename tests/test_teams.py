@@ -27,13 +27,13 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from demo.tables import ClaimNote, OutboxEmail
-from devserver import worker_process
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from examples.claims_team import claims_agents, register_teams
 from interface import Message, StartConversation
 from support.databases import count
 from support.histories import HISTORIES, load
 from support.ids import new_id
+from support.processes import worker_process
 from support.teams import HANDOFF_TEXT, NOTE, RESTART_CASES, SELECTOR_SCRIPT
 from support.workers import WorkerFactory
 
