@@ -37,7 +37,10 @@ READY_TIMEOUT = 300  # the first start imports everything, on a loaded machine
 
 
 class _Server:
-    def __init__(self) -> None:
+    """One fork server per PYTHONPATH, so its children's sys.path is what a fresh
+    `python <script>` with that PYTHONPATH has."""
+
+    def __init__(self, python_path: str) -> None:
         self.folder = tempfile.mkdtemp(prefix="forkserver-")
         self.socket = os.path.join(self.folder, "sock")
         script = str(HERE / "forkserver.py")
@@ -45,7 +48,7 @@ class _Server:
         self.process = subprocess.Popen(
             [sys.executable, "-c", bootstrap, self.socket],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": python_path},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -73,19 +76,20 @@ class _Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-_server: _Server | None = None
+_servers: dict[str, _Server] = {}
 
 
 async def python_command(script: Path, *args: str, env: dict[str, str]) -> list[str]:
-    """The argv that runs `python script args` in `env` with the project root as the
-    working directory and PYTHONPATH, as the callers here do."""
-    global _server
-    if not ENABLED or env.get("PYTHONPATH") != str(ROOT):
+    """The argv that runs `python script args` in `env`, with the project root as the
+    working directory (as the callers here do) and on PYTHONPATH."""
+    python_path = env.get("PYTHONPATH", "")
+    if not ENABLED or str(ROOT) not in python_path.split(os.pathsep):
         return [sys.executable, str(script), *args]
-    if _server is None or _server.process.poll() is not None:
-        _server = _Server()
-    await asyncio.wait_for(asyncio.wrap_future(_server.ready), READY_TIMEOUT)
-    launcher = [sys.executable, "-I", "-S", str(HERE / "launcher.py"), _server.socket]
+    server = _servers.get(python_path)
+    if server is None or server.process.poll() is not None:
+        server = _servers[python_path] = _Server(python_path)
+    await asyncio.wait_for(asyncio.wrap_future(server.ready), READY_TIMEOUT)
+    launcher = [sys.executable, "-I", "-S", str(HERE / "launcher.py"), server.socket]
     return [*launcher, str(script), *args]
 
 
