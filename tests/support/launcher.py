@@ -15,8 +15,18 @@ import sys
 ZYGOTE_ENV = "TESTS_FORKSERVER"  # not passed on: the child's environment is the caller's
 
 
+def _open_std_fds() -> None:
+    """A closed stdin, stdout or stderr (a process started without one) is /dev/null."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)
+
+
 def main() -> None:
     path, *argv = sys.argv[1:]
+    _open_std_fds()
     env = {k: v for k, v in os.environ.items() if k != ZYGOTE_ENV}
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
