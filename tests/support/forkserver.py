@@ -71,19 +71,19 @@ def _streams(env: dict[str, str]) -> None:
     sys.stderr = sys.__stderr__ = writer(2, True, "backslashreplace")
 
 
-def _child(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket) -> None:
+def _child(request: dict, fds: list[int], inherited: list[int]) -> None:
     """In the forked child: become `python <argv>`. Never returns."""
     code = 1
     try:
-        conn.close()
-        listener.close()
+        signal.set_wakeup_fd(-1)
+        for fd in inherited:  # the server's: its socket, its wake-up pipe, other launchers
+            os.close(fd)
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
-        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):  # SIGPIPE stays ignored
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.set_wakeup_fd(-1)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -145,22 +145,22 @@ def serve(path: str) -> None:
             _reap(children, by_conn)
             if listener in readable:
                 conn, _ = listener.accept()
-                data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-                while not data.endswith(b"\n"):
-                    more = conn.recv(1 << 20)
-                    if not more:
-                        break
-                    data += more
-                request = json.loads(data)
-                pid = os.fork()
-                if pid == 0:
-                    _child(request, fds, conn, listener)
-                for fd in fds:
-                    os.close(fd)
-                children[pid] = conn
-                by_conn[conn] = pid
-                buffers[conn] = b""
-                _send(conn, {"pid": pid})
+                try:
+                    request, fds = _receive(conn)
+                except (OSError, ValueError):  # a launcher killed before it asked
+                    traceback.print_exc()
+                    conn.close()
+                else:
+                    pid = os.fork()
+                    if pid == 0:
+                        own = [listener, conn, *by_conn]
+                        _child(request, fds, [wake_r, wake_w, *(c.fileno() for c in own)])
+                    for fd in fds:
+                        os.close(fd)
+                    children[pid] = conn
+                    by_conn[conn] = pid
+                    buffers[conn] = b""
+                    _send(conn, {"pid": pid})
             for conn in [c for c in readable if c in by_conn]:
                 pid = by_conn[conn]
                 try:
@@ -174,10 +174,28 @@ def serve(path: str) -> None:
                 buffers[conn] += chunk
                 *lines, buffers[conn] = buffers[conn].split(b"\n")
                 for line in lines:
-                    _kill(pid, int(json.loads(line)["signal"]))
+                    try:
+                        _kill(pid, int(json.loads(line)["signal"]))
+                    except (ValueError, KeyError):
+                        traceback.print_exc()
     finally:
         for pid in children:
             _kill(pid, signal.SIGKILL)
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    """The launcher's request and its three fds."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    while not data.endswith(b"\n"):
+        more = conn.recv(1 << 20)
+        if not more:
+            break
+        data += more
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError(f"expected stdin, stdout and stderr, got {len(fds)} fds")
+    return json.loads(data), fds
 
 
 def _reap(children: dict[int, socket.socket], by_conn: dict[socket.socket, int]) -> None:
