@@ -7,6 +7,7 @@ no server): see `pytest_collection_modifyitems`.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -66,22 +67,47 @@ def temporal_address(env: WorkflowEnvironment) -> str:
     return env.client.service_client.config.target_host
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, seeded SQLite database."""
-    database, close = await make_database("sqlite", tmp_path)
+@pytest.fixture(scope="session")
+async def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated and seeded once (prepare_database); `db` copies it, which
+    is the same file a test would get by migrating its own, without the migrations."""
+    folder = tmp_path_factory.mktemp("migrated")
+    database, close = await make_database("sqlite", folder)
+    await prepare_database(database)
+    await close()  # the last connection closes: the WAL is checkpointed into the file
+    template = folder / "agents.db"
+    assert not template.with_name("agents.db-wal").exists()
+    return template
+
+
+async def _database(kind: str, tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[Database]:
+    if kind == "sqlite":
+        shutil.copyfile(migrated_sqlite, tmp_path / "agents.db")
+        database = Database(f"sqlite:///{tmp_path}/agents.db")
+        yield database
+        await database.dispose()
+        return
+    database, close = await make_database(kind, tmp_path)
     await prepare_database(database)
     yield database
     await close()
+
+
+@pytest.fixture
+async def db(tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[Database]:
+    """A migrated, seeded SQLite database."""
+    async for database in _database("sqlite", tmp_path, migrated_sqlite):
+        yield database
 
 
 @pytest.fixture(params=DATABASES)
-async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, seeded database: SQLite, and PostgreSQL when DATABASE_URL is set."""
-    database, close = await make_database(request.param, tmp_path)
-    await prepare_database(database)
-    yield database
-    await close()
+async def any_db(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path
+) -> AsyncIterator[Database]:
+    """A migrated, seeded database: SQLite, and PostgreSQL when DATABASE_URL is set (its
+    own schema, migrated)."""
+    async for database in _database(request.param, tmp_path, migrated_sqlite):
+        yield database
 
 
 @pytest.fixture

@@ -36,7 +36,6 @@ from agents.errors import ConfigurationError, UnsupportedOption
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.tables import ClaimNote
-from devserver import worker_process
 from examples.ag2_claims import claims_agents
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from interface import StartConversation
@@ -44,6 +43,7 @@ from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, completion, error, text, tool_call
 from support.ids import new_id
 from support.paths import ROOT
+from support.processes import worker_process
 from support.workers import WorkerFactory
 
 

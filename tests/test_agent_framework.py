@@ -29,7 +29,6 @@ from agents.registry import AgentRegistry
 from agents.tools import current_tool_context
 from conversation_client import Conversations
 from demo.tables import ClaimNote
-from devserver import worker_process
 from examples.agent_framework_claims import claims_assistant
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from interface import StartConversation
@@ -39,6 +38,7 @@ from support.fake_openai import API_KEY, FakeOpenAI, Reply, completion, error, t
 from support.ids import new_id
 from support.maf_agents import AGENT, chat_client
 from support.paths import ROOT
+from support.processes import worker_process
 from support.workers import WorkerFactory
 
 START = StartConversation(agent=AGENT)
@@ -314,7 +314,7 @@ async def test_the_same_calls_and_answer_as_the_agent_run_in_process(
 
 @pytest.mark.e2e  # worker subprocesses, SIGKILLed
 async def test_a_killed_worker_repeats_no_side_effect(
-    any_db: Database,
+    db: Database,
     conversations: Conversations,
     temporal_address: str,
     task_queue: str,
@@ -324,7 +324,7 @@ async def test_a_killed_worker_repeats_no_side_effect(
     fake_openai.script = [note_call(), text("I added the note to claim 123.")]
     cid, marker = new_id(), tmp_path / "fault-fired"
     common: dict[str, Any] = dict(
-        database_url=any_db.url,
+        database_url=db.url,
         temporal_address=temporal_address,
         task_queue=task_queue,
         log=tmp_path / "worker.log",
@@ -344,8 +344,8 @@ async def test_a_killed_worker_repeats_no_side_effect(
         result = await asyncio.wait_for(turn, 60)
     assert result.status == "completed" and result.tool_calls[0].status == "ok"
     assert result.reply == "I added the note to claim 123."
-    assert await count(any_db, ClaimNote, conversation_id=cid) == 1
-    assert await ledger_statuses(any_db, cid) == ["succeeded"]
+    assert await count(db, ClaimNote, conversation_id=cid) == 1
+    assert await ledger_statuses(db, cid) == ["succeeded"]
     assert len(fake_openai.requests) == 2  # the recorded model answer was not asked again
 
 

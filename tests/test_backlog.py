@@ -49,14 +49,14 @@ async def carried_queues(client: Client, conversation_id: str) -> list[int]:
 
 
 async def test_a_burst_continues_as_new_mid_queue_and_loses_no_turn(
-    any_db: Database, run_worker: WorkerFactory, conversations: Conversations, client: Client
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, client: Client
 ) -> None:
     """The repro's burst, scaled down by a small turn limit: 12 asks and 12 signals queued
     at once, the run limited to 3 turns. Every accepted turn is answered once, and the
     runs continue as new with turns still queued."""
     cid = new_id()
     start = StartConversation(settings=ConversationSettings(max_turns_per_run=3))
-    async with run_worker(any_db):
+    async with run_worker(db):
         await conversations.start(cid, start)
         sends = [conversations.send(cid, f"!say s{n}", f"s-{n}", start) for n in range(12)]
         asks = [conversations.ask(cid, f"!say a{n}", f"a-{n}", start) for n in range(12)]
@@ -66,8 +66,8 @@ async def test_a_burst_continues_as_new_mid_queue_and_loses_no_turn(
         status = (await conversations.handle(cid).describe()).status
     assert [r.reply for r in results] == [f"a{n}" for n in range(12)]
     assert final.turn == 25 and state.turn_count == 25
-    assert await count(any_db, TranscriptMessage, conversation_id=cid, role="user") == 25
-    assert await count(any_db, TranscriptMessage, conversation_id=cid, role="assistant") == 25
+    assert await count(db, TranscriptMessage, conversation_id=cid, role="user") == 25
+    assert await count(db, TranscriptMessage, conversation_id=cid, role="assistant") == 25
     assert status == WorkflowExecutionStatus.RUNNING
     assert any(length > 0 for length in await carried_queues(client, cid))
 

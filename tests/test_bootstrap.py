@@ -12,9 +12,9 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from activities.db import Database
 from conversation_client import Conversations
 from demo.tables import Claim, Policy
-from devserver import worker_process
 from interface import StartConversation
 from support.ids import new_id
+from support.processes import worker_process
 from support.workers import WorkerFactory
 from worker import prepare_database
 

@@ -29,7 +29,7 @@ def closed_type(raised: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> str 
 
 @pytest.mark.parametrize("close", ["terminate", "cancel"])
 async def test_a_closed_conversation_refuses_new_messages_and_repeats_no_effect(
-    any_db: Database,
+    db: Database,
     run_worker: WorkerFactory,
     conversations: Conversations,
     client: Client,
@@ -38,7 +38,7 @@ async def test_a_closed_conversation_refuses_new_messages_and_repeats_no_effect(
     """The repro through the client: k1 makes a note; the conversation is closed; k2 and
     k1 again are refused with ConversationClosed, and no second note is made."""
     cid = new_id()
-    async with run_worker(any_db):
+    async with run_worker(db):
         first = await conversations.ask(cid, NOTE, "k1")
         handle = conversations.handle(cid)
         if close == "terminate":
@@ -54,8 +54,8 @@ async def test_a_closed_conversation_refuses_new_messages_and_repeats_no_effect(
     assert first.tool_calls[0].status == "ok"
     assert closed_type(new_message) == ErrorType.CONVERSATION_CLOSED
     assert closed_type(retried) == ErrorType.CONVERSATION_CLOSED
-    assert await count(any_db, ClaimNote, conversation_id=cid) == 1
-    assert await count(any_db, LedgerEntry, conversation_id=cid, status="succeeded") == 1
+    assert await count(db, ClaimNote, conversation_id=cid) == 1
+    assert await count(db, LedgerEntry, conversation_id=cid, status="succeeded") == 1
 
 
 async def test_the_gateway_answers_409_for_a_terminated_conversation(

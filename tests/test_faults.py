@@ -12,9 +12,9 @@ from activities.db import Database
 from activities.tables import LedgerEntry
 from conversation_client import Conversations
 from demo.tables import ClaimNote, OutboxEmail
-from devserver import worker_process
 from support.databases import count
 from support.ids import new_id
+from support.processes import worker_process
 
 pytestmark = pytest.mark.e2e  # worker subprocesses, SIGKILLed
 

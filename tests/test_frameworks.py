@@ -45,18 +45,18 @@ def shape(result: TurnResult) -> tuple[str, list[tuple[str, str, str]]]:
 
 
 async def test_autogen_and_llamaindex_agents_behave_the_same(
-    any_db: Database, run_worker: WorkerFactory, conversations: Conversations
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
     results: dict[str, list[TurnResult]] = {}
-    async with run_worker(any_db, example_agents(any_db)):
+    async with run_worker(db, example_agents(db)):
         for agent in ("claims-autogen", "claims-llamaindex"):
             cid, start = new_id(agent), StartConversation(agent=agent)
             results[agent] = [
                 await conversations.ask(cid, text, f"m-{n}", start)
                 for n, text in enumerate(DEMO_TURNS)
             ]
-            assert await count(any_db, ClaimNote, conversation_id=cid) == 1
-            assert await count(any_db, OutboxEmail, conversation_id=cid) == 1
+            assert await count(db, ClaimNote, conversation_id=cid) == 1
+            assert await count(db, OutboxEmail, conversation_id=cid) == 1
     autogen, llama = results["claims-autogen"], results["claims-llamaindex"]
     assert [shape(r) for r in autogen] == [shape(r) for r in llama]
     assert autogen[0].reply.startswith("Claim 123 is in_review")

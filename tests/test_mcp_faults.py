@@ -14,10 +14,10 @@ from sqlalchemy import select
 from activities.db import Database
 from activities.tables import LedgerEntry
 from conversation_client import Conversations
-from devserver import worker_process
 from interface import StartConversation
 from support.ids import new_id
 from support.paths import ROOT
+from support.processes import worker_process
 
 pytestmark = pytest.mark.e2e  # worker subprocesses, SIGKILLed
 

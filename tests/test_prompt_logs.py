@@ -13,9 +13,9 @@ from activities.db import Database
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
-from devserver import worker_process
 from support.fake_openai import API_KEY, FakeOpenAI, text, tool_call
 from support.ids import new_id
+from support.processes import worker_process
 from support.workers import WorkerFactory
 
 QUESTION = "My neighbour Zebediah Quarrington flooded claim 123"

@@ -28,12 +28,12 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import scripted_react_llm
 from demo.tables import ClaimNote
-from devserver import worker_process
 from examples.claims_functions import SYSTEM_MESSAGE, TOOL_OPTIONS, claims_functions
 from interface import ErrorType, Message, StartConversation, TurnResult
 from support.databases import count
 from support.ids import new_id
 from support.paths import ROOT
+from support.processes import worker_process
 from support.workers import WorkerFactory
 
 Prompt = list[tuple[str, str]]
@@ -223,7 +223,7 @@ KILLS = ["after_commit:create_claim_note", "during_model:claims-react"]
 @pytest.mark.e2e  # worker subprocesses, SIGKILLed
 @pytest.mark.parametrize("fault", KILLS)
 async def test_a_worker_killed_in_a_react_turn_repeats_no_side_effect(
-    any_db: Database,
+    db: Database,
     conversations: Conversations,
     temporal_address: str,
     task_queue: str,
@@ -232,7 +232,7 @@ async def test_a_worker_killed_in_a_react_turn_repeats_no_side_effect(
 ) -> None:
     cid, marker = new_id("react"), tmp_path / "fault-fired"
     common: dict[str, Any] = dict(
-        database_url=any_db.url,
+        database_url=db.url,
         temporal_address=temporal_address,
         task_queue=task_queue,
         log=tmp_path / "worker.log",
@@ -252,4 +252,4 @@ async def test_a_worker_killed_in_a_react_turn_repeats_no_side_effect(
     async with worker_process(**common):
         result = await asyncio.wait_for(turn, 60)
     assert result.status == "completed" and result.tool_calls[0].status == "ok"
-    assert await count(any_db, ClaimNote, conversation_id=cid) == 1
+    assert await count(db, ClaimNote, conversation_id=cid) == 1

@@ -17,12 +17,12 @@ from temporalio.client import Client, WorkflowHandle
 from activities.db import Database
 from codec import EncryptionCodec, KeyRing, encrypted_data_converter, generate_key_entry
 from conversation_client import Conversations, connect
-from devserver import worker_process
 from observability import quiet_prompt_loggers
 from settings import WorkerSettings
 from support.fake_openai import FakeOpenAI, error, text, tool_call
 from support.ids import new_id
 from support.payloads import payloads_in
+from support.processes import worker_process
 from support.workers import WorkerFactory
 from worker import default_agents
 

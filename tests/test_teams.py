@@ -27,13 +27,13 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.scripted_model import ScriptedChatCompletionClient, scripted_llamaindex_llm
 from demo.tables import ClaimNote, OutboxEmail
-from devserver import worker_process
 from examples.claims_functions import TOOL_OPTIONS, claims_functions
 from examples.claims_team import claims_agents, register_teams
 from interface import Message, StartConversation
 from support.databases import count
 from support.histories import HISTORIES, load
 from support.ids import new_id
+from support.processes import worker_process
 from support.teams import HANDOFF_TEXT, NOTE, RESTART_CASES, SELECTOR_SCRIPT
 from support.workers import WorkerFactory
 
@@ -63,10 +63,10 @@ async def transcript(db: Database, cid: str) -> list[Message]:
 
 
 async def test_round_robin_takes_turns_until_text_mention_or_max_messages(
-    any_db: Database, run_worker: WorkerFactory, conversations: Conversations
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
     cid, start = new_id("rr"), StartConversation(agent="claims-round-robin")
-    async with run_worker(any_db, teams(any_db)):
+    async with run_worker(db, teams(db)):
         first = await conversations.ask(
             cid, f"@claims_specialist {NOTE}\n@reviewer !say APPROVED", "m-1", start
         )
@@ -85,8 +85,8 @@ async def test_round_robin_takes_turns_until_text_mention_or_max_messages(
     spoken = [(m.speaker, m.content) for m in state.messages if m.role == "assistant"]
     assert ("reviewer", "Checked.") in spoken
     assert ("claims_specialist", "I added note #1 to claim 123.") in spoken
-    assert await count(any_db, ClaimNote, conversation_id=cid) == 1
-    [(tool, status, key)] = await ledger(any_db, cid)
+    assert await count(db, ClaimNote, conversation_id=cid) == 1
+    [(tool, status, key)] = await ledger(db, cid)
     assert (tool, status) == ("create_claim_note", "succeeded")
     assert "/t1/s1/claims_specialist/c0" in key
 
@@ -148,12 +148,12 @@ async def test_selector_model_picks_each_speaker(
 
 
 async def test_handoff_team_switches_the_active_agent(
-    any_db: Database, run_worker: WorkerFactory, conversations: Conversations
+    db: Database, run_worker: WorkerFactory, conversations: Conversations
 ) -> None:
     """examples/claims_team.py's team, unscripted: triage answers what it can and hands
     claim changes to the specialist, who keeps the conversation."""
     cid, start = new_id("team"), StartConversation(agent="claims-team")
-    async with run_worker(any_db, teams(any_db)):
+    async with run_worker(db, teams(db)):
         status = await conversations.ask(cid, "Check policy status for claim 123", "m-1", start)
         note = await conversations.ask(cid, HANDOFF_TEXT, "m-2", start)
         email = await conversations.ask(cid, "email the customer an update", "m-3", start)
@@ -170,11 +170,11 @@ async def test_handoff_team_switches_the_active_agent(
     assert (note.speaker, note.reply) == ("claims_specialist", "I added note #1 to claim 123.")
     assert email.speakers == ["claims_specialist"]  # the active agent carries over
     assert state.active_agent == "claims_specialist"
-    assert await count(any_db, ClaimNote, conversation_id=cid) == 1
-    assert await count(any_db, OutboxEmail, conversation_id=cid) == 1
-    rows = sorted((tool, status) for tool, status, _ in await ledger(any_db, cid))
+    assert await count(db, ClaimNote, conversation_id=cid) == 1
+    assert await count(db, OutboxEmail, conversation_id=cid) == 1
+    rows = sorted((tool, status) for tool, status, _ in await ledger(db, cid))
     assert rows == [("create_claim_note", "succeeded"), ("send_customer_email", "succeeded")]
-    messages = await transcript(any_db, cid)
+    messages = await transcript(db, cid)
     transfer = [
         m for m in messages if m.role == "tool" and m.name == "transfer_to_claims_specialist"
     ]

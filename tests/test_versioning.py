@@ -25,10 +25,10 @@ from temporalio.worker import Worker
 from activities.db import Database
 from agent_conversations import AgentConversationsPlugin
 from conversation_client import Conversations
-from devserver import worker_process
 from interface import ConversationSettings, ConversationSummary, StartConversation
 from interface.contract import WORKFLOW_TYPE
 from settings import WorkerSettings
+from support.processes import worker_process
 from support.versioning import make_current
 from worker import configured, default_agents
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from dataclasses import dataclass
 
 from settings import ENV
 from support.paths import ROOT
+from support.processes import python_command
 
 __all__ = ["Run", "run_starter", "start_starter"]
 
@@ -31,13 +31,13 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 async def start_starter(
     *args: str, env: dict[str, str] | None = None, stdin: int | None = None
 ) -> asyncio.subprocess.Process:
-    """starter.py started with piped output (and stdin, with `stdin=PIPE`)."""
+    """starter.py started with piped output (and stdin, with `stdin=PIPE`), through the
+    fork server (support/processes.py)."""
+    environment = _env(env)
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "starter.py"),
-        *args,
+        *await python_command(ROOT / "starter.py", *args, env=environment),
         cwd=ROOT,
-        env=_env(env),
+        env=environment,
         stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
