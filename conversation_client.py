@@ -38,6 +38,8 @@ from temporalio.exceptions import ApplicationError
 from interface import (
     DEFAULT_TASK_QUEUE,
     WORKFLOW_TYPE,
+    CancelTurn,
+    CancelTurnResult,
     ConversationState,
     StartConversation,
     ToolDecision,
@@ -259,6 +261,19 @@ class Conversations:
     async def state(self, conversation_id: str) -> ConversationState:
         with _encrypted_hint():
             return await self.handle(conversation_id).query(AgentConversation.state)
+
+    async def cancel_turn(
+        self, conversation_id: str, message_id: str | None = None, reason: str = ""
+    ) -> CancelTurnResult:
+        """Interrupt the running turn (only if it is `message_id`'s, when given): its
+        running model or tool call is cancelled, its partial text kept, and it ends
+        `interrupted`; queued turns go on. `cancelled` is False when no such turn runs.
+        Returns once the cancel is requested; `ask` for the turn returns its result."""
+        request = CancelTurn(message_id=message_id, reason=reason)
+        with _encrypted_hint():
+            return await self.handle(conversation_id).execute_update(
+                AgentConversation.cancel_turn, request
+            )
 
     async def decide(self, conversation_id: str, decision: ToolDecision) -> None:
         await self.handle(conversation_id).signal(AgentConversation.decide_tool, decision)

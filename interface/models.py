@@ -45,6 +45,8 @@ class Message(BaseModel):
     source: str | None = None
     thought: str | None = None
     """A ReAct agent's `Thought:` before its action or answer; None for other agents."""
+    interrupted: bool = False
+    """An assistant message cut short by `cancel_turn`: the text written before it."""
 
 
 class SeqMessage(BaseModel):
@@ -142,9 +144,11 @@ class TurnResult(BaseModel):
     """In a team: the members who spoke in this turn, in order."""
     output: dict[str, Any] | None = None
     """The agent's structured output (agentchat `output_content_type`, LlamaIndex
-    `output_cls`), validated against its schema, as JSON; None for agents without one."""
+    `output_cls`, AG2 and Agent Framework `response_format`), validated with its model, as
+    JSON; None for agents without one."""
     error: TurnError | None = None
-    """Set when `status` is "failed": the failure's type and message."""
+    """Set when `status` is "failed": the failure's type and message; when "interrupted":
+    type `TurnInterrupted` and the reason given to `cancel_turn`."""
 
 
 class PendingApproval(BaseModel):

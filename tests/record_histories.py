@@ -1,7 +1,7 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures] [long-id]` (all by
-default). tests/test_replay_coverage.py lists the paths each scenario covers.
+[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures] [long-id]
+[cancel]` (all by default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -61,6 +61,7 @@ from interface import (
 from interface.contract import ACTIVITY_CALL_TOOL, MAX_CONVERSATION_ID_CHARS
 from worker import build_worker, prepare_database
 
+from .support import interrupts
 from .support.fake_openai import API_KEY, FakeOpenAI, completion, serving, text, tool_call
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
 from .support.temporal_cli import temporal
@@ -533,6 +534,37 @@ async def long_id(client: Client, task_queue: str) -> str:
     return cid
 
 
+async def cancelled_turns(client: Client, db: Database) -> str:
+    """`cancel_turn`: a model call cancelled mid-stream, then parallel tool calls cancelled
+    (one committed, one sent nothing, one stopped midway) with a turn queued behind them,
+    and a cancel while no turn runs."""
+    cid = f"replay-cancel-{uuid.uuid4().hex[:6]}"
+    conversations = Conversations(client, f"record-cancel-{uuid.uuid4()}")
+    deltas, start, until = interrupts.Deltas(), interrupts.START, interrupts.until
+    model = interrupts.StreamingModel()
+    async with interrupts.interruptible_worker(client, conversations.task_queue, db, model, deltas):
+        streamed = asyncio.create_task(conversations.ask(cid, "!stream 60", "k-1", start))
+
+        async def streaming() -> bool:
+            return len(deltas.received) >= 3
+
+        await until(streaming)
+        await conversations.cancel_turn(cid, reason="recorded")
+        await streamed
+        tools = asyncio.create_task(conversations.ask(cid, interrupts.TOOLS, "k-2", start))
+        running = {"create_claim_note": "succeeded", "slow_transfer": "claimed"}
+        await until(lambda: interrupts.ledger_shows(db, cid, running))
+        queued = asyncio.create_task(conversations.ask(cid, "!say after", "k-3", start))
+        await asyncio.sleep(0.5)
+        await conversations.cancel_turn(cid, message_id="k-2")
+        await tools
+        await queued
+        await conversations.cancel_turn(cid)
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -568,6 +600,7 @@ async def main() -> None:
         "closed",
         "model-failures",
         "long-id",
+        "cancel",
         "streaming",
     }
     recorded: dict[str, str] = {}
@@ -633,6 +666,8 @@ async def main() -> None:
     if "model-failures" in wanted:
         queue = f"record-{uuid.uuid4()}"
         recorded[f"model-failures-{today}"] = await model_failures(env.client, queue, db)
+    if "cancel" in wanted:
+        recorded[f"cancel-{today}"] = await cancelled_turns(env.client, db)
     for name, cid in recorded.items():
         await _save(env, name, cid)
     await db.dispose()

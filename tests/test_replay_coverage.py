@@ -189,6 +189,20 @@ def _resumed(run: Run) -> bool:
     )
 
 
+def _cancelled(activity: str) -> Callable[[Run], bool]:
+    """`cancel_turn` cancelled the activity, and it reported (completed) what it had."""
+
+    def cancelled(run: Run) -> bool:
+        ids = {e["eventId"] for e in _scheduled(run, activity)}
+        requested = {
+            a["scheduledEventId"] for a in _of(run, "ACTIVITY_TASK_CANCEL_REQUESTED")
+        } & ids
+        completed = {a["scheduledEventId"] for a in _of(run, "ACTIVITY_TASK_COMPLETED")}
+        return bool(requested & completed)
+
+    return cancelled
+
+
 def _stream_polled(run: Run) -> bool:
     accepted = _of(run, "WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
     return any(
@@ -228,10 +242,12 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "search attributes upserted": _any("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"),
     "model call": lambda run: bool(_scheduled(run, ACTIVITY_MODEL_CALL, "model:")),
     "model call fails for good": lambda run: _failed(run, ACTIVITY_MODEL_CALL),
+    "model call interrupted mid-stream (cancel_turn)": _cancelled(ACTIVITY_MODEL_CALL),
     "reflection (model call without tools)": _reflection,
     "select speaker": lambda run: bool(_scheduled(run, ACTIVITY_MODEL_CALL, "select speaker:")),
     "tool call": lambda run: bool(_scheduled(run, ACTIVITY_CALL_TOOL, "call tool:")),
     "tool call fails for good": lambda run: _failed(run, ACTIVITY_CALL_TOOL),
+    "tool call interrupted (cancel_turn)": _cancelled(ACTIVITY_CALL_TOOL),
     "parallel tool calls": _parallel_tools,
     "tool retried after LeaseHeld": _lease_held_retry,
     "handoff": _handoff,
@@ -246,6 +262,7 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "turn failed with a typed error": _typed_failure,
     "failed turn resumed": _resumed,
     "duplicate turn": _status("duplicate"),
+    "turn interrupted": _status("interrupted"),
     "continue-as-new": _any("WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
     "continue-as-new with turns queued": _continued_with_queue,
     "continue-as-new onto the current build (auto-upgrade)": _upgrading_continue_as_new,
@@ -284,9 +301,10 @@ CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation._upsert: upsert_search_attributes": [
         "search attributes upserted"
     ],
-    "conversation.AgentConversation._call_model: execute_activity": [
+    "conversation.AgentConversation._call_model: start_activity": [
         "model call",
         "model call fails for good",
+        "model call interrupted mid-stream (cancel_turn)",
         "reflection (model call without tools)",
         "select speaker",
         "failed turn resumed",
@@ -295,9 +313,10 @@ CALL_SITES: dict[str, list[str]] = {
         "patch typed-model-failures",
         "turn failed with a typed error",
     ],
-    "conversation.AgentConversation._call_tool: execute_activity": [
+    "conversation.AgentConversation._call_tool: start_activity": [
         "tool call",
         "tool call fails for good",
+        "tool call interrupted (cancel_turn)",
         "parallel tool calls",
         "tool retried after LeaseHeld",
     ],
@@ -315,6 +334,7 @@ TURN_ENDINGS: dict[str, list[str]] = {
     "step_limit": ["turn at the step limit"],
     "failed": ["turn failed (model unreachable)"],
     "duplicate": ["duplicate turn"],
+    "interrupted": ["turn interrupted"],
 }
 """Every status `TurnMachine._result` is given in workflows/turns.py -> its paths."""
 

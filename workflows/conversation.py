@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -21,12 +21,14 @@ with workflow.unsafe.imports_passed_through():
     # every run instead of re-importing pydantic per run
     from agent_workflows.actions import Action, CallModel, Finish, ModelFailure, RunTools, ToolTask
     from agent_workflows.core import ConversationCore, Rejection, forgotten
-    from agent_workflows.summaries import tool_failure
+    from agent_workflows.summaries import tool_failure, tool_interrupted
     from agent_workflows.summaries import tool_summary as _tool_summary  # noqa: F401 (tests)
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
     from interface import (
         AgentSpec,
+        CancelTurn,
+        CancelTurnResult,
         ConversationState,
         ConversationStatus,
         ConversationSummary,
@@ -55,12 +57,14 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_END,
         SIGNAL_USER_MESSAGE,
         UPDATE_ASK,
+        UPDATE_CANCEL_TURN,
         WORKFLOW_TYPE,
     )
     from interface.events import ConversationEvent
     from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_Result = TypeVar("_Result")
 _UPGRADE = workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
 RETAINED_EVENTS = 256
 """Events the stream keeps in workflow memory (and carries across continue-as-new); when
@@ -86,6 +90,7 @@ class AgentConversation:
         self._broken: ApplicationError | None = None  # set when the agent cannot start
         self._asking: list[str] = []  # message IDs of the `ask` handlers still waiting
         self._refused = _refused_id(info.workflow_id)
+        self._running: set[asyncio.Task[Any]] = set()  # what cancel_turn stops
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
@@ -195,6 +200,16 @@ class AgentConversation:
         if rejection:
             raise ApplicationError(rejection.reason, type=rejection.type)
 
+    # Returns at once: the turn ends `interrupted` once its running activities have reported
+    # (a cancel reaches an activity with its next heartbeat); `ask` callers get that result.
+    @workflow.update(name=UPDATE_CANCEL_TURN)
+    def cancel_turn(self, request: CancelTurn) -> CancelTurnResult:
+        result = self._core.interrupt(request)
+        if result.cancelled:
+            for handle in list(self._running):
+                handle.cancel()
+        return result
+
     @workflow.signal(name=SIGNAL_DECIDE_TOOL)
     def decide_tool(self, *args: object) -> None:
         decision = _signal_arg(SIGNAL_DECIDE_TOOL, ToolDecision, args)
@@ -259,13 +274,16 @@ class AgentConversation:
 
     async def _call_model(self, action: CallModel) -> ModelCallOutput | ModelFailure | None:
         try:
-            return await workflow.execute_activity(
+            handle = workflow.start_activity(
                 ACTIVITY_MODEL_CALL,
                 action.request,
                 result_type=ModelCallOutput,
                 **_config(action.activity_id, action.summary, action.policy),
             )
+            return await self._cancellable(handle)
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError) and self._core.interrupted():
+                return ModelFailure(ErrorType.TURN_INTERRUPTED, "cancelled before it answered")
             turn = action.request.turn
             if action.purpose == "select_speaker":
                 workflow.logger.error("speaker selection failed for turn %s: %s", turn, err)
@@ -280,14 +298,19 @@ class AgentConversation:
             denial = await self._await_approval(task.approval, task.policy.approval_timeout)
             if denial is not None:
                 return denial
+        if self._core.interrupted():  # approved, but the turn was interrupted meanwhile
+            return tool_interrupted()
         try:
-            return await workflow.execute_activity(
+            handle = workflow.start_activity(
                 ACTIVITY_CALL_TOOL,
                 task.request,
                 result_type=ToolCallOutput,
                 **_config(task.activity_id, task.summary, task.policy),
             )
+            return await self._cancellable(handle)
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError) and self._core.interrupted():
+                return tool_interrupted()  # cancelled before an attempt ran
             cause = err.cause
             error_type = getattr(cause, "type", None) or type(cause).__name__
             return tool_failure(error_type, getattr(cause, "message", None) or str(cause))
@@ -300,12 +323,24 @@ class AgentConversation:
         self._set_status("waiting_approval", f"turn {approval.turn}: approve {approval.name}?")
         timed_out = False
         try:
-            await workflow.wait_condition(lambda: self._core.decided(call_id), timeout=timeout)
+            await workflow.wait_condition(
+                lambda: self._core.decided(call_id) or self._core.interrupted(), timeout=timeout
+            )
         except TimeoutError:
             timed_out = True
         denial = self._core.settle_approval(call_id, timed_out)
         self._set_status("waiting_approval" if self._data.approvals else "thinking")
         return denial
+
+    async def _cancellable(self, handle: workflow.ActivityHandle[_Result]) -> _Result:
+        """Awaits the activity; `cancel_turn` cancels it meanwhile. Its cancellation type
+        waits for the activity to report: an interrupted call writes its partial text and
+        a tool reports what the ledger committed."""
+        self._running.add(handle)
+        try:
+            return await handle
+        finally:
+            self._running.discard(handle)
 
     # --- status, search attributes, start and end -------------------------------------------
 
@@ -403,6 +438,9 @@ def _config(
         schedule_to_close_timeout=policy.schedule_to_close,
         heartbeat_timeout=policy.heartbeat,
         retry_policy=policy.retry.to_temporal(),
+        # not part of the command (old histories replay unchanged): the SDK waits for the
+        # activity's own report of a cancel instead of resolving at once
+        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
 
 

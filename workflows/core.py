@@ -12,10 +12,13 @@ from dataclasses import dataclass
 
 from agent_workflows.actions import Action, CallModel, RunTools, ToolTask
 from agent_workflows.state import ConversationData, TurnProgress
+from agent_workflows.summaries import shorten, tool_interrupted
 from agent_workflows.turns import TurnMachine
 
 from interface import (
     AgentSpec,
+    CancelTurn,
+    CancelTurnResult,
     CarriedState,
     ConversationState,
     ErrorType,
@@ -23,6 +26,7 @@ from interface import (
     StartConversation,
     ToolCallOutput,
     ToolDecision,
+    TurnError,
     TurnResult,
     UserMessage,
 )
@@ -32,6 +36,8 @@ __all__ = ["RECENT_TOOL_CALLS", "ConversationCore", "Rejection", "forgotten"]
 
 RECENT_TOOL_CALLS = 20
 MESSAGE_ID_LIMIT = 200
+REASON_LIMIT = 500
+"""Characters of a `cancel_turn` reason kept in the turn's error."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +242,22 @@ class ConversationCore:
             )
         )
 
+    def interrupt(self, request: CancelTurn) -> CancelTurnResult:
+        """Marks the running turn (if `request.message_id` names it, or names none) to end
+        `interrupted`; the shell cancels its running activities. Queued turns go on."""
+        turn = self.data.turn
+        if turn is None or request.message_id not in (None, turn.message.message_id):
+            return CancelTurnResult(cancelled=False, message_id=request.message_id)
+        if turn.interrupt is None:  # a repeated cancel keeps the first reason
+            reason = shorten(request.reason.strip(), REASON_LIMIT) or "interrupted by cancel_turn"
+            turn.interrupt = TurnError(type=ErrorType.TURN_INTERRUPTED, message=reason)
+        return CancelTurnResult(
+            cancelled=True, message_id=turn.message.message_id, turn=turn.number
+        )
+
+    def interrupted(self) -> bool:
+        return self.data.turn is not None and self.data.turn.interrupt is not None
+
     # --- approvals ---------------------------------------------------------------------------
 
     def request_approval(self, approval: PendingApproval) -> None:
@@ -261,7 +283,11 @@ class ConversationCore:
         return tool_call_id in self.data.decisions
 
     def settle_approval(self, tool_call_id: str, timed_out: bool) -> ToolCallOutput | None:
-        """None if approved (the tool runs); otherwise the denial the model sees."""
+        """None if approved (the tool runs); otherwise the denial the model sees (or, for a
+        turn interrupted while it waited, the interruption)."""
+        if tool_call_id not in self.data.decisions and self.interrupted():
+            del self.data.approvals[tool_call_id]
+            return tool_interrupted()
         if timed_out:
             decision = ToolDecision(
                 tool_call_id=tool_call_id, approve=False, reason="approval timed out"
