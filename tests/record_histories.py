@@ -542,7 +542,9 @@ async def cancelled_turns(client: Client, db: Database) -> str:
     conversations = Conversations(client, f"record-cancel-{uuid.uuid4()}")
     deltas, start, until = interrupts.Deltas(), interrupts.START, interrupts.until
     model = interrupts.StreamingModel()
-    async with interrupts.interruptible_worker(client, conversations.task_queue, db, model, deltas):
+    watched = interrupts.watching_client(client, conversations.task_queue, db)
+    async with interrupts.interruptible_worker(client, conversations.task_queue, db, model):
+        await deltas.watching(watched, cid)
         streamed = asyncio.create_task(conversations.ask(cid, "!stream 60", "k-1", start))
 
         async def streaming() -> bool:

@@ -25,6 +25,7 @@ from support.interrupts import (
     ledger_shows,
     transcript,
     until,
+    watching_client,
 )
 
 
@@ -32,7 +33,7 @@ async def test_cancelled_tools_report_the_ledger_and_the_queued_turn_runs(
     client: Client, task_queue: str, any_db: Database, conversations: Conversations
 ) -> None:
     db, model, cid = any_db, StreamingModel(), new_id()
-    async with interruptible_worker(client, task_queue, db, model, Deltas()):
+    async with interruptible_worker(client, task_queue, db, model):
         first = asyncio.create_task(conversations.ask(cid, TOOLS, "m-1", START))
         expected_running = {"create_claim_note": "succeeded", "slow_transfer": "claimed"}
         await until(lambda: ledger_shows(db, cid, expected_running))
@@ -86,7 +87,9 @@ async def test_a_cancelled_stream_keeps_its_text_and_the_next_turn_sees_it(
     client: Client, task_queue: str, db: Database, conversations: Conversations
 ) -> None:
     model, deltas, cid = StreamingModel(), Deltas(), new_id()
-    async with interruptible_worker(client, task_queue, db, model, deltas):
+    watched = watching_client(client, task_queue, db)
+    async with interruptible_worker(client, task_queue, db, model):
+        watcher = await deltas.watching(watched, cid)
         first = asyncio.create_task(conversations.ask(cid, "!stream 60", "m-1", START))
 
         async def streaming() -> bool:
@@ -96,6 +99,7 @@ async def test_a_cancelled_stream_keeps_its_text_and_the_next_turn_sees_it(
         shown = "".join(deltas.received)
         cancel = await conversations.cancel_turn(cid)
         result = await asyncio.wait_for(first, 15)
+        await asyncio.wait_for(watcher, 15)  # the watcher has all the turn's text
         following = await conversations.ask(cid, "!say fine", "m-2", START)
 
     assert cancel == CancelTurnResult(cancelled=True, message_id="m-1", turn=1)

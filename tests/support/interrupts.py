@@ -1,7 +1,6 @@
 """An agent whose calls can be interrupted (`cancel_turn`): a scripted model that streams
-slowly, tools that take a while, and a stand-in for the event stream that receives the
-model's text deltas. tests/test_cancel_turn.py runs it; tests/record_histories.py records
-it."""
+slowly, tools that take a while, and a client that watches the text deltas.
+tests/test_cancel_turn.py runs it; tests/record_histories.py records it."""
 
 from __future__ import annotations
 
@@ -15,22 +14,22 @@ from typing import Any
 from autogen_core.models import CreateResult, LLMMessage, RequestUsage, UserMessage
 from pydantic import BaseModel
 from sqlalchemy import select
-from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor, Worker
+from temporalio.worker import Worker
 
 from activities.db import Database
-from activities.streaming import streaming_to, text_sink
+from activities.deltas import TextDeltas
+from activities.streaming import text_sink
 from activities.tables import LedgerEntry, TranscriptMessage
 from agent_conversations import AgentConversationsPlugin
 from agents.definitions import AgentDefinition
 from agents.errors import ToolNotStarted
 from agents.registry import AgentRegistry
 from agents.tools import ToolContext, tool
+from conversation_client import Conversations
 from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tools import claims_tools
 from interface import Message, ModelPolicy, StartConversation, ToolPolicy
-from interface.contract import ACTIVITY_MODEL_CALL
 
 __all__ = [
     "START",
@@ -43,6 +42,7 @@ __all__ = [
     "ledger_shows",
     "transcript",
     "until",
+    "watching_client",
 ]
 
 BEAT = timedelta(seconds=1)
@@ -85,29 +85,34 @@ def _last_user(messages: Sequence[LLMMessage]) -> str:
     return str(texts[-1]) if texts else ""
 
 
-class Deltas(Interceptor):
-    """Stands in for the event stream: the sink of every model call's text deltas."""
+class Deltas:
+    """A client watching the conversation's text deltas (`Conversations.events`), as a chat
+    window shows them: a `text_reset` clears what a retried step had shown."""
 
     def __init__(self) -> None:
         self.received: list[str] = []
 
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _DeltasInbound(next, self)
+    async def watch(self, conversations: Conversations, cid: str) -> None:
+        """Until the first turn ends."""
+        async for _, event in conversations.events(cid):
+            if event.type == "text":
+                self.received.append(event.text or "")
+            elif event.type == "text_reset":
+                self.received.clear()
+            elif event.type == "turn_finished":
+                return
 
-    async def text(self, delta: str) -> None:
-        self.received.append(delta)
+    async def watching(self, conversations: Conversations, cid: str) -> asyncio.Task[None]:
+        """Start the conversation and watch it; returns once the watcher listens."""
+        await conversations.start(cid, START)
+        task = asyncio.create_task(self.watch(conversations, cid))
+        await asyncio.sleep(0.3)  # subscribed (listening) before the turn is sent
+        return task
 
 
-class _DeltasInbound(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, sink: Deltas) -> None:
-        super().__init__(next)
-        self._sink = sink
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        if activity.info().activity_type != ACTIVITY_MODEL_CALL:
-            return await super().execute_activity(input)
-        with streaming_to(self._sink):
-            return await super().execute_activity(input)
+def watching_client(client: Client, task_queue: str, db: Database) -> Conversations:
+    """A client that reads the text deltas from the conversation database."""
+    return Conversations(client, task_queue, deltas=TextDeltas(db))
 
 
 class WaitArgs(BaseModel):
@@ -168,11 +173,11 @@ async def transcript(db: Database, cid: str) -> list[tuple[int, Message]]:
 
 
 def interruptible_worker(
-    client: Client, task_queue: str, db: Database, model: StreamingModel, deltas: Deltas
+    client: Client, task_queue: str, db: Database, model: StreamingModel
 ) -> Worker:
     agents = AgentRegistry([interruptible_agent(db, model)])
     plugin = AgentConversationsPlugin(agents, db)
-    return Worker(client, task_queue=task_queue, plugins=[plugin], interceptors=[deltas])
+    return Worker(client, task_queue=task_queue, plugins=[plugin])
 
 
 TOOLS = "\n".join(
