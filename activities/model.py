@@ -235,7 +235,8 @@ class ModelActivities:
             if isinstance(agent.model_client, AG2Client):
                 return await select_speaker_ag2(agent, window, request.select_speaker)
             return await select_speaker(agent, window, request.select_speaker)
-        with provider_failures(), invalid_responses(), streaming_to(sink):
+        # nobody listening (or streaming off): a sink set around the activity still gets them
+        with provider_failures(), invalid_responses(), streaming_to(sink or text_sink()):
             message, usage, history = await self._complete_within(
                 agent, found, request.tools_enabled, call.partial
             )

@@ -202,15 +202,21 @@ async def _conversation(
 async def _stream_text(conversations: Conversations, cid: str) -> None:
     """The replies as the model writes them: the conversation's text deltas, live."""
     position = await conversations.event_position(cid)
+    open_line: tuple[int, int | None] | None = None
     async for _, event in conversations.events(cid, after=position):
-        if event.type == "model_started":
-            console.print("  [dim]streaming:[/] ", end="")
-        elif event.type == "text_reset":
-            console.print(" [dim](the model call restarts)[/] ", end="")
+        step = (event.turn, event.step)
+        if event.type in ("text", "text_reset") and open_line != step:
+            if open_line is not None:
+                console.print()
+            console.print("  [dim]streaming[/] ", end="")
+            open_line = step
+        if event.type == "text_reset":
+            console.print("[dim](the model call restarts)[/] ", end="")
         elif event.type == "text" and event.text:
             console.print(event.text, end="", style="dim", highlight=False)
-        elif event.type in ("tool_started", "turn_finished"):
+        elif event.type in ("tool_started", "turn_finished") and open_line is not None:
             console.print()
+            open_line = None
 
 
 async def _approve_pending(conversations: Conversations, cid: str) -> None:

@@ -1,4 +1,5 @@
-"""Streaming through each framework's own API (LlamaIndex `astream_chat_with_tools`, AG2's
+"""Streaming through each framework's own API (AutoGen agentchat `create_stream`, LlamaIndex
+`astream_chat_with_tools`, AG2's
 `OpenAIWrapper.create(stream=True)`, Agent Framework `get_response(stream=True)`) against the
 fake endpoint's `stream: true`: the text deltas reach the sink set by `streaming_to`, while
 they are being sent, and the call returns the same message and usage as without a sink."""
@@ -11,6 +12,9 @@ from typing import Annotated, Any
 import pytest
 from agent_framework import Agent
 from autogen import AssistantAgent, UserProxyAgent, register_function
+from autogen_agentchat.agents import AssistantAgent as AutoGenAssistant
+from autogen_core.tools import FunctionTool as AutoGenFunctionTool
+from autogen_ext.models.openai import OpenAIChatCompletionClient
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai import OpenAI
@@ -63,6 +67,26 @@ def two_calls() -> Reply:
     return reply
 
 
+def autogen_agentchat(fake: FakeOpenAI) -> AutoGenAssistant:
+    """Its own tool functions: AG2's register_function rewrites the annotations of those it
+    registers, which AutoGen's FunctionTool then refuses."""
+
+    def get_claim_status(claim_id: int) -> str:
+        """The claim's status."""
+        return "approved"
+
+    def lookup_policy(policy_id: str) -> str:
+        """The policy's terms."""
+        return "water damage covered"
+
+    client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key=API_KEY, base_url=fake.url)
+    tools = [
+        AutoGenFunctionTool(f, description=f.__doc__ or "")
+        for f in (get_claim_status, lookup_policy)
+    ]
+    return AutoGenAssistant("claims", model_client=client, tools=tools, model_client_stream=True)
+
+
 def llamaindex(fake: FakeOpenAI) -> FunctionAgent:
     llm = OpenAI(model="gpt-4o-mini", api_key=API_KEY, api_base=fake.url, max_retries=0)
     tools = [FunctionTool.from_defaults(fn=f) for f in (get_claim_status, lookup_policy)]
@@ -84,6 +108,7 @@ def agent_framework(fake: FakeOpenAI) -> Agent:
 
 
 FRAMEWORKS: dict[str, Callable[[FakeOpenAI], Any]] = {
+    "autogen": autogen_agentchat,
     "llamaindex": llamaindex,
     "ag2": ag2,
     "agent_framework": agent_framework,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -72,6 +72,12 @@ class StreamingModel(ScriptedChatCompletionClient):
             await asyncio.sleep(WORD_DELAY)
         usage = RequestUsage(prompt_tokens=1, completion_tokens=len(words))
         return CreateResult(finish_reason="stop", content="".join(words), usage=usage, cached=False)
+
+    async def create_stream(  # type: ignore[override]
+        self, messages: Sequence[LLMMessage], **options: Any
+    ) -> AsyncIterator[str | CreateResult]:
+        """`create` already sends its words to the call's sink: yield only its result."""
+        yield await self.create(messages, **options)
 
 
 def _last_user(messages: Sequence[LLMMessage]) -> str:
