@@ -21,6 +21,8 @@ class BenchDatabase:
     ours_url: str
     floor: str
     """The floor's: a SQLite file's path or a `postgresql://` URL (floor_activities.py)."""
+    schema: str | None = None
+    """PostgreSQL's schema, dropped once the hosts on it have stopped."""
 
 
 def libpq_url(url: str) -> str:
@@ -59,4 +61,4 @@ async def bench_database(
         return
     async with postgres_schema(postgres_url) as schema:
         url = in_schema(postgres_url, schema)
-        yield BenchDatabase(kind, url, url)
+        yield BenchDatabase(kind, url, url, schema)

@@ -53,6 +53,7 @@ class Bench:
     host: Host
     ours: Ours
     floor: Floor
+    schema: str | None = None
 
 
 async def start_stock_server() -> WorkflowEnvironment:
@@ -95,7 +96,7 @@ async def bench_host(
     async with bench_database(database, options.workdir, label, options.postgres_url) as db:
         config = host_config(client, options, db, label)
         async with host_process(config, options.workdir / f"{label}.log") as host:
-            yield Bench(host, *drivers_for(client, config))
+            yield Bench(host, *drivers_for(client, config), db.schema)
 
 
 async def hosted(
@@ -105,6 +106,7 @@ async def hosted(
     results: dict[str, Any] = {"database": database}
     counts, only = options.counts, options.only
     async with bench_host(client, options, label, database) as bench:
+        results["schema"] = bench.schema
         drivers: list[Driver] = [bench.ours, bench.floor]
         if "latency" in only:
             results["latency"] = await scenarios.latency(client, drivers, counts)
@@ -128,10 +130,13 @@ async def scaled(options: Options, database: str) -> dict[str, Any]:
             config = host_config(client, options, db, label, model_ms)
             logs = [options.workdir / f"{label}-{index}.log" for index in range(count)]
             async with hosts(config, logs) as started:
+                schemas.append(db.schema)
                 yield started, list(drivers_for(client, config))
 
+    schemas: list[str | None] = []
     try:
-        return {"database": database} | await scale(workers_of, options.counts)
+        results = await scale(workers_of, options.counts)
+        return {"database": database, "schemas": schemas} | results
     finally:
         await env.shutdown()
 
