@@ -65,6 +65,7 @@ async def load(driver: Driver, workers: list[Host], conversations: int, turns: i
         for index in range(turns):
             timings.append(await timed_turn(driver, cid, index))
 
+    retries_before = driver.retries
     cpu_before = sum(host.cpu_seconds() for host in workers)
     began = time.perf_counter()
     with RssSampler(workers) as rss:
@@ -80,6 +81,7 @@ async def load(driver: Driver, workers: list[Host], conversations: int, turns: i
         "cpu_ms_per_turn": round(cpu * 1000 / total, 2),
         "worker_cores_busy": round(cpu / wall, 2),
         "rss_mb_peak": [round(peak, 1) for peak in rss.peaks],
+        "update_rpc_retries": driver.retries - retries_before,
     }
 
 
