@@ -32,6 +32,21 @@ async def hosts(config: HostConfig, logs: list[Path]) -> AsyncIterator[list[Host
         yield [await stack.enter_async_context(host_process(config, log)) for log in logs]
 
 
+OVERLOAD = {
+    "slow_workflow_tasks": b"Workflow task duration exceeded",
+    "workflow_tasks_timed_out": b"Task not found when completing",
+    "deadlocks_detected": b"Potential deadlock detected",
+    "activities_failed": b"Completing activity as failed",
+}
+"""Lines of the SDK's in a worker's log that say the worker took more than it could do."""
+
+
+def overload_counts(workers: list[Host], offsets: list[int]) -> dict[str, int]:
+    """How often each OVERLOAD line appears in the hosts' logs after `offsets`."""
+    tails = [host.log.read_bytes()[offset:] for host, offset in zip(workers, offsets, strict=True)]
+    return {name: sum(tail.count(marker) for tail in tails) for name, marker in OVERLOAD.items()}
+
+
 class RssSampler:
     """The highest RSS of each host, sampled every `every` seconds while it runs."""
 
@@ -66,6 +81,7 @@ async def load(driver: Driver, workers: list[Host], conversations: int, turns: i
             timings.append(await timed_turn(driver, cid, index))
 
     retries_before = driver.retries
+    offsets = [host.log.stat().st_size for host in workers]
     cpu_before = sum(host.cpu_seconds() for host in workers)
     began = time.perf_counter()
     with RssSampler(workers) as rss:
@@ -82,6 +98,7 @@ async def load(driver: Driver, workers: list[Host], conversations: int, turns: i
         "worker_cores_busy": round(cpu / wall, 2),
         "rss_mb_peak": [round(peak, 1) for peak in rss.peaks],
         "update_rpc_retries": driver.retries - retries_before,
+        "worker_log": overload_counts(workers, offsets),
     }
 
 

@@ -118,27 +118,28 @@ async def hosted(
 
 
 async def scaled(options: Options, database: str) -> dict[str, Any]:
-    """The scale scenario on its own embedded server: N hosts on the same queues."""
-    env = await start_dev_server()
-    client = env.client
+    """The scale scenario: N hosts on the same queues of a fresh embedded server for each N
+    (the conversations of one measurement stay open and would weigh on the next)."""
     model_ms = options.counts.scale_model_ms
+    schemas: list[str | None] = []
 
     @asynccontextmanager
     async def workers_of(count: int) -> AsyncIterator[tuple[list[Host], list[Driver]]]:
         label = f"scale-{database}-{count}"
-        async with bench_database(database, options.workdir, label, options.postgres_url) as db:
-            config = host_config(client, options, db, label, model_ms)
-            logs = [options.workdir / f"{label}-{index}.log" for index in range(count)]
-            async with hosts(config, logs) as started:
-                schemas.append(db.schema)
-                yield started, list(drivers_for(client, config))
+        env = await start_dev_server()
+        client = env.client
+        try:
+            async with bench_database(database, options.workdir, label, options.postgres_url) as db:
+                config = host_config(client, options, db, label, model_ms)
+                logs = [options.workdir / f"{label}-{index}.log" for index in range(count)]
+                async with hosts(config, logs) as started:
+                    schemas.append(db.schema)
+                    yield started, list(drivers_for(client, config))
+        finally:
+            await env.shutdown()
 
-    schemas: list[str | None] = []
-    try:
-        results = await scale(workers_of, options.counts)
-        return {"database": database, "schemas": schemas} | results
-    finally:
-        await env.shutdown()
+    results = await scale(workers_of, options.counts)
+    return {"database": database, "schemas": schemas} | results
 
 
 async def lifted(options: Options) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 
 from bench.databases import libpq_url
 from bench.report import markdown
+from bench.scale import OVERLOAD
 from support.databases import HAS_POSTGRES, POSTGRES_URL
 from support.paths import ROOT
 
@@ -74,6 +75,7 @@ def test_postgres_and_scale_modes_write_their_figures_and_targets(tmp_path: Path
     run = scaled["by_workers"]["2"]
     for side in ("ours", "floor"):
         assert run[side]["turns"] == 3 and len(run[side]["rss_mb_peak"]) == 2
+        assert set(run[side]["worker_log"]) == set(OVERLOAD)
         assert run[side]["latency"]["p95_ms"] >= 100  # two model calls of 50 ms each
     scopes = {(t["scope"], t["name"]) for t in report["targets"]}
     assert (kind, "history bytes per turn, ours / floor") in scopes
