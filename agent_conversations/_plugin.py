@@ -79,9 +79,10 @@ class WorkerTuning(BaseModel):
     worker busy for longer loses them too, and they replay elsewhere."""
     max_cached_workflows: int = 250
     """Conversations kept in memory; older idle ones are evicted and replay on their next turn."""
-    max_concurrent_workflow_tasks: int | None = None
-    """Workflow tasks the worker takes at once (None: the SDK's 100). Fewer keep an overloaded
-    worker's backlog on the server, instead of in a process whose tasks then time out."""
+    max_concurrent_workflow_tasks: int | None = 10
+    """Workflow tasks the worker takes at once (None: the SDK's 100). 10 keeps an overloaded
+    worker's backlog on the server: with 100, one worker under 1,000 conversations let 519
+    workflow tasks time out and 221 tool calls miss their heartbeat (bench/, Performance)."""
     max_concurrent_activities: int | None = None
     """Activities the worker runs at once (None: the SDK's 100). A slot is held for the whole
     model call: a worker needs about turns/s x model seconds per turn of them."""
