@@ -72,6 +72,8 @@ OWN_ENV = {
     "codec_key_file": "AGENT_CODEC_KEY_FILE",
     "sticky_timeout": "WORKER_STICKY_TIMEOUT",
     "max_cached_workflows": "WORKER_MAX_CACHED_WORKFLOWS",
+    "max_concurrent_workflow_tasks": "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
+    "max_concurrent_activities": "WORKER_MAX_CONCURRENT_ACTIVITIES",
     "workflow_sandbox": "WORKFLOW_SANDBOX",
     "deployment_name": "WORKER_DEPLOYMENT_NAME",
     "build_id": "WORKER_BUILD_ID",

@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from temporalio.client import Client
@@ -72,14 +72,16 @@ def build_worker(
     hooks: LedgerHooks | None = None,
     search_attributes: bool | None = False,
     tuning: WorkerTuning | None = None,
+    **options: Any,
 ) -> Worker:
     """A worker for `agents` on `client`, through the plugin: the tests' and bench's helper.
     `search_attributes=None` checks the namespace at start, as the plugin does by default;
-    the tests' False keeps agent names out of histories that must hold no plaintext."""
+    the tests' False keeps agent names out of histories that must hold no plaintext.
+    `options` go to `Worker` (bench/ tries `max_concurrent_activities` and the like)."""
     plugin = AgentConversationsPlugin(
         agents, db, tuning=tuning, search_attributes=search_attributes, ledger_hooks=hooks
     )
-    return Worker(client, task_queue=task_queue, plugins=[plugin])
+    return Worker(client, task_queue=task_queue, plugins=[plugin], **options)
 
 
 async def prepare_database(db: Database, tables: Sequence[TableSet] | None = None) -> None:

@@ -80,6 +80,13 @@ class WorkerTuning(BaseModel):
     worker busy for longer loses them too, and they replay elsewhere."""
     max_cached_workflows: int = 250
     """Conversations kept in memory; older idle ones are evicted and replay on their next turn."""
+    max_concurrent_workflow_tasks: int | None = 10
+    """Workflow tasks the worker takes at once (None: the SDK's 100). 10 keeps an overloaded
+    worker's backlog on the server: with 100, one worker under 1,000 conversations let 519
+    workflow tasks time out and 221 tool calls miss their heartbeat (bench/, Performance)."""
+    max_concurrent_activities: int | None = None
+    """Activities the worker runs at once (None: the SDK's 100). A slot is held for the whole
+    model call: a worker needs about turns/s x model seconds per turn of them."""
     workflow_sandbox: bool = False
     """Run the workflow in the SDK's sandbox (off: 19% less worker CPU per turn)."""
     context_window: int = DEFAULT_CONTEXT_WINDOW
@@ -187,6 +194,11 @@ class AgentConversationsPlugin(SimplePlugin):
         tuning = self._tuning
         config["max_cached_workflows"] = tuning.max_cached_workflows
         config["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=tuning.sticky_timeout)
+        if config.get("tuner") is None:  # the SDK refuses slot counts beside a tuner
+            for slots in ("max_concurrent_workflow_tasks", "max_concurrent_activities"):
+                value = getattr(tuning, slots)
+                if value is not None and config.get(slots) is None:  # the Worker's own wins
+                    config[slots] = value  # type: ignore[literal-required]
         if not config.get("graceful_shutdown_timeout"):
             config["graceful_shutdown_timeout"] = GRACEFUL_SHUTDOWN
         if self._deployment is not None:

@@ -1,16 +1,20 @@
-"""`python -m bench [--quick] [--only SCENARIO ...] [--out PATH]`: run the benchmarks."""
+"""`python -m bench [--quick] [--only SCENARIO ...] [--database sqlite postgres] [--scale [N]]`:
+run the benchmarks."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import json
+import os
 import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.config import FULL, QUICK, SCENARIOS, Counts
+from bench.config import DATABASES, DEFAULT_SCENARIOS, FULL, QUICK, SCENARIOS, Counts
+from bench.databases import DEFAULT_POSTGRES_URL
 from bench.report import print_report, targets, write_json
 from bench.suite import Options, run_suite
 from conversation_client import run_then_exit
@@ -22,6 +26,31 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI-sized counts (< 2 minutes)")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these")
+    parser.add_argument(
+        "--database",
+        nargs="+",
+        choices=DATABASES,
+        default=["sqlite"],
+        help="run latency, throughput, long and scale on these (postgres: DATABASE_URL, a "
+        "fresh schema per host, dropped after)",
+    )
+    parser.add_argument(
+        "--scale",
+        nargs="?",
+        type=int,
+        const=0,
+        metavar="CONVERSATIONS",
+        help="run the scale scenario (alone, unless --only names others), with this many "
+        "conversations (default: scale_conversations)",
+    )
+    parser.add_argument(
+        "--worker",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="our worker's setting, a WorkerTuning field or a Worker option, e.g. "
+        "--worker max_concurrent_activities=200 (JSON values)",
+    )
     parser.add_argument("--out", type=Path, help="JSON report path (default: bench/results/)")
     parser.add_argument("--workdir", type=Path, help="keep databases and worker logs here")
     parser.add_argument("--profile", type=Path, help="pyinstrument reports of the hosts here")
@@ -50,16 +79,46 @@ def counts_from(args: argparse.Namespace) -> Counts:
         overrides[name] = (
             tuple(int(v) for v in value.split(",")) if isinstance(current, tuple) else int(value)
         )
+    if args.scale:
+        overrides["scale_conversations"] = args.scale
     return dataclasses.replace(base, **overrides)
+
+
+def scenarios_from(args: argparse.Namespace) -> set[str]:
+    scale = {"scale"} if args.scale is not None else set()
+    if args.only:
+        return set(args.only) | scale
+    return scale or set(DEFAULT_SCENARIOS)
+
+
+def postgres_url(database_url: str) -> str:
+    """DATABASE_URL when it names PostgreSQL, else the local test server's."""
+    return database_url if database_url.startswith("postgres") else DEFAULT_POSTGRES_URL
+
+
+def worker_from(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in args.worker:
+        name, _, value = item.partition("=")
+        options[name] = json.loads(value)
+    return options
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    options = Options(counts_from(args), set(args.only or SCENARIOS), workdir, args.profile)
+    options = Options(
+        counts_from(args),
+        scenarios_from(args),
+        workdir,
+        args.profile,
+        databases=tuple(args.database),
+        postgres_url=postgres_url(os.environ.get("DATABASE_URL", "")),
+        worker=worker_from(args),
+    )
     report = await run_suite(options, "quick" if args.quick else "full")
     report["meta"]["note"] = args.note
-    report["targets"] = [t.as_dict() for t in targets(report.get("lifted", {}))]
+    report["targets"] = [t.as_dict() for t in targets(report)]
     return report
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-SCENARIOS = ("latency", "throughput", "long", "recovery", "idle", "stock")
+SCENARIOS = ("latency", "throughput", "long", "recovery", "idle", "stock", "scale")
 """`long` also measures history growth; `stock` repeats latency and throughput on the stock
-dev server (20 polls/s cap in place)."""
+dev server (20 polls/s cap in place); `scale` runs many conversations with a slow model on 1,
+2 and 3 worker processes (`--scale`: minutes at the full counts, so not run by default)."""
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "scale")
+DATABASES = ("sqlite", "postgres")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class Counts:
     recovery_runs: int = 3
     stock_latency_turns: int = 50
     stock_repeats: int = 3
+    scale_conversations: int = 1000
+    """Conversations at once in the scale scenario, each `scale_turns` turns in a row."""
+    scale_turns: int = 2
+    scale_workers: tuple[int, ...] = (1, 2, 3)
+    """Worker processes on the one server, one measurement each."""
+    scale_model_ms: int = 500
+    """Simulated latency of every model call, ours and the floor's."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -46,4 +56,7 @@ QUICK = Counts(
     recovery_runs=1,
     stock_latency_turns=10,
     stock_repeats=1,
+    scale_conversations=20,
+    scale_turns=1,
+    scale_workers=(1, 2),
 )

@@ -1,8 +1,9 @@
 """The floor: a bare Temporal workflow doing what one of our turns does, with tiny payloads.
 
-An update per turn, then three activities in sequence: a model-ish no-op, one row inserted
-with plain sqlite3, and another no-op. No ledger, no transcript, no pydantic models. This
-file is workflow code: it imports only the SDK.
+An update per turn, then three activities in sequence: a model-ish no-op (or a sleep, in the
+scale scenario), one row inserted with plain sqlite3 or psycopg, and another no-op. No
+ledger, no transcript, no pydantic models. This file is workflow code: it imports only the
+SDK.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ class Target:
     limit: float
     at_least: bool = False
     unit: str = "x"
+    scope: str = "sqlite"
+    """The database, or the scale run the figure is from."""
 
     @property
     def met(self) -> bool:
@@ -41,6 +43,7 @@ TARGETS: list[tuple[str, tuple[str, ...], float, bool, str]] = [
     ("turn latency p50, ours / floor", ("latency", "p50_ratio"), 1.2, False, "x"),
     ("throughput, ours / floor", ("throughput", "turns_per_s_ratio"), 0.85, True, "x"),
     ("worker CPU per turn, ours / floor", ("throughput", "cpu_ratio"), 1.5, False, "x"),
+    ("history bytes per turn, ours / floor", ("latency", "history_ratio"), 1.3, False, "x"),
     ("history bytes per turn, last / first point", ("history", "growth_ratio"), 1.2, False, "x"),
     ("long conversation p50, end / turns 10-20", ("long", "late_to_early_p50"), 1.2, False, "x"),
     ("worker RSS, end / a tenth of the way", ("long", "rss_growth"), 1.2, False, "x"),
@@ -57,12 +60,26 @@ TARGETS: list[tuple[str, tuple[str, ...], float, bool, str]] = [
 does not grow with length" has no number in the issue; 1.2 is ours."""
 
 
-def targets(lifted: dict[str, Any]) -> list[Target]:
+SCALE_TARGET = 0.9
+"""Scale: turns/s of ours against the floor's under the same load."""
+
+
+def targets(report: dict[str, Any]) -> list[Target]:
+    """Every target the report has a figure for: per database, then per scale run."""
     found = []
-    for name, path, limit, at_least, unit in TARGETS:
-        value = _get(lifted, *path)
-        if value is not None:
-            found.append(Target(name, float(value), limit, at_least, unit))
+    for label in ("lifted", "postgres"):
+        results = report.get(label) or {}
+        scope = results.get("database", "sqlite")
+        for name, path, limit, at_least, unit in TARGETS:
+            value = _get(results, *path)
+            if value is not None:
+                found.append(Target(name, float(value), limit, at_least, unit, scope))
+    for database, results in (report.get("scale") or {}).items():
+        for workers, runs in results["by_workers"].items():
+            scope = f"scale {database}, {workers} worker{'s' if workers != '1' else ''}"
+            value = float(runs["turns_per_s_ratio"])
+            name = "throughput, ours / floor"
+            found.append(Target(name, value, SCALE_TARGET, True, "x", scope))
     return found
 
 
@@ -99,6 +116,12 @@ def ours_vs_floor(title: str, results: dict[str, Any]) -> Table:
         ):
             ours, floor = _median_of(tput["ours"], key), _median_of(tput["floor"], key)
             table.add_row(key.replace("_", " "), _fmt(ours), _fmt(floor), _fmt(tput[ratio_key], 3))
+    if latency and "history_bytes_per_turn" in latency:
+        sizes = latency["history_bytes_per_turn"]
+        ratio_text = _fmt(latency["history_ratio"], 3)
+        table.add_row(
+            "history bytes per turn", _fmt(sizes["ours"], 0), _fmt(sizes["floor"], 0), ratio_text
+        )
     return table
 
 
@@ -171,11 +194,48 @@ def other_table(results: dict[str, Any]) -> Table | None:
 
 def targets_table(found: list[Target]) -> Table:
     table = Table(title="Targets (reported, never enforced)")
-    for column in ("target", "measured", "limit", "met"):
-        table.add_column(column, justify="left" if column == "target" else "right")
+    for column in ("where", "target", "measured", "limit", "met"):
+        table.add_column(column, justify="left" if column in ("where", "target") else "right")
     for t in found:
         limit = f"{'>=' if t.at_least else '<='} {t.limit:g}{t.unit}"
-        table.add_row(t.name, f"{t.value:.3g}{t.unit}", limit, "yes" if t.met else "NO")
+        met = "met" if t.met else "MISSED"
+        table.add_row(t.scope, t.name, f"{t.value:.3g}{t.unit}", limit, met)
+    return table
+
+
+def scale_table(database: str, results: dict[str, Any]) -> Table:
+    title = (
+        f"Scale ({database}): {results['conversations']:,} conversations at once, "
+        f"{results['turns_per_conversation']} turns each, model calls of {results['model_ms']} ms"
+    )
+    table = Table(title=title)
+    for column in ("workers", "side", "turns/s", "p50 ms", "p95 ms", "CPU ms/turn"):
+        table.add_column(column, justify="right")
+    table.add_column("cores busy", justify="right")
+    table.add_column("peak RSS MB per worker", justify="right")
+    for workers, runs in results["by_workers"].items():
+        for side in ("floor", "ours"):
+            run = runs[side]
+            table.add_row(
+                workers,
+                side,
+                _fmt(run["turns_per_s"]),
+                _fmt(run["latency"]["p50_ms"], 0),
+                _fmt(run["latency"]["p95_ms"], 0),
+                _fmt(run["cpu_ms_per_turn"]),
+                _fmt(run["worker_cores_busy"]),
+                ", ".join(_fmt(mb, 0) for mb in run["rss_mb_peak"]),
+            )
+        table.add_row(
+            workers,
+            "ours / floor",
+            _fmt(runs["turns_per_s_ratio"], 3),
+            "",
+            _fmt(runs["p95_ratio"], 3),
+            _fmt(runs["cpu_ratio"], 3),
+            "",
+            "",
+        )
     return table
 
 
@@ -187,7 +247,12 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         f"({meta['cpu_model']}), commit {meta['commit']}, load average "
         f"{_loads(meta['load_before'])} -> {_loads(meta['load_after'])} {meta.get('note', '')}"
     )
-    for label, title in (("lifted", "dev server, cap lifted"), ("stock", "stock dev server")):
+    sections = (
+        ("lifted", "dev server, cap lifted, SQLite"),
+        ("postgres", "dev server, cap lifted, PostgreSQL"),
+        ("stock", "stock dev server, SQLite"),
+    )
+    for label, title in sections:
         results = report.get(label)
         if not results:
             continue
@@ -200,6 +265,8 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         for table in tables:
             if table is not None and table.row_count:
                 console.print(table)
+    for database, results in (report.get("scale") or {}).items():
+        console.print(scale_table(database, results))
     if report.get("targets"):
         console.print(targets_table([Target(**_fields(t)) for t in report["targets"]]))
 
@@ -210,3 +277,175 @@ def _loads(values: list[float]) -> str:
 
 def _fields(target: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in target.items() if k != "met"}
+
+
+# --- markdown, for README and docs/performance.md --------------------------------------------
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _limit(target: Target | None) -> tuple[str, str]:
+    if target is None:
+        return "", ""
+    sign = ">=" if target.at_least else "<="
+    return f"{sign} {target.limit:g}×", "met" if target.met else "**missed**"
+
+
+def _pair_rows(results: dict[str, Any], found: dict[str, Target]) -> list[str]:
+    """figure | floor | ours | ours/floor | target | met, for one database's comparison."""
+    rows = []
+    latency, tput = results.get("latency"), results.get("throughput")
+    if latency:
+        for key, ratio_key, target in (
+            ("p50_ms", "p50_ratio", found.get("turn latency p50, ours / floor")),
+            ("p95_ms", "p95_ratio", None),
+        ):
+            floor, ours = _median_of(latency["floor"], key), _median_of(latency["ours"], key)
+            label = f"turn latency {key[:3]} (ms)"
+            rows.append(
+                _row(
+                    label,
+                    _fmt(floor, 1),
+                    _fmt(ours, 1),
+                    f"{latency[ratio_key]:.2f}×",
+                    *_limit(target),
+                )
+            )
+    if tput:
+        for key, ratio_key, name, label in (
+            (
+                "turns_per_s",
+                "turns_per_s_ratio",
+                "throughput, ours / floor",
+                "throughput (turns/s)",
+            ),
+            (
+                "cpu_ms_per_turn",
+                "cpu_ratio",
+                "worker CPU per turn, ours / floor",
+                "worker CPU per turn (ms)",
+            ),
+        ):
+            floor, ours = _median_of(tput["floor"], key), _median_of(tput["ours"], key)
+            rows.append(
+                _row(
+                    label,
+                    _fmt(floor, 1),
+                    _fmt(ours, 1),
+                    f"{tput[ratio_key]:.2f}×",
+                    *_limit(found.get(name)),
+                )
+            )
+    if latency and "history_bytes_per_turn" in latency:
+        sizes = latency["history_bytes_per_turn"]
+        target = found.get("history bytes per turn, ours / floor")
+        rows.append(
+            _row(
+                "history bytes per turn",
+                _fmt(sizes["floor"], 0),
+                _fmt(sizes["ours"], 0),
+                f"{latency['history_ratio']:.2f}×",
+                *_limit(target),
+            )
+        )
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report's comparison tables in Markdown: one per database, then the scale runs."""
+    by_scope: dict[str, dict[str, Target]] = {}
+    for t in report.get("targets", []):
+        target = Target(**_fields(t))
+        by_scope.setdefault(target.scope, {})[target.name] = target
+    head = [
+        _row("figure", "floor", "ours", "ours / floor", "target", "met"),
+        _row(*["---"] + ["---:"] * 5),
+    ]
+    parts = []
+    for label in ("lifted", "postgres"):
+        results = report.get(label)
+        if results and (results.get("latency") or results.get("throughput")):
+            scope = results.get("database", "sqlite")
+            title = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[scope]
+            parts.append(
+                "\n".join(
+                    [f"**{title}**", "", *head, *_pair_rows(results, by_scope.get(scope, {}))]
+                )
+            )
+    for database, results in (report.get("scale") or {}).items():
+        rows = list(head)
+        for workers, runs in results["by_workers"].items():
+            floor, ours = runs["floor"], runs["ours"]
+            scope = f"scale {database}, {workers} worker{'s' if workers != '1' else ''}"
+            scale_target = by_scope.get(scope, {}).get("throughput, ours / floor")
+            n = f"{workers} worker{'s' if workers != '1' else ''}"
+            rows.append(
+                _row(
+                    f"{n}: throughput (turns/s)",
+                    _fmt(floor["turns_per_s"], 1),
+                    _fmt(ours["turns_per_s"], 1),
+                    f"{runs['turns_per_s_ratio']:.2f}×",
+                    *_limit(scale_target),
+                )
+            )
+            rows.append(
+                _row(
+                    f"{n}: turn latency p95 (ms)",
+                    _fmt(floor["latency"]["p95_ms"], 0),
+                    _fmt(ours["latency"]["p95_ms"], 0),
+                    f"{runs['p95_ratio']:.2f}×",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                _row(
+                    f"{n}: worker CPU per turn (ms)",
+                    _fmt(floor["cpu_ms_per_turn"], 1),
+                    _fmt(ours["cpu_ms_per_turn"], 1),
+                    f"{runs['cpu_ratio']:.2f}×",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                _row(
+                    f"{n}: worker cores busy",
+                    _fmt(floor["worker_cores_busy"]),
+                    _fmt(ours["worker_cores_busy"]),
+                    "",
+                    "",
+                    "",
+                )
+            )
+            rss = "peak RSS per worker (MB)"
+            rows.append(
+                _row(
+                    f"{n}: {rss}",
+                    ", ".join(_fmt(m, 0) for m in floor["rss_mb_peak"]),
+                    ", ".join(_fmt(m, 0) for m in ours["rss_mb_peak"]),
+                    "",
+                    "",
+                    "",
+                )
+            )
+        title = (
+            f"**Scale, {database}**: {results['conversations']:,} conversations at once, "
+            f"{results['turns_per_conversation']} turns each, "
+            f"model calls of {results['model_ms']} ms"
+        )
+        parts.append("\n".join([title, "", *rows]))
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    """`python -m bench.report REPORT.json`: print its tables in Markdown."""
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")
+
+
+if __name__ == "__main__":
+    main()

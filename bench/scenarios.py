@@ -23,7 +23,7 @@ def new_id(prefix: str) -> str:
     return f"bench-{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def _alternating(drivers: list[Driver], repeat: int) -> list[Driver]:
+def alternating(drivers: list[Driver], repeat: int) -> list[Driver]:
     """Swap the order on every other repeat, so drift on a busy machine hits both sides."""
     return drivers if repeat % 2 == 0 else drivers[::-1]
 
@@ -43,7 +43,7 @@ async def latency(client: Client, drivers: list[Driver], counts: Counts) -> Resu
     runs: dict[str, list[dict[str, float]]] = {d.name: [] for d in drivers}
     last_ids: dict[str, str] = {}
     for repeat in range(counts.repeats):
-        for driver in _alternating(drivers, repeat):
+        for driver in alternating(drivers, repeat):
             cid, timings = await sequential_turns(driver, counts.latency_turns, counts.warmup_turns)
             runs[driver.name].append(summary(timings))
             last_ids[driver.name] = cid
@@ -57,6 +57,11 @@ async def latency(client: Client, drivers: list[Driver], counts: Counts) -> Resu
         name: turn_breakdown(await events_of(client, cid), counts.warmup_turns)
         for name, cid in last_ids.items()
     }
+    turns = counts.warmup_turns + counts.latency_turns
+    history = {
+        name: round((await chain_size(client, cid)).bytes / turns, 1)
+        for name, cid in last_ids.items()
+    }
     return {
         "ours": runs["ours"],
         "floor": runs["floor"],
@@ -64,6 +69,8 @@ async def latency(client: Client, drivers: list[Driver], counts: Counts) -> Resu
         "p50_ratio": median(p50),
         "p95_ratio": median(p95),
         "breakdown_ms_per_turn": {k: _rounded(v) for k, v in breakdown.items()},
+        "history_bytes_per_turn": history,
+        "history_ratio": ratio(history["ours"], history["floor"]),
     }
 
 
@@ -98,7 +105,7 @@ async def concurrent_turns(driver: Driver, host: Host, conversations: int, turns
 async def throughput(host: Host, drivers: list[Driver], counts: Counts) -> Result:
     runs: dict[str, list[Result]] = {d.name: [] for d in drivers}
     for repeat in range(counts.repeats):
-        for driver in _alternating(drivers, repeat):
+        for driver in alternating(drivers, repeat):
             run = await concurrent_turns(
                 driver, host, counts.throughput_conversations, counts.throughput_turns
             )

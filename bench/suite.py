@@ -8,7 +8,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -20,10 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench import scenarios
 from bench.config import Counts
+from bench.databases import DEFAULT_POSTGRES_URL, BenchDatabase, bench_database
 from bench.drivers import Driver, Floor, Ours
 from bench.host import HostConfig
 from bench.procs import Host, host_process
 from bench.recovery import recovery
+from bench.scale import hosts, scale
 from conversation_client import Conversations
 from devserver import binary, start_dev_server
 from interface import search_attributes
@@ -37,6 +39,11 @@ class Options:
     only: set[str]
     workdir: Path
     profile_dir: Path | None = None
+    databases: tuple[str, ...] = ("sqlite",)
+    """Where latency, throughput, long and scale run; recovery and idle are SQLite's."""
+    postgres_url: str = DEFAULT_POSTGRES_URL
+    worker: dict[str, Any] = field(default_factory=dict)
+    """Our worker's settings (`HostConfig.worker`), e.g. {"max_cached_workflows": 1000}."""
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Bench:
     host: Host
     ours: Ours
     floor: Floor
+    schema: str | None = None
 
 
 async def start_stock_server() -> WorkflowEnvironment:
@@ -61,28 +69,44 @@ def address_of(client: Client) -> str:
     return client.service_client.config.target_host
 
 
-@asynccontextmanager
-async def bench_host(client: Client, options: Options, label: str) -> AsyncIterator[Bench]:
+def host_config(
+    client: Client, options: Options, db: BenchDatabase, label: str, model_ms: int = 0
+) -> HostConfig:
     suffix = uuid.uuid4().hex[:8]
-    profile = options.profile_dir / f"{label}.txt" if options.profile_dir else None
-    config = HostConfig(
+    return HostConfig(
         address=address_of(client),
-        database_url=f"sqlite:///{options.workdir}/{label}.db",
-        floor_db=options.workdir / f"{label}-floor.db",
+        database_url=db.ours_url,
+        floor_database=db.floor,
         ours_queue=f"bench-ours-{suffix}",
         floor_queue=f"bench-floor-{suffix}",
-        profile=profile,
+        profile=options.profile_dir / f"{label}.txt" if options.profile_dir else None,
+        model_ms=model_ms,
+        worker=options.worker,
     )
-    async with host_process(config, options.workdir / f"{label}.log") as host:
-        ours = Ours(Conversations(client, config.ours_queue))
-        yield Bench(host, ours, Floor(client, config.floor_queue))
 
 
-async def hosted(client: Client, options: Options, label: str) -> dict[str, Any]:
+def drivers_for(client: Client, config: HostConfig) -> tuple[Ours, Floor]:
+    return Ours(Conversations(client, config.ours_queue)), Floor(client, config.floor_queue)
+
+
+@asynccontextmanager
+async def bench_host(
+    client: Client, options: Options, label: str, database: str = "sqlite"
+) -> AsyncIterator[Bench]:
+    async with bench_database(database, options.workdir, label, options.postgres_url) as db:
+        config = host_config(client, options, db, label)
+        async with host_process(config, options.workdir / f"{label}.log") as host:
+            yield Bench(host, *drivers_for(client, config), db.schema)
+
+
+async def hosted(
+    client: Client, options: Options, label: str, database: str = "sqlite"
+) -> dict[str, Any]:
     """Latency, throughput, and the long conversation on one host: ours beside the floor."""
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"database": database}
     counts, only = options.counts, options.only
-    async with bench_host(client, options, label) as bench:
+    async with bench_host(client, options, label, database) as bench:
+        results["schema"] = bench.schema
         drivers: list[Driver] = [bench.ours, bench.floor]
         if "latency" in only:
             results["latency"] = await scenarios.latency(client, drivers, counts)
@@ -93,13 +117,40 @@ async def hosted(client: Client, options: Options, label: str) -> dict[str, Any]
     return results
 
 
+async def scaled(options: Options, database: str) -> dict[str, Any]:
+    """The scale scenario: N hosts on the same queues of a fresh embedded server for each N
+    (the conversations of one measurement stay open and would weigh on the next)."""
+    model_ms = options.counts.scale_model_ms
+    schemas: list[str | None] = []
+
+    @asynccontextmanager
+    async def workers_of(count: int) -> AsyncIterator[tuple[list[Host], list[Driver]]]:
+        label = f"scale-{database}-{count}"
+        env = await start_dev_server()
+        client = env.client
+        try:
+            async with bench_database(database, options.workdir, label, options.postgres_url) as db:
+                config = host_config(client, options, db, label, model_ms)
+                logs = [options.workdir / f"{label}-{index}.log" for index in range(count)]
+                async with hosts(config, logs) as started:
+                    schemas.append(db.schema)
+                    yield started, list(drivers_for(client, config))
+        finally:
+            await env.shutdown()
+
+    results = await scale(workers_of, options.counts)
+    return {"database": database, "schemas": schemas} | results
+
+
 async def lifted(options: Options) -> dict[str, Any]:
     """The embedded default: the dev server with the 20 polls/s cap lifted."""
     env = await start_dev_server()
     client, results = env.client, dict[str, Any]()
     try:
-        if options.only & HOSTED:
+        if options.only & HOSTED and "sqlite" in options.databases:
             results |= await hosted(client, options, "lifted")
+        if options.only & HOSTED and "postgres" in options.databases:
+            results["postgres"] = await hosted(client, options, "lifted-postgres", "postgres")
         if "recovery" in options.only:
             runs = options.counts.recovery_runs
             results["recovery"] = await recovery(client, address_of(client), options.workdir, runs)
@@ -113,8 +164,8 @@ async def lifted(options: Options) -> dict[str, Any]:
 
 async def stock(options: Options) -> dict[str, Any]:
     env = await start_stock_server()
-    stock_options = Options(
-        options.counts.for_stock(), {"latency", "throughput"}, options.workdir, options.profile_dir
+    stock_options = replace(
+        options, counts=options.counts.for_stock(), only={"latency", "throughput"}
     )
     try:
         return await hosted(env.client, stock_options, "stock")
@@ -127,10 +178,16 @@ async def run_suite(options: Options, mode: str) -> dict[str, Any]:
     report["meta"]["counts"] = options.counts.as_dict()
     report["meta"]["scenarios"] = sorted(options.only)
     report["meta"]["load_before"] = list(os.getloadavg())
-    if options.only - {"stock"}:
+    report["meta"]["databases"] = list(options.databases)
+    report["meta"]["worker"] = options.worker
+    if options.only - {"stock", "scale"}:
         report["lifted"] = await lifted(options)
+        if "postgres" in report["lifted"]:
+            report["postgres"] = report["lifted"].pop("postgres")
     if "stock" in options.only:
         report["stock"] = await stock(options)
+    if "scale" in options.only:
+        report["scale"] = {db: await scaled(options, db) for db in options.databases}
     report["meta"]["load_after"] = list(os.getloadavg())
     return report
 

@@ -8,8 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from bench.databases import libpq_url
+from bench.report import markdown
+from bench.scale import OVERLOAD
+from support.databases import HAS_POSTGRES, POSTGRES_URL
 from support.paths import ROOT
 
 pytestmark = pytest.mark.e2e  # `python -m bench` as a subprocess
@@ -40,5 +45,49 @@ def test_quick_latency_scenario_writes_a_report(tmp_path: Path) -> None:
         assert breakdown["turns"] == 3 and breakdown["activities"] == 3
         assert breakdown["activity run"] > 0 and breakdown["workflow task run"] > 0
     assert latency["p50_ratio"] > 0 and latency["p95_ratio"] > 0
-    [target] = report["targets"]
-    assert target["name"].startswith("turn latency") and target["value"] > 0
+    names = [t["name"] for t in report["targets"]]
+    assert names == ["turn latency p50, ours / floor", "history bytes per turn, ours / floor"]
+    assert all(t["value"] > 0 and t["scope"] == "sqlite" for t in report["targets"])
+
+
+def test_postgres_and_scale_modes_write_their_figures_and_targets(tmp_path: Path) -> None:
+    kind = "postgres" if HAS_POSTGRES else "sqlite"
+    out = tmp_path / "report.json"
+    scale = ["--scale", "3", "--set", "scale_workers=2", "--set", "scale_turns=1"]
+    command = [sys.executable, "-m", "bench", "--only", "latency", "--database", kind]
+    done = subprocess.run(
+        [*command, *scale, "--set", "scale_model_ms=50", *TINY, "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Scale" in done.stdout
+    report = json.loads(out.read_text())
+    results = report["lifted"] if kind == "sqlite" else report["postgres"]
+    assert results["database"] == kind and report["meta"]["databases"] == [kind]
+    history = results["latency"]["history_bytes_per_turn"]
+    assert history["ours"] > history["floor"] > 0  # ours records more per turn
+    [(database, scaled)] = report["scale"].items()
+    assert database == kind and scaled["model_ms"] == 50
+    run = scaled["by_workers"]["2"]
+    for side in ("ours", "floor"):
+        assert run[side]["turns"] == 3 and len(run[side]["rss_mb_peak"]) == 2
+        assert set(run[side]["worker_log"]) == set(OVERLOAD)
+        assert run[side]["latency"]["p95_ms"] >= 100  # two model calls of 50 ms each
+    scopes = {(t["scope"], t["name"]) for t in report["targets"]}
+    assert (kind, "history bytes per turn, ours / floor") in scopes
+    assert (f"scale {kind}, 2 workers", "throughput, ours / floor") in scopes
+    table = markdown(report)
+    assert "| figure | floor | ours | ours / floor | target | met |" in table
+    assert "2 workers: throughput (turns/s)" in table
+    if kind == "postgres":  # every schema the run made is gone
+        assert not leftover_schemas([results["schema"], *scaled["schemas"]])
+
+
+def leftover_schemas(names: list[str]) -> list[str]:
+    with psycopg.connect(libpq_url(POSTGRES_URL)) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (names,))
+        return [row[0] for row in rows]

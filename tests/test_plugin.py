@@ -98,14 +98,21 @@ async def test_a_worker_plugin_on_a_pydantic_client_configures_the_worker(
     client: Client, db: Database, task_queue: str
 ):
     plugin = AgentConversationsPlugin(
-        AgentRegistry(), db, tuning=WorkerTuning(max_cached_workflows=7, sticky_timeout=3)
+        AgentRegistry(),
+        db,
+        tuning=WorkerTuning(
+            max_cached_workflows=7, sticky_timeout=3, max_concurrent_workflow_tasks=9
+        ),
     )
-    config = Worker(client, task_queue=task_queue, plugins=[plugin]).config(active_config=True)
+    worker = Worker(client, task_queue=task_queue, plugins=[plugin], max_concurrent_activities=33)
+    config = worker.config(active_config=True)
     names = sorted(getattr(a, "__temporal_activity_definition").name for a in config["activities"])
     assert names == ["agent.call_tool-v1", "agent.describe-v1", "agent.model_call-v1"]
     assert [w.__name__ for w in config["workflows"]] == ["AgentConversation"]
     assert isinstance(config["workflow_runner"], UnsandboxedWorkflowRunner)
     assert config["max_cached_workflows"] == 7
+    assert config["max_concurrent_workflow_tasks"] == 9
+    assert config["max_concurrent_activities"] == 33  # the Worker's own, the tuning has none
     assert config["sticky_queue_schedule_to_start_timeout"].total_seconds() == 3
     assert config["graceful_shutdown_timeout"].total_seconds() == 5
     assert [type(i) for i in config["interceptors"]] == [LogContextInterceptor]

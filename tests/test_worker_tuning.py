@@ -23,10 +23,16 @@ def test_tuning_is_read_from_the_environment() -> None:
             "WORKER_STICKY_TIMEOUT": "2.5",
             "WORKER_MAX_CACHED_WORKFLOWS": "40",
             "WORKFLOW_SANDBOX": "1",
+            "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "12",
+            "WORKER_MAX_CONCURRENT_ACTIVITIES": "300",
         }
     )
     assert settings.tuning() == WorkerTuning(
-        sticky_timeout=2.5, max_cached_workflows=40, workflow_sandbox=True
+        sticky_timeout=2.5,
+        max_cached_workflows=40,
+        workflow_sandbox=True,
+        max_concurrent_workflow_tasks=12,
+        max_concurrent_activities=300,
     )
     assert WorkerSettings.from_env({}).tuning() == WorkerTuning()
 
