@@ -9,6 +9,7 @@ own (the reset run's ID): the rows before the fork are copied, the rest is new.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -36,6 +37,10 @@ class Prepared:
     """The conversation's first messages (the agent's `context_head`), kept in every window."""
 
 
+PARSED_CACHED = 4096
+"""Parsed messages a worker keeps for the windows of its next model calls."""
+
+
 class TranscriptConflict(Exception):
     """A seq holds another message even on the branch: a bug, never retried."""
 
@@ -49,6 +54,9 @@ class Transcript:
         self._db = db
         insert = sqlite_insert if db.is_sqlite else pg_insert
         self._insert = insert(_TABLE).on_conflict_do_nothing()
+        self._parsed: OrderedDict[tuple[str, int], tuple[str, Message]] = OrderedDict()
+        """Messages parsed for earlier windows, by chain and seq, with the body they were
+        parsed from: a row read again with the same body is not parsed again."""
 
     async def record(
         self, conversation_id: str, chain_id: str, answer: SeqMessage
@@ -105,8 +113,24 @@ class Transcript:
             if head:
                 params = {"chain": chain, "upto": output_seq, "n": head}
                 first = list((await conn.execute(_FIRST, params)).all())
-        window = _messages(reversed(found[:limit]))
-        return Prepared(window=window, chain_id=chain, head=_messages(first))
+        window = self._messages(chain, reversed(found[:limit]))
+        return Prepared(window=window, chain_id=chain, head=self._messages(chain, first))
+
+    def _messages(self, chain_id: str, rows: Iterable[Any]) -> list[SeqMessage]:
+        parsed, window = self._parsed, []
+        for seq, body in rows:
+            key = (chain_id, seq)
+            known = parsed.get(key)
+            if known is not None and known[0] == body:
+                parsed.move_to_end(key)
+                message = known[1]
+            else:
+                message = Message.model_validate_json(body)
+                parsed[key] = (body, message)
+                if len(parsed) > PARSED_CACHED:
+                    parsed.popitem(last=False)
+            window.append(SeqMessage.model_construct(seq=seq, message=message))
+        return window
 
     async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:
         """The conversation has rows, none on `chain_id` (its first run's chain, which
@@ -214,10 +238,6 @@ async def _duplicate(
         if wanted[message_id] != seq:
             return str(message_id)
     return None
-
-
-def _messages(rows: Iterable[Any]) -> list[SeqMessage]:
-    return [SeqMessage(seq=s, message=Message.model_validate_json(b)) for s, b in rows]
 
 
 def _copy(row: Any, chain_id: str) -> dict[str, object]:
