@@ -53,7 +53,11 @@ class Transcript:
     def __init__(self, db: Database) -> None:
         self._db = db
         insert = sqlite_insert if db.is_sqlite else pg_insert
-        self._insert = insert(_TABLE).on_conflict_do_nothing()
+        # preserve_rowcount: psycopg's async cursor reports -1 for an INSERT otherwise, and
+        # `record` would take an answer another attempt wrote first for its own
+        self._insert = (
+            insert(_TABLE).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+        )
         self._parsed: OrderedDict[tuple[str, int], tuple[str, Message]] = OrderedDict()
         """Messages parsed for earlier windows, by chain and seq, with the body they were
         parsed from: a row read again with the same body is not parsed again."""
