@@ -91,6 +91,10 @@ class Database:
         if self.is_sqlite:
             _ensure_parent_dir(self.url)
             engine_kwargs.setdefault("connect_args", {"timeout": 30})
+            # no ROLLBACK when a connection returns to the pool: every transaction here
+            # ends in COMMIT or ROLLBACK already (engine.begin(), session.begin()), and
+            # aiosqlite makes each call a hop to its thread: 5 of a turn's 64
+            engine_kwargs.setdefault("pool_reset_on_return", None)
         else:
             engine_kwargs.setdefault("pool_size", 10)
             engine_kwargs.setdefault("pool_pre_ping", True)
