@@ -20,10 +20,12 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from agent_workflows.summaries import tool_interrupted
-from sqlalchemy import delete, update
+from sqlalchemy import Row, Table, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,7 +94,6 @@ class Claim:
 
 @dataclass
 class _Claimed:
-    entry: LedgerEntry
     stored: ToolCallOutput | None = None  # the recorded result of an earlier attempt
     taken_over: bool = False  # an earlier attempt's claim was taken over
 
@@ -108,6 +109,13 @@ class Ledger:
     def __init__(self, db: Database, hooks: LedgerHooks | None = None) -> None:
         self._db = db
         self._hooks: LedgerHooks = hooks or NoHooks()
+        insert = sqlite_insert if db.is_sqlite else pg_insert
+        # preserve_rowcount: psycopg's async cursor reports -1 for an INSERT otherwise
+        self._insert_new = (
+            insert(_TABLE)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .execution_options(preserve_rowcount=True)
+        )
 
     async def run_database(self, claim: Claim, effect: Effect) -> ToolCallOutput:
         """Claim, effect and record in one transaction: the effect's writes and the ledger
@@ -119,7 +127,7 @@ class Ledger:
                     if claimed.stored is not None:
                         return claimed.stored
                     output = await effect(session)
-                    _finalize(claimed.entry, output)
+                    await _finalize(session, claim, output)
                 self._hooks.after_commit(claim)
                 return output
             except IntegrityError:
@@ -135,7 +143,7 @@ class Ledger:
             if claimed.stored is not None:
                 return claimed.stored
             if claimed.taken_over and not dedupes_downstream:
-                return _mark_unknown(claimed.entry)
+                return await _mark_unknown(session, claim)
         self._hooks.after_claim(claim)
         try:
             output = await effect(None)
@@ -156,7 +164,7 @@ class Ledger:
         forgotten: no effect). This activity's open claim is closed as unknown: the effect
         may have happened, and it is never run again (no claimed row stays behind)."""
         async with self._db.session() as session, session.begin():
-            entry = await session.get(LedgerEntry, claim.key, with_for_update=True)
+            entry = (await session.execute(_LOCKED, {"key": claim.key})).one_or_none()
             if entry is None:
                 return None
             if entry.status in FINAL:
@@ -164,25 +172,31 @@ class Ledger:
             if entry.owner != claim.owner:  # another run's claim: not this call's to close
                 return tool_interrupted(unknown=True)
             output = tool_interrupted(unknown=True)
-            _finalize(entry, output)
-            entry.lease_expires_at = claim.now()
+            await _finalize(session, claim, output)
+            await session.execute(
+                update(LedgerEntry)
+                .where(LedgerEntry.key == claim.key)
+                .values(lease_expires_at=claim.now())
+            )
             return output
 
     async def _claim(self, session: AsyncSession, claim: Claim) -> _Claimed:
-        entry = await session.get(LedgerEntry, claim.key, with_for_update=True)
-        if entry is None:
-            entry = _new_entry(claim)
-            session.add(entry)
-            await session.flush()
-            return _Claimed(entry)
+        """Insert the claim; if the key is there already, lock its row and judge it. Core
+        statements built once: a first attempt costs one INSERT."""
+        inserted = await session.execute(self._insert_new, _new_row(claim))
+        if inserted.rowcount == 1:  # type: ignore[attr-defined]
+            return _Claimed()
+        entry = (await session.execute(_LOCKED, {"key": claim.key})).one_or_none()
+        if entry is None:  # deleted since (a forgotten claim): insert it again
+            raise IntegrityError("ledger row vanished", None, Exception())
         if entry.args_hash != claim.args_hash:
             raise LedgerKeyConflict(
                 f"ledger key {claim.key!r} was recorded for other arguments of {entry.tool!r}"
             )
         if entry.status in FINAL:
-            return _Claimed(entry, stored=ToolCallOutput.model_validate_json(entry.result or "{}"))
-        _take_over(entry, claim)
-        return _Claimed(entry, taken_over=True)
+            return _Claimed(stored=ToolCallOutput.model_validate_json(entry.result or "{}"))
+        await _take_over(session, entry, claim)
+        return _Claimed(taken_over=True)
 
     async def _record(self, claim: Claim, output: ToolCallOutput) -> None:
         async with self._db.session() as session, session.begin():
@@ -216,34 +230,52 @@ class Ledger:
             )
 
 
-def _new_entry(claim: Claim) -> LedgerEntry:
-    now = claim.now()
-    return LedgerEntry(
-        key=claim.key,
-        conversation_id=claim.conversation_id,
-        tool=claim.tool,
-        args_hash=claim.args_hash,
-        status="claimed",
-        owner=claim.owner,
-        attempt=claim.attempt,
-        lease_expires_at=now + claim.lease,
-        created_at=now,
-        updated_at=now,
+_TABLE = cast(Table, LedgerEntry.__table__)
+_LOCKED = select(_TABLE).where(_TABLE.c.key == bindparam("key")).with_for_update()
+_FINALIZE = (
+    update(_TABLE)
+    .where(_TABLE.c.key == bindparam("k"))
+    .values(status=bindparam("s"), result=bindparam("r"), updated_at=bindparam("at"))
+)
+_TAKE_OVER = (
+    update(_TABLE)
+    .where(_TABLE.c.key == bindparam("k"))
+    .values(
+        owner=bindparam("o"),
+        attempt=bindparam("a"),
+        lease_expires_at=bindparam("until"),
+        updated_at=bindparam("at"),
     )
+)
 
 
-def _take_over(entry: LedgerEntry, claim: Claim) -> None:
+def _new_row(claim: Claim) -> dict[str, object]:
+    now = claim.now()
+    return {
+        "key": claim.key,
+        "conversation_id": claim.conversation_id,
+        "tool": claim.tool,
+        "args_hash": claim.args_hash,
+        "status": "claimed",
+        "owner": claim.owner,
+        "attempt": claim.attempt,
+        "lease_expires_at": now + claim.lease,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _take_over(session: AsyncSession, entry: Row[Any], claim: Claim) -> None:
     now = claim.now()
     expired = _aware(entry.lease_expires_at) <= now
     superseded = entry.owner == claim.owner and entry.attempt < claim.attempt
     if not (expired or superseded):
         raise LeaseHeld(claim.key, _aware(entry.lease_expires_at) - now)
-    entry.owner = claim.owner
-    entry.attempt = claim.attempt
-    entry.lease_expires_at = now + claim.lease
+    params = {"k": claim.key, "o": claim.owner, "a": claim.attempt}
+    await session.execute(_TAKE_OVER, params | {"until": now + claim.lease, "at": now})
 
 
-def _mark_unknown(entry: LedgerEntry) -> ToolCallOutput:
+async def _mark_unknown(session: AsyncSession, claim: Claim) -> ToolCallOutput:
     output = ToolCallOutput(
         status="unknown",
         content=json.dumps(
@@ -255,13 +287,14 @@ def _mark_unknown(entry: LedgerEntry) -> ToolCallOutput:
         ),
         error_type="OutcomeUnknown",
     )
-    _finalize(entry, output)
+    await _finalize(session, claim, output)
     return output
 
 
-def _finalize(entry: LedgerEntry, output: ToolCallOutput) -> None:
-    entry.status = _status_of(output)
-    entry.result = output.model_dump_json()
+async def _finalize(session: AsyncSession, claim: Claim, output: ToolCallOutput) -> None:
+    """Record the result in the claim's transaction (the claim's row is this attempt's)."""
+    params = {"k": claim.key, "s": _status_of(output), "r": output.model_dump_json()}
+    await session.execute(_FINALIZE, params | {"at": claim.now()})
 
 
 def _status_of(output: ToolCallOutput) -> str:

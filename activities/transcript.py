@@ -9,13 +9,15 @@ own (the reset run's ID): the rows before the fork are copied, the rest is new.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from activities.db import Database
 from activities.tables import TranscriptMessage, utcnow
@@ -35,34 +37,41 @@ class Prepared:
     """The conversation's first messages (the agent's `context_head`), kept in every window."""
 
 
+PARSED_CACHED = 4096
+"""Parsed messages a worker keeps for the windows of its next model calls."""
+
+
 class TranscriptConflict(Exception):
     """A seq holds another message even on the branch: a bug, never retried."""
 
 
 class Transcript:
+    """Core statements built once, so SQLAlchemy compiles each once per worker; a model
+    call's transaction writes its new messages, reads the window, and checks the written
+    rows against the window it read: the common case costs one INSERT and one SELECT."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
+        insert = sqlite_insert if db.is_sqlite else pg_insert
+        # preserve_rowcount: psycopg's async cursor reports -1 for an INSERT otherwise, and
+        # `record` would take an answer another attempt wrote first for its own
+        self._insert = (
+            insert(_TABLE).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+        )
+        self._parsed: OrderedDict[tuple[str, int], tuple[str, Message]] = OrderedDict()
+        """Messages parsed for earlier windows, by chain and seq, with the body they were
+        parsed from: a row read again with the same body is not parsed again."""
 
     async def record(
         self, conversation_id: str, chain_id: str, answer: SeqMessage
     ) -> Message | None:
         """Write a model's answer at its position. Returns None if it was written, or the
         answer already there: another attempt of the same model call recorded it first."""
-        statement = (
-            self._insert(TranscriptMessage)
-            .values([_row(conversation_id, chain_id, answer)])
-            .on_conflict_do_nothing()
-        )
-        async with self._db.session() as session, session.begin():
-            written = await session.execute(statement)
-            if written.rowcount:  # type: ignore[attr-defined]
+        async with self._db.transaction() as conn:
+            written = await conn.execute(self._insert, _row(conversation_id, chain_id, answer))
+            if written.rowcount:
                 return None
-            body = await session.scalar(
-                select(TranscriptMessage.body).where(
-                    TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq == answer.seq
-                )
-            )
+            body = await conn.scalar(_BODY_AT, {"chain": chain_id, "seq": answer.seq})
         return Message.model_validate_json(body) if body else None
 
     async def prepare(
@@ -80,23 +89,52 @@ class Transcript:
         read the recorded answer at `output_seq` (a retry after the answer was written) or
         else the window of the last `limit` messages before it, and the first `head`
         messages of the chain."""
-        session_factory = self._db.session if new_messages else self._db.read_session
-        async with session_factory() as session, session.begin():
+        async with self._db.transaction(read_only=not new_messages) as conn:
             chain = chain_id
+            found: list[Any] = []
             if new_messages:
-                chain = await self._write(
-                    session, conversation_id, chain_id, new_messages, branch_id
-                )
-                duplicate = await self._duplicate(session, chain, new_messages)
-                if duplicate:
-                    return Prepared(duplicate=duplicate, chain_id=chain)
-            found = (await session.execute(_window(chain, output_seq, limit))).all()
+                rows = [_row(conversation_id, chain_id, m) for m in new_messages]
+                await conn.execute(self._insert, rows)
+                found = await _read_window(conn, chain, output_seq, limit)
+                stored = _covered(found, rows, output_seq, limit)
+                if stored is None:  # the window does not reach back to every new seq
+                    stored = await _stored(conn, chain, rows)
+                wanted = {r["seq"]: r["body"] for r in rows}
+                if any(wanted[seq] != body for seq, body in stored.items()):
+                    chain = await self._fork(conn, conversation_id, chain_id, rows, branch_id)
+                    found = []
+                if chain != chain_id or len(stored) < len(rows):
+                    # a seq left empty: its message ID may be held at another seq
+                    duplicate = await _duplicate(conn, chain, new_messages)
+                    if duplicate:
+                        return Prepared(duplicate=duplicate, chain_id=chain)
+            if not found:
+                found = await _read_window(conn, chain, output_seq, limit)
             if found and found[0][0] == output_seq:
                 recorded = Message.model_validate_json(found[0][1])
                 return Prepared(recorded=recorded, chain_id=chain)
-            first = (await session.execute(_first(chain, head, output_seq))).all() if head else []
-        window = _messages(reversed(found[:limit]))
-        return Prepared(window=window, chain_id=chain, head=_messages(first))
+            first: list[Any] = []
+            if head:
+                params = {"chain": chain, "upto": output_seq, "n": head}
+                first = list((await conn.execute(_FIRST, params)).all())
+        window = self._messages(chain, reversed(found[:limit]))
+        return Prepared(window=window, chain_id=chain, head=self._messages(chain, first))
+
+    def _messages(self, chain_id: str, rows: Iterable[Any]) -> list[SeqMessage]:
+        parsed, window = self._parsed, []
+        for seq, body in rows:
+            key = (chain_id, seq)
+            known = parsed.get(key)
+            if known is not None and known[0] == body:
+                parsed.move_to_end(key)
+                message = known[1]
+            else:
+                message = Message.model_validate_json(body)
+                parsed[key] = (body, message)
+                if len(parsed) > PARSED_CACHED:
+                    parsed.popitem(last=False)
+            window.append(SeqMessage.model_construct(seq=seq, message=message))
+        return window
 
     async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:
         """The conversation has rows, none on `chain_id` (its first run's chain, which
@@ -111,97 +149,111 @@ class Transcript:
             )
         return bool(chains) and chain_id not in chains
 
-    async def _write(  # type: ignore[no-untyped-def]
+    async def _fork(
         self,
-        session,
+        conn: AsyncConnection,
         conversation_id: str,
         chain_id: str,
-        messages: list[SeqMessage],
+        rows: list[dict[str, Any]],
         branch_id: str,
     ) -> str:
-        """Writes the messages at their seqs; returns the chain that holds them."""
-        if await self._insert_matching(session, conversation_id, chain_id, messages):
-            return chain_id
+        """The chain's seqs hold other messages: copy the rows before the fork onto
+        `branch_id`, write the new messages there, and return it."""
         if branch_id == chain_id:
             raise TranscriptConflict(f"chain {chain_id!r} holds other messages at these seqs")
-        fork = min(m.seq for m in messages)
-        prefix = await session.execute(
-            select(TranscriptMessage).where(
-                TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq < fork
-            )
+        fork = min(r["seq"] for r in rows)
+        prefix = await conn.execute(
+            select(_TABLE).where(_TABLE.c.chain_id == chain_id, _TABLE.c.seq < fork)
         )
-        copied = [_copy(row, branch_id) for row in prefix.scalars()]
+        copied = [_copy(row, branch_id) for row in prefix.mappings()]
         if copied:
-            await session.execute(
-                self._insert(TranscriptMessage).values(copied).on_conflict_do_nothing()
-            )
-        if not await self._insert_matching(session, conversation_id, branch_id, messages):
+            await conn.execute(self._insert, copied)
+        branch_rows = [r | {"chain_id": branch_id} for r in rows]
+        await conn.execute(self._insert, branch_rows)
+        stored = await _stored(conn, branch_id, branch_rows)
+        if any(r["body"] != stored.get(r["seq"], r["body"]) for r in branch_rows):
             raise TranscriptConflict(f"branch {branch_id!r} holds other messages")
         return branch_id
 
-    async def _insert_matching(  # type: ignore[no-untyped-def]
-        self, session, conversation_id: str, chain_id: str, messages: list[SeqMessage]
-    ) -> bool:
-        """Inserts what is not there yet; True if every seq then holds its message."""
-        rows = [_row(conversation_id, chain_id, m) for m in messages]
-        await session.execute(self._insert(TranscriptMessage).values(rows).on_conflict_do_nothing())
-        stored = await session.execute(
-            select(TranscriptMessage.seq, TranscriptMessage.body).where(
-                TranscriptMessage.chain_id == chain_id,
-                TranscriptMessage.seq.in_([r["seq"] for r in rows]),
-            )
-        )
-        wanted = {r["seq"]: r["body"] for r in rows}
-        return all(wanted[seq] == body for seq, body in stored)
 
-    async def _duplicate(self, session, chain_id: str, messages: list[SeqMessage]) -> str | None:  # type: ignore[no-untyped-def]
-        wanted = {m.message.message_id: m.seq for m in messages if m.message.message_id}
-        if not wanted:
-            return None
-        stored = await session.execute(
-            select(TranscriptMessage.message_id, TranscriptMessage.seq).where(
-                TranscriptMessage.chain_id == chain_id,
-                TranscriptMessage.message_id.in_(list(wanted)),
-            )
-        )
-        for message_id, seq in stored:
-            if wanted[message_id] != seq:
-                return str(message_id)
+_TABLE = cast(Table, TranscriptMessage.__table__)
+_BODY_AT = select(_TABLE.c.body).where(
+    _TABLE.c.chain_id == bindparam("chain"), _TABLE.c.seq == bindparam("seq")
+)
+_WINDOW = (
+    select(_TABLE.c.seq, _TABLE.c.body)
+    .where(_TABLE.c.chain_id == bindparam("chain"), _TABLE.c.seq <= bindparam("upto"))
+    .order_by(_TABLE.c.seq.desc())
+    .limit(bindparam("n"))
+)
+"""The newest rows up to a model call's output seq: its window, newest first."""
+_FIRST = (
+    select(_TABLE.c.seq, _TABLE.c.body)
+    .where(_TABLE.c.chain_id == bindparam("chain"), _TABLE.c.seq < bindparam("upto"))
+    .order_by(_TABLE.c.seq)
+    .limit(bindparam("n"))
+)
+_AT_SEQS = select(_TABLE.c.seq, _TABLE.c.body).where(
+    _TABLE.c.chain_id == bindparam("chain"), _TABLE.c.seq.in_(bindparam("seqs", expanding=True))
+)
+_WITH_IDS = select(_TABLE.c.message_id, _TABLE.c.seq).where(
+    _TABLE.c.chain_id == bindparam("chain"),
+    _TABLE.c.message_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+async def _read_window(
+    conn: AsyncConnection, chain_id: str, output_seq: int, limit: int
+) -> list[Any]:
+    params = {"chain": chain_id, "upto": output_seq, "n": limit + 1}
+    return list((await conn.execute(_WINDOW, params)).all())
+
+
+def _covered(
+    found: list[Any], rows: list[dict[str, Any]], output_seq: int, limit: int
+) -> dict[int, str] | None:
+    """The stored bodies at the new rows' seqs, from the window just read; None if the
+    window does not show every one of those seqs (written or not)."""
+    seqs = [r["seq"] for r in rows]
+    if max(seqs) > output_seq:
         return None
+    if len(found) > limit and min(seqs) < found[-1][0]:
+        return None  # the window is full and starts after the oldest new seq
+    wanted = set(seqs)
+    return {seq: body for seq, body in found if seq in wanted}
 
 
-def _window(chain_id: str, output_seq: int, limit: int):  # type: ignore[no-untyped-def]
-    return (
-        select(TranscriptMessage.seq, TranscriptMessage.body)
-        .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq <= output_seq)
-        .order_by(TranscriptMessage.seq.desc())
-        .limit(limit + 1)
-    )
+async def _stored(
+    conn: AsyncConnection, chain_id: str, rows: list[dict[str, Any]]
+) -> dict[int, str]:
+    params = {"chain": chain_id, "seqs": [r["seq"] for r in rows]}
+    return {seq: body for seq, body in await conn.execute(_AT_SEQS, params)}
 
 
-def _first(chain_id: str, head: int, output_seq: int):  # type: ignore[no-untyped-def]
-    return (
-        select(TranscriptMessage.seq, TranscriptMessage.body)
-        .where(TranscriptMessage.chain_id == chain_id, TranscriptMessage.seq < output_seq)
-        .order_by(TranscriptMessage.seq)
-        .limit(head)
-    )
+async def _duplicate(
+    conn: AsyncConnection, chain_id: str, messages: list[SeqMessage]
+) -> str | None:
+    """A new message whose ID the chain holds at another seq: a turn sent twice."""
+    wanted = {m.message.message_id: m.seq for m in messages if m.message.message_id}
+    if not wanted:
+        return None
+    stored = await conn.execute(_WITH_IDS, {"chain": chain_id, "ids": list(wanted)})
+    for message_id, seq in stored:
+        if wanted[message_id] != seq:
+            return str(message_id)
+    return None
 
 
-def _messages(rows: Iterable[Any]) -> list[SeqMessage]:
-    return [SeqMessage(seq=s, message=Message.model_validate_json(b)) for s, b in rows]
-
-
-def _copy(row: TranscriptMessage, chain_id: str) -> dict[str, object]:
+def _copy(row: Any, chain_id: str) -> dict[str, object]:
     """A prefix row of the chain a branch forks from, on the branch."""
     return {
-        "conversation_id": row.conversation_id,
+        "conversation_id": row["conversation_id"],
         "chain_id": chain_id,
-        "seq": row.seq,
-        "role": row.role,
-        "message_id": row.message_id,
-        "body": row.body,
-        "created_at": row.created_at,
+        "seq": row["seq"],
+        "role": row["role"],
+        "message_id": row["message_id"],
+        "body": row["body"],
+        "created_at": row["created_at"],
     }
 
 

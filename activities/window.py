@@ -39,6 +39,8 @@ DEFAULT_CONTEXT_WINDOW = 8192
 MESSAGE_OVERHEAD = 4
 """Tokens of framing per message (role, separators), as OpenAI counts them."""
 MIN_REPLY_ROOM, MAX_REPLY_ROOM = 256, 4096
+COUNTS_CACHED = 8192
+"""Texts whose token counts a worker remembers (each entry holds its text)."""
 
 
 class TooLarge(Exception):
@@ -74,13 +76,15 @@ def _encoding(model: str) -> tiktoken.Encoding:
 
 def count(message: Message, model: str = "gpt-4o") -> int:
     """A message's tokens, as the endpoint counts them (within a few)."""
-    encode = _encoding(model).encode
     text = message.content + (message.name or "")
     text += "".join(f"{c.id}{c.name}{c.arguments}" for c in message.tool_calls)
-    return MESSAGE_OVERHEAD + len(encode(text, disallowed_special=()))
+    return MESSAGE_OVERHEAD + _count_text(text, model)
 
 
+@lru_cache(maxsize=COUNTS_CACHED)
 def _count_text(text: str, model: str) -> int:
+    """Tokens of `text`, remembered: a window's messages are counted again on every model
+    call of the conversation, and the system message and tool schemas on every call."""
     return len(_encoding(model).encode(text, disallowed_special=()))
 
 
