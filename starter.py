@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from codec import KeyConfigError
 from conversation_client import (
     ENCRYPTED_HINT,
+    AcceptedTurn,
     Conversations,
     EncryptedConversation,
     Listed,
@@ -44,6 +45,7 @@ from interface import (
     ToolCallRecord,
     ToolDecision,
     TurnResult,
+    UserMessage,
 )
 from observability import configure_tracing
 from settings import WorkerSettings
@@ -330,11 +332,17 @@ async def accepted_turns(c: Conversations, conversation_id: str) -> int | None:
     return state.turn_count + state.queued_turns + int(running)
 
 
-def tool_names(content: str) -> str:
-    """`get_claim_status({...}), lookup_policy({...})` -> the names, as the state shows
-    an assistant message that asks for tools."""
-    names = re.findall(r"(?:^|, )([\w.-]+)\(", content)
-    return ", ".join(dict.fromkeys(names)) or short(content, 40)
+TOOL_CALL = re.compile(r"([\w.-]+)\(\{")
+"""`get_claim_status({...`: how the state shows an assistant message that asks for tools."""
+
+
+def tool_names(content: str) -> str | None:
+    """`get_claim_status({...}), lookup_policy({...})` -> the names; None for model text
+    (an assistant message with text, which the state shows instead of its calls)."""
+    if not TOOL_CALL.match(content):
+        return None
+    names = TOOL_CALL.findall(content)
+    return ", ".join(dict.fromkeys(names))
 
 
 def progress_of(state: ConversationState) -> str | None:
@@ -344,10 +352,12 @@ def progress_of(state: ConversationState) -> str | None:
         return f"waiting for approval of {waiting}"
     if state.status != "thinking":
         return None
+    who = f"{state.active_agent} is " if state.active_agent else ""
     last = state.messages[-1] if state.messages else None
-    if last is not None and last.role == "assistant":  # a text answer would end the turn
-        return f"calling {tool_names(last.content)}"
-    return "thinking"
+    names = tool_names(last.content) if last is not None and last.role == "assistant" else None
+    if names:  # a tool call's result is not in the state yet: it runs
+        return f"{who}calling {names}"
+    return f"{who}thinking"
 
 
 class Progress:
@@ -458,9 +468,11 @@ def ask(
 
 
 CHAT_HELP = (
-    "type a message, or: /state, /approve TOOL_CALL_ID [reason], /deny TOOL_CALL_ID [reason],"
-    " /help, /quit"
+    "type a message, or: /state, /approve [TOOL_CALL_ID] [reason], /deny [TOOL_CALL_ID]"
+    " [reason], /help, /quit"
 )
+PROMPT = "you> "
+"""Shown on a terminal when no turn is in flight; the spinner shows otherwise."""
 
 
 async def stdin_lines() -> AsyncIterator[str]:
@@ -477,26 +489,72 @@ def print_chat_turn(agent: str, result: TurnResult) -> None:
         out.print(f"  (turn {result.turn}: {result.status})")
 
 
+class NotOnePending(Exception):
+    """`/approve` or `/deny` without an ID, and not exactly one call waits for a decision."""
+
+
+def only_pending(state: ConversationState) -> str:
+    """The ID of the one tool call that waits for a decision; NotOnePending otherwise."""
+    pending = state.pending_approvals
+    if not pending:
+        raise NotOnePending("no tool call is waiting for approval")
+    if len(pending) > 1:
+        listed = ", ".join(f"{p.tool_call_id} ({p.name})" for p in pending)
+        raise NotOnePending(f"{len(pending)} tool calls are waiting, name one: {listed}")
+    return pending[0].tool_call_id
+
+
 class ChatSession:
-    """`starter.py chat`: each line is a turn, sent at once; replies print as they come.
+    """`starter.py chat`: each line is a turn; replies print as they come.
 
-    Turns run concurrently with reading, so `/approve` can unblock a turn that waits for
-    it; the workflow still answers them one at a time, in order."""
+    Turns are sent strictly in order: line N+1 goes out only once the workflow accepted
+    line N (the `ask` update's ACCEPTED stage), so the conversation answers them in the
+    order typed. Reading goes on meanwhile, so `/approve` can unblock a waiting turn."""
 
-    def __init__(self, c: Conversations, conversation_id: str, start: StartConversation) -> None:
+    def __init__(
+        self,
+        c: Conversations,
+        conversation_id: str,
+        start: StartConversation,
+        prompt: bool = False,
+    ) -> None:
         self.c, self.id, self.start = c, conversation_id, start
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
         self.turns: set[asyncio.Task[None]] = set()
         self.progress = Progress(err)
         self.monitor: asyncio.Task[None] | None = None
+        self.unsent = 0  # typed, not yet accepted
+        self.unanswered = 0  # accepted, not yet answered
+        self.prompt = prompt
+        self.prompted = False
 
     async def run(self, lines: AsyncIterator[str]) -> None:
         if out.is_terminal:
             out.print(f"conversation {self.id} with {self.start.agent}; {CHAT_HELP}")
-        async for line in lines:
-            if not await self.handle(line.strip()):
-                return  # /quit: turns in flight go on in Temporal
-        if self.turns:  # end of input: let the turns already sent finish and print
-            await asyncio.wait(self.turns)
+        sender = asyncio.create_task(self.send_in_order())
+        try:
+            self.show_prompt()
+            async for line in lines:
+                self.prompted = False
+                if not await self.handle(line.strip()):
+                    return  # /quit: turns in flight go on in Temporal
+                self.show_prompt()
+            await self.outbox.join()  # end of input: send what was typed, in order,
+            if self.turns:  # and let those turns finish and print
+                await asyncio.wait(self.turns)
+        finally:
+            sender.cancel()
+
+    def busy(self) -> bool:
+        """Whether a typed turn is not yet accepted, or accepted and not yet answered."""
+        return self.unanswered > 0 or self.unsent > 0
+
+    def show_prompt(self) -> None:
+        """The prompt, on a terminal, when nothing runs: it never shares the spinner's line."""
+        if self.prompt and not self.prompted and not self.busy():
+            self.progress.stop()
+            out.print(PROMPT, end="")
+            self.prompted = True
 
     async def handle(self, line: str) -> bool:
         command, _, rest = line.partition(" ")
@@ -507,55 +565,87 @@ class ChatSession:
         try:
             if command == "/state":
                 print_state(await self.c.state(self.id))
-            elif command in ("/approve", "/deny") and rest.strip():
-                call_id, _, reason = rest.strip().partition(" ")
-                decision = ToolDecision(
-                    tool_call_id=call_id, approve=command == "/approve", reason=reason.strip()
-                )
-                await self.c.decide(self.id, decision)
-                out.print(f"{'approved' if decision.approve else 'denied'} {call_id}")
+            elif command in ("/approve", "/deny"):
+                await self.decide(command == "/approve", rest.strip())
             elif command.startswith("/"):
                 out.print(CHAT_HELP)
             else:
                 self.send(line)
+        except NotOnePending as error:
+            err.print(f"error: {error}")
         except RPCError as error:
             err.print(f"error: {error.message}")
         return True
 
+    async def decide(self, approve: bool, rest: str) -> None:
+        """`/approve ID reason`, or `/approve` alone for the only call that waits."""
+        call_id, _, reason = rest.partition(" ")
+        if not call_id:
+            call_id = only_pending(await self.c.state(self.id))
+        decision = ToolDecision(tool_call_id=call_id, approve=approve, reason=reason.strip())
+        await self.c.decide(self.id, decision)
+        out.print(f"{'approved' if approve else 'denied'} {call_id}")
+
     def send(self, text: str) -> None:
-        task = asyncio.create_task(self.turn(text, new_message_id()))
-        self.turns.add(task)
-        task.add_done_callback(self.turns.discard)
+        self.unsent += 1
+        self.outbox.put_nowait(text)
         if self.monitor is None or self.monitor.done():
             self.monitor = asyncio.create_task(self.watch())
 
-    async def turn(self, text: str, message_id: str) -> None:
+    async def send_in_order(self) -> None:
+        """Send each typed line once the one before it was accepted."""
+        while True:
+            text = await self.outbox.get()
+            try:
+                turn = await self.accept(text, new_message_id())
+                if turn is not None:
+                    self.unanswered += 1
+                    task = asyncio.create_task(self.finish(turn))
+                    self.turns.add(task)
+                    task.add_done_callback(self.turns.discard)
+            finally:
+                self.unsent -= 1
+                self.outbox.task_done()
+            if not self.busy():
+                self.show_prompt()
+
+    async def accept(self, text: str, message_id: str) -> AcceptedTurn | None:
+        """The turn, once the workflow accepted it; None (and the reason on stderr) if not."""
+        message = UserMessage(message_id=message_id, text=text)
+        return await self.reporting(self.c.start_ask(self.id, message, self.start))
+
+    async def finish(self, turn: AcceptedTurn) -> None:
+        result = await self.reporting(turn.result())
+        self.unanswered -= 1
+        if result is not None:
+            self.progress.stop()
+            print_chat_turn(self.start.agent, result)
+        if not self.busy():
+            self.show_prompt()
+
+    async def reporting(self, running: Awaitable[T]) -> T | None:
+        """`running`'s result, or None after printing why it failed."""
         try:
-            result = await self.c.ask(self.id, text, message_id, self.start)
+            return await running
         except WorkflowUpdateFailedError as error:
             err.print(rejection(error))
-            return
         except WorkflowAlreadyStartedError:
             err.print(f"error: {ended(self.id)}")
-            return
         except (EncryptedConversation, ValueError) as error:
             err.print(f"error: {error}")
-            return
         except RPCError as error:
             err.print(f"error: {error.message}")
-            return
-        self.progress.stop()
-        print_chat_turn(self.start.agent, result)
+        return None
 
     async def watch(self) -> None:
         """Poll the state while turns are in flight, showing what the conversation does."""
-        while self.turns:
+        while self.busy():
             await asyncio.sleep(POLL_SECONDS)
             try:
                 state = await asyncio.wait_for(self.c.state(self.id), QUERY_TIMEOUT)
             except (RPCError, TimeoutError):
                 continue
-            if self.turns:
+            if self.busy():
                 self.progress.show(progress_of(state))
         self.progress.stop()
 
@@ -570,11 +660,13 @@ def chat(
 ) -> None:
     """An interactive session: each line is a turn; /state, /approve, /deny, /quit."""
     start = StartConversation(agent=agent)
-    call(ctx, lambda c: ChatSession(c, conversation_id, start).run(stdin_lines()))
+    prompt = sys.stdin.isatty() and out.is_terminal
+    call(ctx, lambda c: ChatSession(c, conversation_id, start, prompt).run(stdin_lines()))
 
 
 def print_state(state: ConversationState) -> None:
-    out.print(f"agent {state.agent}, status {state.status}, turns {state.turn_count}")
+    speaking = f", speaking: {state.active_agent}" if state.active_agent else ""
+    out.print(f"agent {state.agent}, status {state.status}, turns {state.turn_count}{speaking}")
     usage = state.usage
     out.print(f"usage: {usage.prompt_tokens} prompt, {usage.completion_tokens} completion tokens")
     if state.pending_approvals:
@@ -587,10 +679,15 @@ def print_state(state: ConversationState) -> None:
                 str(pending.turn),
             )
         out.print(table)
-    table = Table("seq", "role", "name", "content", title="recent messages")
+    table = Table("seq", "role", "speaker", "name", "content", title="recent messages")
     for message in state.messages:
+        speaker = message.speaker or (state.agent if message.role == "assistant" else "")
         table.add_row(
-            str(message.seq), message.role, message.name or "", short(message.content, 80)
+            str(message.seq),
+            message.role,
+            speaker,
+            message.name or "",
+            short(message.content, 80),
         )
     out.print(table)
 

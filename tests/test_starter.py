@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -18,9 +19,11 @@ from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from interface import ToolPolicy
-from settings import WorkerSettings
+from settings import ENV, WorkerSettings
+from starter import PROMPT
 from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
+from support.paths import ROOT
 from support.starter import Run, run_starter, start_starter
 from support.workers import WorkerFactory
 
@@ -203,7 +206,12 @@ class Session:
         """The next line containing `text`; fails at EOF."""
         assert stream is not None
         while True:
-            raw = await asyncio.wait_for(stream.readline(), TIMEOUT)
+            try:
+                raw = await asyncio.wait_for(stream.readline(), TIMEOUT)
+            except TimeoutError:
+                raise AssertionError(
+                    f"{text!r} did not come in {TIMEOUT} s; saw {self.seen}"
+                ) from None
             assert raw, f"{text!r} never came; saw {self.seen}"
             line = raw.decode().rstrip("\n")
             self.seen.append(line)
@@ -221,11 +229,11 @@ class Session:
         self.process.stdin.write(line.encode() + b"\n")
         await self.process.stdin.drain()
 
-    async def close(self) -> int:
+    async def close(self, timeout: float = TIMEOUT) -> int:
         """End of input; the exit code once the session has finished its turns."""
         assert self.process.stdin is not None
         self.process.stdin.close()
-        return await asyncio.wait_for(self.process.wait(), TIMEOUT)
+        return await asyncio.wait_for(self.process.wait(), timeout)
 
 
 @pytest.fixture
@@ -310,13 +318,13 @@ async def test_chat_session(db, run_worker: WorkerFactory, session, conversation
         await chat.type("Email the customer about claim 123")
         line = await chat.stderr("... waiting for approval of send_customer_email (")
         call_id = line.rsplit("(", 1)[1].rstrip(")")
-        await chat.type(f"/approve {call_id} checked by a person")
+        await chat.type("/approve")  # no ID: the only call that waits
         await chat.stdout(f"approved {call_id}")
         await chat.stdout("[tool] send_customer_email(")
         await chat.stdout("claims-assistant: ")
 
         await chat.type("/nonsense")
-        await chat.stdout("/approve TOOL_CALL_ID")  # the help
+        await chat.stdout("/approve [TOOL_CALL_ID]")  # the help
         await chat.type("")  # blank lines are ignored
         await chat.type("Check policy status for claim 123 again")
         assert await chat.close() == 0  # end of input: the turn already sent finishes first
@@ -338,11 +346,109 @@ async def test_chat_quit_and_deny(db, run_worker: WorkerFactory, session, conver
         await chat.type(f"/deny {call_id} not now")
         await chat.stdout(f"denied {call_id}")
         await chat.stdout("-> denied")
+        await chat.type("/deny")  # no ID, and no call waits
+        await chat.stderr("error: no tool call is waiting for approval")
         await chat.type("/quit")
         assert await chat.close() == 0
         state = await conversations.state(conversation_id)
     [record] = [t for t in state.tool_calls if t.id == call_id]
     assert record.status == "denied"
+
+
+@pytest.mark.e2e
+async def test_chat_sends_piped_lines_in_order(
+    db, run_worker: WorkerFactory, session, starter: Starter
+):
+    """Lines typed faster than turns are accepted still reach the conversation in order
+    (each is sent once the one before was accepted), run after run."""
+    lines = [f"Check policy status for claim 12{n}" for n in range(4)]
+
+    async def chat_then_state() -> dict[str, Any]:
+        conversation_id = new_id()
+        chat = await session("chat", conversation_id)
+        for line in lines:
+            await chat.type(line)
+        assert await chat.close(timeout=3 * TIMEOUT) == 0  # three CLIs start at once
+        run = await starter("state", conversation_id, "--json")
+        return json.loads(run.out)
+
+    async with run_worker(db):
+        states = await asyncio.gather(*(chat_then_state() for _ in range(3)))
+    for state in states:
+        assert [m["content"] for m in state["messages"] if m["role"] == "user"] == lines
+        assert state["turn_count"] == 4
+
+
+SPINNER = set("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+"""rich's default spinner frames."""
+
+
+@pytest.mark.e2e
+async def test_chat_on_a_terminal_prompts_only_when_the_spinner_is_off(
+    db, run_worker: WorkerFactory, temporal_address: str, task_queue: str
+):
+    """On a terminal (a pty), `chat` shows `you> ` when no turn runs and the spinner while
+    one does: the prompt's line never gets a spinner frame."""
+    import os
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    screen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    async def shown(text: str, count: int = 1) -> str:
+        for _ in range(TIMEOUT * 10):
+            seen = screen.decode(errors="replace")
+            if seen.count(text) >= count:
+                return seen
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{text!r} never shown; saw {screen.decode(errors='replace')!r}")
+
+    threading.Thread(target=read, daemon=True).start()
+    clean = {k: v for k, v in os.environ.items() if k not in ENV.values()}
+    args = ["--address", temporal_address, "--task-queue", task_queue, "chat", new_id()]
+    gate = asyncio.Event()
+    async with run_worker(db, agents=agents_with_a_gated_tool(db, gate)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "starter.py"),
+            *args,
+            cwd=ROOT,
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env={**clean, "TERM": "xterm", "COLUMNS": "120", "PYTHONPATH": str(ROOT)},
+        )
+        os.close(follower)
+        try:
+            await shown(PROMPT)
+            os.write(leader, b'!call wait_for_gate {"reason": "slow"}\n')
+            await shown("calling wait_for_gate")  # the spinner, while the tool runs
+            gate.set()
+            await shown("claims-assistant: ")
+            seen = await shown(PROMPT, 2)
+            os.write(leader, b"/quit\n")
+            assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            os.close(leader)
+    assert SPINNER.intersection(seen)  # the spinner ran while the turn did
+    assert seen.rindex(PROMPT) > seen.index("claims-assistant: ")  # a prompt after the reply
+    for part in seen.split(PROMPT)[1:]:
+        prompt_line = part.split("\n", 1)[0]
+        assert not SPINNER.intersection(prompt_line), repr(prompt_line)
 
 
 def test_progress_lines():
@@ -355,13 +461,61 @@ def test_progress_lines():
     asked = RecentMessage(seq=2, role="assistant", content='get_claim_status({"claim_id": "1"})')
     two = RecentMessage(seq=2, role="assistant", content="lookup_policy({}), create_note({})")
     user = RecentMessage(seq=1, role="user", content="hi (there)")
+    said = RecentMessage(seq=3, role="assistant", content="I can check a claim's status (soon)")
     pending = PendingApproval(tool_call_id="call-1", name="send_email", arguments="{}", turn=1)
     assert progress_of(state("thinking", messages=[user])) == "thinking"
     assert progress_of(state("thinking", messages=[user, asked])) == "calling get_claim_status"
     assert progress_of(state("thinking", messages=[two])) == "calling lookup_policy, create_note"
+    # model text (a team member's message, or text beside tool calls) is not a tool call
+    assert progress_of(state("thinking", messages=[user, said])) == "thinking"
+    in_team = state("thinking", messages=[asked], active_agent="triage")
+    assert progress_of(in_team) == "triage is calling get_claim_status"
     waiting = state("waiting_approval", pending_approvals=[pending])
     assert progress_of(waiting) == "waiting for approval of send_email (call-1)"
     assert progress_of(state("idle", messages=[user, asked])) is None
+
+
+def test_approve_without_an_id_needs_exactly_one_pending_call():
+    from interface import ConversationState, PendingApproval
+    from starter import NotOnePending, only_pending
+
+    def waiting(*ids: str) -> ConversationState:
+        calls = [
+            PendingApproval(tool_call_id=i, name="send_email", arguments="{}", turn=1) for i in ids
+        ]
+        return ConversationState(
+            agent="a", status="waiting_approval", turn_count=1, pending_approvals=calls
+        )
+
+    assert only_pending(waiting("call-1")) == "call-1"
+    with pytest.raises(NotOnePending, match="no tool call is waiting"):
+        only_pending(waiting())
+    with pytest.raises(
+        NotOnePending, match=r"2 tool calls are waiting, name one: call-1 \(send_email\), call-2"
+    ):
+        only_pending(waiting("call-1", "call-2"))
+
+
+def test_readable_state_shows_the_speaker_and_the_active_agent():
+    import starter
+    from interface import ConversationState, RecentMessage
+
+    state = ConversationState(
+        agent="claims-team",
+        status="thinking",
+        turn_count=2,
+        active_agent="writer",
+        messages=[
+            RecentMessage(seq=1, role="user", content="hello"),
+            RecentMessage(seq=2, role="assistant", content="triaged", speaker="triage"),
+        ],
+    )
+    with starter.out.capture() as captured:
+        starter.print_state(state)
+    shown = captured.get()
+    assert "agent claims-team, status thinking, turns 2, speaking: writer" in shown
+    [row] = [line for line in shown.splitlines() if "triaged" in line]
+    assert "triage" in row.replace("triaged", "")
 
 
 def test_progress_on_a_terminal_uses_a_spinner():
