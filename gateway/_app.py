@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
@@ -38,6 +39,7 @@ from gateway._models import (
     ListedStatus,
     SendMessage,
 )
+from gateway._pages import add_pages
 from gateway._temporal import (
     ConversationsFactory,
     Temporal,
@@ -58,6 +60,8 @@ from interface import (
 )
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
+DOCS_ASSETS = "/docs-assets"
+"""Where Swagger UI's and ReDoc's scripts and styles are served (from fastapi-offline)."""
 DESCRIPTION = """\
 Durable agent conversations on Temporal, over HTTP. Each conversation is one
 `AgentConversation` workflow; its ID is chosen by the caller. Every error is JSON:
@@ -452,11 +456,13 @@ def create_app(
 ) -> FastAPI:
     """The gateway's ASGI app, on a connected `Conversations` or a factory of one
     (`connector(...)`), called on the first request and again while connecting fails."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from the fastapi-offline package, not a CDN: /docs works offline
+    app = FastAPIOffline(
         title="Agent conversations gateway",
         version="1",
         description=DESCRIPTION,
         generate_unique_id_function=lambda route: route.name,
+        static_url=DOCS_ASSETS,
     )
     settings = settings or GatewaySettings()
     app.state.temporal = Temporal(conversations)
@@ -466,6 +472,7 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)
     app.include_router(health)
+    add_pages(app)
     # outermost last: CORS answers preflights, then the guard checks size, type and Origin
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, allowed_origins=settings.cors_origins

@@ -406,8 +406,8 @@ async def test_chat_on_a_terminal_prompts_only_when_the_spinner_is_off(
                 return
             screen.extend(chunk)
 
-    async def shown(text: str, count: int = 1) -> str:
-        for _ in range(TIMEOUT * 10):
+    async def shown(text: str, count: int = 1, timeout: float = TIMEOUT) -> str:
+        for _ in range(int(timeout * 10)):
             seen = screen.decode(errors="replace")
             if seen.count(text) >= count:
                 return seen
@@ -431,7 +431,7 @@ async def test_chat_on_a_terminal_prompts_only_when_the_spinner_is_off(
         )
         os.close(follower)
         try:
-            await shown(PROMPT)
+            await shown(PROMPT, timeout=3 * TIMEOUT)  # the CLI's start, on a busy machine
             os.write(leader, b'!call wait_for_gate {"reason": "slow"}\n')
             await shown("calling wait_for_gate")  # the spinner, while the tool runs
             gate.set()
