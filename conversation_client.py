@@ -5,15 +5,19 @@ Any Temporal SDK can do the same with plain JSON; see the README's interface tab
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import Any, NoReturn, Protocol
 
 from agent_workflows.conversation import AgentConversation
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -24,19 +28,28 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.workflow_streams import (
+    PollInput,
+    PollResult,
+    WorkflowStreamClient,
+    WorkflowStreamItem,
+)
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 
 from interface import (
     DEFAULT_TASK_QUEUE,
     WORKFLOW_TYPE,
+    CancelTurn,
+    CancelTurnResult,
     ConversationState,
     StartConversation,
     ToolDecision,
     TurnResult,
     UserMessage,
 )
-from interface.contract import MAX_CONVERSATION_ID_CHARS, SIGNAL_USER_MESSAGE
+from interface.contract import EVENTS_TOPIC, MAX_CONVERSATION_ID_CHARS, SIGNAL_USER_MESSAGE
+from interface.events import ConversationEvent
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 
@@ -93,10 +106,44 @@ MAX_SEND_BYTES = 1_000_000
 """Bigger text is refused here: over 2 MB, an update stalls the conversation."""
 
 
+class TextDeltaSource(Protocol):
+    """Where a client reads the text deltas of model calls (activities.deltas.TextDeltas,
+    over the conversation database). Row IDs grow; a delta's event is `text` or
+    `text_reset`."""
+
+    async def read(
+        self, conversation_id: str, after: int
+    ) -> list[tuple[int, ConversationEvent]]: ...
+
+    async def wait(self, conversation_id: str, after: int, timeout: float = 1.0) -> None:
+        """Return once rows after `after` may exist, or after `timeout` seconds; it also
+        tells writers that someone listens to the conversation."""
+
+    async def position(self) -> int:
+        """The newest row ID now: rows written later have greater IDs."""
+
+
+EVENT_POLL_COOLDOWN = timedelta(milliseconds=20)
+"""Between the stream's long polls once a batch has arrived (each poll is an update: two
+history events, so they are only used while no turn runs)."""
+TURN_POLL_INTERVAL = 0.1
+"""Seconds between the stream's poll queries while a turn runs: queries add nothing to
+history, and a turn's events come this often."""
+IDLE_AFTER = ("turn_finished", "approval_needed")
+"""After these, until the next event, the conversation may wait long: a long-poll update
+waits for it, instead of a query every TURN_POLL_INTERVAL."""
+STREAM_POLL = "__temporal_workflow_stream_poll"
+IDLE_DELTA_POLL = 1.0
+"""Seconds between checks for text deltas while no turn runs (during a turn: the source's
+own interval, 20 ms for the database)."""
+
+
 @dataclass
 class Conversations:
     client: Client
     task_queue: str = DEFAULT_TASK_QUEUE
+    deltas: TextDeltaSource | None = None
+    """Text deltas for `events()`; without it `events()` yields the durable events only."""
 
     @staticmethod
     def _summary(start: StartConversation) -> str:
@@ -245,11 +292,50 @@ class Conversations:
         with _encrypted_hint():
             return await self.handle(conversation_id).query(AgentConversation.state)
 
+    async def cancel_turn(
+        self, conversation_id: str, message_id: str | None = None, reason: str = ""
+    ) -> CancelTurnResult:
+        """Interrupt the running turn (only if it is `message_id`'s, when given): its
+        running model or tool call is cancelled, its partial text kept, and it ends
+        `interrupted`; queued turns go on. `cancelled` is False when no such turn runs.
+        Returns once the cancel is requested; `ask` for the turn returns its result."""
+        request = CancelTurn(message_id=message_id, reason=reason)
+        with _encrypted_hint():
+            return await self.handle(conversation_id).execute_update(
+                AgentConversation.cancel_turn, request
+            )
+
     async def decide(self, conversation_id: str, decision: ToolDecision) -> None:
         await self.handle(conversation_id).signal(AgentConversation.decide_tool, decision)
 
     async def end(self, conversation_id: str) -> None:
         await self.handle(conversation_id).signal(AgentConversation.end)
+
+    async def events(
+        self, conversation_id: str, *, after: str | None = None
+    ) -> AsyncIterator[tuple[str, ConversationEvent]]:
+        """The conversation's events as (event ID, event), until the caller stops or the
+        conversation is closed and every event is delivered.
+
+        `after` is an event ID yielded earlier (or `event_position`'s): resuming with it
+        yields exactly the events after it, none twice. None: from the oldest event the
+        conversation still keeps. Follows continue-as-new. An event ID is opaque to clients:
+        `"<durable>-<delta>"`, the next offset of the workflow's event stream and the last
+        text-delta row seen. Text deltas of a step may arrive before that step's
+        `model_started`; they carry turn, step and attempt, and a `text_reset` (or a delta
+        of a newer attempt) replaces the step's partial text. Deltas of an older attempt
+        than one already seen are dropped here."""
+        reader = _EventReader(self.client, conversation_id, self.deltas, after)
+        async for item in reader.run():
+            yield item
+
+    async def event_position(self, conversation_id: str) -> str:
+        """The event ID of now: `events(after=...)` from it yields only later events, so a
+        client can subscribe and then send a turn without missing its first event."""
+        stream = WorkflowStreamClient.create(self.client, conversation_id)
+        durable = await stream.get_offset()
+        delta = await self.deltas.position() if self.deltas is not None else 0
+        return event_id(durable, delta)
 
     async def list(self, query: str = "") -> AsyncIterator[tuple[str, str]]:
         """(conversation ID, Temporal status) of conversations, newest first."""
@@ -289,6 +375,167 @@ class AcceptedTurn:
             if not _continued_before_answer(err):
                 raise
         return await self.conversations.ask_message(self.conversation_id, self.message, self.start)
+
+
+def event_id(durable: int, delta: int) -> str:
+    """The opaque event ID: the next durable offset and the last text-delta row."""
+    return f"{durable}-{delta}"
+
+
+def parse_event_id(value: str | None) -> tuple[int, int]:
+    """(next durable offset, last delta row) of an event ID; ValueError if it is not one."""
+    if not value:
+        return 0, 0
+    durable, sep, delta = value.partition("-")
+    if not sep or not durable.isdigit() or not delta.isdigit():
+        raise ValueError(f"not an event ID: {value[:40]!r}")
+    return int(durable), int(delta)
+
+
+class _EventReader:
+    """One `events()` subscription: the workflow stream's durable events merged with the
+    database's text deltas. Before each durable event it reads the deltas written so far,
+    so a step's text comes before the events that follow the step (the model activity
+    writes its deltas before it returns)."""
+
+    def __init__(
+        self,
+        client: Client,
+        conversation_id: str,
+        deltas: TextDeltaSource | None,
+        after: str | None,
+    ) -> None:
+        self._durable, self._delta = parse_event_id(after)
+        self._client = client
+        self._stream = WorkflowStreamClient.create(client, conversation_id)
+        self._next = self._durable
+        self._idle = True
+        self._conversation_id = conversation_id
+        self._deltas = deltas
+        self._queue: asyncio.Queue[WorkflowStreamItem[ConversationEvent] | None] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._read = asyncio.Event()
+        self._busy = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._attempts: dict[tuple[int, int | None], int] = {}
+
+    async def run(self) -> AsyncIterator[tuple[str, ConversationEvent]]:
+        tasks = [asyncio.create_task(self._pump_durable())]
+        if self._deltas is not None:
+            tasks.append(asyncio.create_task(self._pump_deltas(self._deltas)))
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                for item in await self._read_deltas():
+                    yield item
+                while not self._queue.empty():
+                    durable = self._queue.get_nowait()
+                    if durable is None:  # the stream ended: closed and drained
+                        for item in await self._read_deltas():
+                            yield item
+                        if self._failure is not None:
+                            raise self._failure
+                        return
+                    self._durable = durable.offset + 1
+                    yield event_id(self._durable, self._delta), durable.data
+                    if not self._queue.empty():
+                        for item in await self._read_deltas():
+                            yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _pump_durable(self) -> None:
+        """Long-poll (updates) while the conversation is idle, poll queries while a turn
+        runs: a listener costs about one update per turn in history, not one per event."""
+        try:
+            while await self._long_poll():
+                await self._query_while_busy()
+        except Exception as failure:
+            self._failure = failure
+        self._queue.put_nowait(None)
+        self._wake.set()
+
+    def _take(self, item: WorkflowStreamItem[ConversationEvent]) -> None:
+        if item.offset < self._next:
+            return
+        self._next = item.offset + 1
+        self._idle = item.data.type in IDLE_AFTER
+        if self._idle:
+            self._busy.clear()
+        else:
+            self._busy.set()
+        self._queue.put_nowait(item)
+        self._wake.set()
+
+    async def _long_poll(self) -> bool:
+        """Until a turn is running (True) or the closed stream is drained (False)."""
+        async for item in self._stream.subscribe(
+            [EVENTS_TOPIC],
+            from_offset=self._next,
+            result_type=ConversationEvent,
+            poll_cooldown=EVENT_POLL_COOLDOWN,
+        ):
+            self._take(item)
+            if not self._idle:
+                return True
+        return False
+
+    async def _query_while_busy(self) -> None:
+        handle = self._client.get_workflow_handle(self._conversation_id)  # the latest run
+        converter = self._client.data_converter.payload_converter
+        while not self._idle:
+            try:
+                result = await handle.query(
+                    STREAM_POLL,
+                    PollInput(topics=[EVENTS_TOPIC], from_offset=self._next),
+                    result_type=PollResult,
+                )
+            except Exception:  # closed, between runs, no worker: the long poll copes
+                return
+            for wire in result.items:
+                payload = Payload()
+                payload.ParseFromString(base64.b64decode(wire.data))
+                event = converter.from_payload(payload, ConversationEvent)
+                self._take(WorkflowStreamItem(topic=wire.topic, data=event, offset=wire.offset))
+            if not result.more_ready:
+                await asyncio.sleep(TURN_POLL_INTERVAL)
+
+    async def _pump_deltas(self, deltas: TextDeltaSource) -> None:
+        while True:
+            if self._idle:  # no turn runs: no deltas come, poll seldom until one starts
+                await deltas.wait(self._conversation_id, self._delta, timeout=0)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._busy.wait(), IDLE_DELTA_POLL)
+            else:
+                await deltas.wait(self._conversation_id, self._delta)
+            self._read.clear()
+            self._wake.set()
+            await self._read.wait()  # until the reader took them
+
+    async def _read_deltas(self) -> list[tuple[str, ConversationEvent]]:
+        if self._deltas is None:
+            return []
+        found = []
+        for row_id, event in await self._deltas.read(self._conversation_id, self._delta):
+            self._delta = row_id
+            if self._current(event):
+                found.append((event_id(self._durable, row_id), event))
+        self._read.set()
+        return found
+
+    def _current(self, event: ConversationEvent) -> bool:
+        """False for a delta of an attempt older than one already seen for its step."""
+        key, attempt = (event.turn, event.step), event.attempt or 0
+        seen = self._attempts.get(key, 0)
+        if attempt < seen:
+            return False
+        self._attempts[key] = attempt
+        return True
 
 
 @dataclass(frozen=True)

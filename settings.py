@@ -98,7 +98,10 @@ CLIENT_SETTINGS = (
 TEST_ENV = {"fault": "AGENT_FAULT", "fault_once": "AGENT_FAULT_ONCE"}
 """Fault injection for the demo and the tests (activities/faults.py); never set in production."""
 
-DEMO_ENV = {"demo_email_approval": "DEMO_EMAIL_APPROVAL"}
+DEMO_ENV = {
+    "demo_email_approval": "DEMO_EMAIL_APPROVAL",
+    "scripted_token_delay": "SCRIPTED_TOKEN_DELAY",
+}
 """The claims demo's own switches."""
 
 
@@ -151,6 +154,9 @@ class WorkerSettings(WorkerTuning):
     demo_email_approval: bool = False
     """DEMO_EMAIL_APPROVAL=1: the demo's `send_customer_email` waits for a person's approval
     (`decide_tool`) before it sends."""
+    scripted_token_delay: float = 0.0
+    """SCRIPTED_TOKEN_DELAY=0.03: seconds the scripted model waits before each word it
+    streams (the demo sets it, so that its replies stream visibly)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
@@ -259,7 +265,7 @@ class WorkerSettings(WorkerTuning):
         if self.openai_api_key is None:
             from demo.scripted_model import ScriptedChatCompletionClient
 
-            return ScriptedChatCompletionClient()
+            return ScriptedChatCompletionClient(token_delay=self.scripted_token_delay)
         from autogen_ext.models.openai import OpenAIChatCompletionClient
 
         extra: dict[str, object] = {}

@@ -748,6 +748,25 @@ def end(ctx: typer.Context, conversation_id: ConversationId) -> None:
     out.print(f"{conversation_id} will end after its current turn")
 
 
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    conversation_id: ConversationId,
+    message_id: Annotated[
+        str | None, typer.Option(help="only if this message's turn is the running one")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="recorded in the turn's error")] = "",
+) -> None:
+    """Interrupt the running turn: its partial reply is kept; queued turns go on."""
+    result = call(
+        ctx, lambda c: c.cancel_turn(conversation_id, message_id, reason), conversation_id
+    )
+    if not result.cancelled:
+        which = f"turn of {message_id}" if message_id else "turn"
+        fail(f"no {which} is running in {conversation_id}: nothing to interrupt", 1)
+    out.print(f"interrupted turn {result.turn} (message {result.message_id}) of {conversation_id}")
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,

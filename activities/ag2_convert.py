@@ -11,6 +11,7 @@ import openai
 
 from activities.convert import window_with_results
 from activities.provider_errors import provider_failures
+from activities.streaming import TextSink, text_sink
 from activities.teams import mentioned
 from agents.adapters.ag2_client import AG2Client
 from agents.definitions import AgentDefinition, TeamDefinition
@@ -34,7 +35,11 @@ async def complete_ag2(
     params: dict[str, Any] = {"messages": to_ag2(agent.system_message, history), "cache": None}
     if tools_enabled and agent.tools:
         params["tools"] = [_tool(t.schema) for t in agent.tools]
-    response = await asyncio.to_thread(_create, client, params)
+    sink = text_sink()
+    if sink is None:
+        response = await asyncio.to_thread(_create, client, params)
+    else:
+        response = await _streamed(client, params, sink)
     extracted = client.wrapper.extract_text_or_completion_object(response)[0]
     return _from_extracted(extracted, agent.name), _usage(response)
 
@@ -59,14 +64,57 @@ def _received(message: Message, sender: str) -> dict[str, Any]:
     return {"content": message.content, "role": "user", "name": sender}
 
 
-def _create(client: AG2Client, params: dict[str, Any]) -> Any:
+def _create(client: AG2Client, params: dict[str, Any], stream: bool = False) -> Any:
     try:
-        return client.wrapper.create(**params)
+        return (client.streaming_wrapper if stream else client.wrapper).create(**params)
     except ValueError as exc:
         # AG2 replaces a 400 about the agent's name with a ValueError; keep the HTTP error
         if isinstance(exc.__context__, openai.APIStatusError):
             raise exc.__context__ from None
         raise
+
+
+async def _streamed(client: AG2Client, params: dict[str, Any], sink: TextSink) -> Any:
+    """`OpenAIWrapper.create` with `stream=True` in its config: AG2 assembles the chunks
+    into one ChatCompletion (tool calls from their deltas, usage from the last chunk) and
+    sends each text delta to its IOStream as a `StreamEvent`; ours hands them to `sink`, in
+    order. AG2 does not stream a structured output (`response_format`): no deltas then."""
+    from autogen.events.client_events import StreamEvent
+    from autogen.io import IOStream
+
+    loop = asyncio.get_running_loop()
+    deltas: asyncio.Queue[str | None] = asyncio.Queue()
+
+    class Deltas:  # AG2's OutputStream/InputStream protocols
+        def print(
+            self, *objects: Any, sep: str = " ", end: str = "\n", flush: bool = False
+        ) -> None:
+            pass  # AG2's console output is not the reply
+
+        def send(self, message: Any) -> None:
+            if isinstance(message, StreamEvent) and message.content.content:  # type: ignore[attr-defined]
+                loop.call_soon_threadsafe(deltas.put_nowait, message.content.content)  # type: ignore[attr-defined]
+
+        def input(self, prompt: str = "", *, password: bool = False) -> str:
+            raise RuntimeError("a model call does not ask for input")
+
+    def create() -> Any:
+        try:
+            with IOStream.set_default(Deltas()):
+                return _create(client, params, stream=True)
+        finally:
+            loop.call_soon_threadsafe(deltas.put_nowait, None)
+
+    call = asyncio.ensure_future(asyncio.to_thread(create))
+    try:
+        while (delta := await deltas.get()) is not None:
+            await sink.text(delta)
+    except BaseException:
+        # a cancelled call (or a failed sink) returns now; the thread cannot be interrupted,
+        # so it ends on its own, its result or error dropped
+        call.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+    return await call
 
 
 def _from_extracted(extracted: Any, source: str) -> Message:

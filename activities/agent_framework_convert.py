@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent_framework import ChatResponse, Content, FunctionTool
+from agent_framework import ChatResponse, Content, FunctionTool, ResponseStream
 from agent_framework import Message as AFMessage
 
 from activities.convert import window_with_results
+from activities.streaming import TextSink, text_sink
 from agents.adapters.agent_framework import AgentFrameworkModel
 from agents.definitions import AgentDefinition
 from agents.tools import Tool
@@ -34,8 +35,23 @@ async def complete_agent_framework(
         options["tools"] = [_declaration(t) for t in agent.tools]
         # agent_framework's last call after max_iterations: the tools shown, none chosen
         options["tool_choice"] = "auto" if tools_enabled else "none"
-    response = await model.client.get_response(to_agent_framework(history), options=options)
+    messages, sink = to_agent_framework(history), text_sink()
+    if sink is None:
+        response = await model.client.get_response(messages, options=options)
+    else:
+        response = await _streamed(
+            model.client.get_response(messages, stream=True, options=options), sink
+        )
     return message_from_agent_framework(response, agent.name), usage_of(response)
+
+
+async def _streamed(stream: ResponseStream[Any, ChatResponse], sink: TextSink) -> ChatResponse:
+    """The client's streaming response: each update's text to `sink`, then the response MAF
+    assembles from the updates (function calls from their deltas, usage from the last)."""
+    async for update in stream:
+        if update.text:
+            await sink.text(update.text)
+    return await stream.get_final_response()
 
 
 def to_agent_framework(history: list[SeqMessage]) -> list[AFMessage]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from agent_workflows.summaries import tool_interrupted
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,6 +149,24 @@ class Ledger:
         await self._record(claim, output)
         self._hooks.after_commit(claim)
         return output
+
+    async def interrupted(self, claim: Claim) -> ToolCallOutput | None:
+        """After `cancel_turn` stopped the call: its recorded result if its effect committed,
+        None if it left no row (a database tool's transaction rolled back, or a claim was
+        forgotten: no effect). This activity's open claim is closed as unknown: the effect
+        may have happened, and it is never run again (no claimed row stays behind)."""
+        async with self._db.session() as session, session.begin():
+            entry = await session.get(LedgerEntry, claim.key, with_for_update=True)
+            if entry is None:
+                return None
+            if entry.status in FINAL:
+                return ToolCallOutput.model_validate_json(entry.result or "{}")
+            if entry.owner != claim.owner:  # another run's claim: not this call's to close
+                return tool_interrupted(unknown=True)
+            output = tool_interrupted(unknown=True)
+            _finalize(entry, output)
+            entry.lease_expires_at = claim.now()
+            return output
 
     async def _claim(self, session: AsyncSession, claim: Claim) -> _Claimed:
         entry = await session.get(LedgerEntry, claim.key, with_for_update=True)

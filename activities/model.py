@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import cast
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import openai
-from autogen_core.models import ChatCompletionClient
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
+from autogen_core.tools import ToolSchema
+from llama_index.core.base.llms.types import ChatResponse, ChatResponseAsyncGen
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool as LlamaFunctionTool
@@ -28,12 +32,15 @@ from activities.bounds import (
     storable,
 )
 from activities.convert import from_create_result, to_autogen
+from activities.deltas import DeltaSinks
 from activities.errors import classified, unexpected
 from activities.faults import during_model_call
 from activities.heartbeat import heartbeating
+from activities.interrupt import PartialText, cancel_requested
 from activities.llamaindex_convert import message_from_llamaindex, to_llamaindex, usage_of
 from activities.provider_errors import context_overflow, provider_failures
 from activities.react import complete_react
+from activities.streaming import TextSink, streaming_to, text_sink
 from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Prepared, Transcript
@@ -73,6 +80,14 @@ __all__ = [
 ]
 
 
+@dataclass
+class _Call:
+    """What one model call attempt has done so far, for its interruption."""
+
+    chain_id: str
+    partial: PartialText = field(default_factory=PartialText)
+
+
 class ModelActivities:
     def __init__(
         self,
@@ -80,8 +95,11 @@ class ModelActivities:
         transcript: Transcript,
         search_attributes: bool = False,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
+        deltas: DeltaSinks | None = None,
     ) -> None:
         self._context_window = context_window
+        self._deltas = deltas
+        """Where model calls stream their text (None: they do not stream)."""
         """The context window of models whose client does not say."""
         self._agents = agents
         self._transcript = transcript
@@ -134,12 +152,52 @@ class ModelActivities:
         that Temporal did not hear back from is not paid for twice. If two attempts both
         called the model (one on a worker presumed dead), the first answer recorded is the
         one every attempt returns. The activity heartbeats while it waits for the model.
+        With streaming on, the text goes to the text deltas as it comes (a retry first
+        resets the step's text; a recorded answer is sent whole, as one delta). Cancelled by
+        `cancel_turn`, it returns the text streamed so far, recorded as the call's answer and
+        marked interrupted.
         """
         with classified():
-            async with heartbeating():
-                return await self._model_call(request)
+            async with heartbeating(), self._streaming(request) as sink:
+                call = _Call(chain_id=request.chain_id)
+                try:
+                    return await self._model_call(request, call, sink)
+                except asyncio.CancelledError:
+                    if not cancel_requested() or request.select_speaker is not None:
+                        raise  # a speaker selection writes nothing: cancelled as it is
+                    return await self._interrupted(request, call)
 
-    async def _model_call(self, request: ModelCallInput) -> ModelCallOutput:
+    async def _interrupted(self, request: ModelCallInput, call: _Call) -> ModelCallOutput:
+        """The partial answer, written at the call's seq marked interrupted (nothing is
+        written when no text came); the whole answer if it was recorded before the cancel."""
+        message = Message(
+            role="assistant", content=call.partial.written, source=request.agent, interrupted=True
+        )
+        forked = call.chain_id if call.chain_id != request.chain_id else None
+        if not message.content:
+            return ModelCallOutput(message=message, chain_id=forked)
+        message = bounded(message)
+        answer = SeqMessage(seq=request.output_seq, message=message)
+        conversation = storable(request.conversation_id)
+        stored = await self._transcript.record(conversation, call.chain_id, answer)
+        if stored is not None:  # the answer was recorded just before the cancel landed
+            return ModelCallOutput(message=bounded(stored), replayed=True, chain_id=forked)
+        activity.logger.info("model call interrupted after %d characters", len(message.content))
+        return ModelCallOutput(message=message, chain_id=forked)
+
+    @asynccontextmanager
+    async def _streaming(self, request: ModelCallInput) -> AsyncIterator[TextSink | None]:
+        if self._deltas is None or request.select_speaker is not None:
+            yield None
+            return
+        attempt = activity.info().attempt
+        conversation = storable(request.conversation_id)
+        async with self._deltas.writer(conversation, request.turn, request.step, attempt) as w:
+            yield w  # None when nobody listens: the call does not stream
+
+    async def _model_call(
+        self, request: ModelCallInput, call: _Call, sink: TextSink | None = None
+    ) -> ModelCallOutput:
         agent = self._agent(request.agent)
         conversation, chain = storable(request.conversation_id), request.chain_id
         found = await self._transcript.prepare(
@@ -152,7 +210,7 @@ class ModelActivities:
             head=agent.context_head,
         )
         forked = found.chain_id if found.chain_id != chain else None
-        chain = found.chain_id
+        chain = call.chain_id = found.chain_id
         if found.duplicate:
             return ModelCallOutput(
                 message=Message(role="assistant"),
@@ -161,6 +219,8 @@ class ModelActivities:
             )
         if found.recorded is not None:
             recorded = bounded(found.recorded)
+            if sink is not None and recorded.content:
+                await sink.text(recorded.content)
             output = await self._output(agent, [], found.recorded)
             terminate = terminates(agent, recorded)
             return ModelCallOutput(
@@ -175,9 +235,9 @@ class ModelActivities:
             if isinstance(agent.model_client, AG2Client):
                 return await select_speaker_ag2(agent, window, request.select_speaker)
             return await select_speaker(agent, window, request.select_speaker)
-        with provider_failures(), invalid_responses():
+        with provider_failures(), invalid_responses(), streaming_to(sink):
             message, usage, history = await self._complete_within(
-                agent, found, request.tools_enabled
+                agent, found, request.tools_enabled, call.partial
             )
         output = await self._output(agent, history, message)  # before it is recorded
         during_model_call(agent.name, f"{conversation}/t{request.turn}/s{request.step}")
@@ -238,16 +298,18 @@ class ModelActivities:
             ) from None
 
     async def _complete_within(
-        self, agent: AgentDefinition, found: Prepared, tools_enabled: bool
+        self, agent: AgentDefinition, found: Prepared, tools_enabled: bool, partial: PartialText
     ) -> tuple[Message, Usage, list[SeqMessage]]:
         """Call the model on the fitted window; if the endpoint still finds it over the
         context window, shrink it and call again, a bounded number of times. Returns the
-        answer, its usage and the window it was given."""
+        answer, its usage and the window it was given. `partial` keeps the streamed text
+        (innermost, around the sink of the call's deltas, if any)."""
         tokens: int | None = None
         for attempt in range(1, SHRINK_ATTEMPTS + 1):
             window = self._fitted(agent, found, tools_enabled, tokens)
             try:
-                message, usage = await complete(agent, window, tools_enabled)
+                with streaming_to(partial.around(text_sink())):
+                    message, usage = await complete(agent, window, tools_enabled)
                 return message, usage, window
             except Exception as exc:
                 if attempt == SHRINK_ATTEMPTS or not context_overflow(exc):
@@ -318,11 +380,50 @@ async def _complete_autogen(
     messages = to_autogen(agent.system_message, history, agent.name)
     tools = [t.schema for t in agent.tools] if tools_enabled else []
     # AssistantAgent asks for its output_content_type in every call, tools or not
-    result = await agent.model_client.create(messages, tools=tools, json_output=agent.output_type)
+    sink = text_sink()
+    if sink is None:
+        result = await agent.model_client.create(
+            messages, tools=tools, json_output=agent.output_type
+        )
+    else:
+        result = await _stream_autogen(agent.model_client, sink, messages, tools, agent)
     usage = Usage(
         prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens
     )
     return from_create_result(result, agent.name), usage
+
+
+async def _stream_autogen(
+    client: ChatCompletionClient,
+    sink: TextSink,
+    messages: list[LLMMessage],
+    tools: list[ToolSchema],
+    agent: AgentDefinition,
+) -> CreateResult:
+    """`create_stream`: its text chunks to the sink, then its final `CreateResult`."""
+    result: CreateResult | None = None
+    # OpenAI sends usage in a stream only when asked; other clients take no such option
+    extra = {"stream_options": {"include_usage": True}} if _is_openai(client) else {}
+    stream = client.create_stream(
+        messages, tools=tools, json_output=agent.output_type, extra_create_args=extra
+    )
+    async for chunk in stream:
+        if isinstance(chunk, str):
+            await sink.text(chunk)
+        else:
+            result = chunk
+    if result is None:
+        raise ApplicationError(
+            "the model's stream ended without a final result",
+            type=ErrorType.MODEL_RESPONSE_INVALID.value,
+        )
+    return result
+
+
+def _is_openai(client: ChatCompletionClient) -> bool:
+    from autogen_ext.models.openai import BaseOpenAIChatCompletionClient
+
+    return isinstance(client, BaseOpenAIChatCompletionClient)
 
 
 async def _complete_llamaindex(
@@ -330,14 +431,50 @@ async def _complete_llamaindex(
 ) -> tuple[Message, Usage]:
     llm = cast(LLM, agent.model_client)
     messages = to_llamaindex(agent.system_message, history)
+    sink = text_sink()
     if tools_enabled and agent.tools and isinstance(llm, FunctionCallingLLM):
         tools = [_llama_schema_tool(t) for t in agent.tools]
-        response = await llm.achat_with_tools(
-            tools, chat_history=messages, allow_parallel_tool_calls=True
-        )
-    else:
+        if sink is None:
+            response = await llm.achat_with_tools(
+                tools, chat_history=messages, allow_parallel_tool_calls=True
+            )
+        else:
+            response = await _streamed_llamaindex(
+                await llm.astream_chat_with_tools(
+                    tools,
+                    chat_history=messages,
+                    allow_parallel_tool_calls=True,
+                    **_stream_usage(llm),
+                ),
+                sink,
+            )
+    elif sink is None:
         response = await llm.achat(messages)
+    else:
+        response = await _streamed_llamaindex(
+            await llm.astream_chat(messages, **_stream_usage(llm)), sink
+        )
     return message_from_llamaindex(response.message, agent.name), usage_of(response)
+
+
+async def _streamed_llamaindex(stream: ChatResponseAsyncGen, sink: TextSink) -> ChatResponse:
+    """The last of LlamaIndex's streamed responses (it holds the whole message, its tool
+    calls assembled from the deltas, and the usage chunk), each text delta to `sink`."""
+    last: ChatResponse | None = None
+    async for last in stream:
+        if last.delta:
+            await sink.text(last.delta)
+    if last is None:
+        raise ValueError("the model's stream ended without a response")
+    return last
+
+
+def _stream_usage(llm: LLM) -> dict[str, Any]:
+    """LlamaIndex's OpenAI clients (and OpenAILike, Azure) stream no usage unless asked; the
+    non-streaming call reports it, so the streamed one asks for the final usage chunk."""
+    if any(c.__module__.startswith("llama_index.llms.openai.") for c in type(llm).__mro__):
+        return {"stream_options": {"include_usage": True}}
+    return {}
 
 
 def _llama_schema_tool(tool: Tool) -> LlamaFunctionTool:

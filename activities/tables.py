@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from activities.db import Base
@@ -51,3 +51,35 @@ class TranscriptMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)  # interface.Message JSON
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TextDelta(Base):
+    """One batch of a running model call's text (or a `text_reset`), for live readers."""
+
+    __tablename__ = "text_deltas"
+    __table_args__ = (
+        Index("ix_text_deltas_conversation_id", "conversation_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(1000))
+    turn: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # text | text_reset
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class TextListener(Base):
+    """A conversation someone reads text deltas of, until `until` (readers renew it)."""
+
+    __tablename__ = "text_listeners"
+
+    conversation_id: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

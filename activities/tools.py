@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
 
+from agent_workflows.summaries import tool_interrupted
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.bounds import MAX_RESULT_BYTES, clip, error_text, scrub, storable
 from activities.errors import classified, describe
 from activities.heartbeat import heartbeating
+from activities.interrupt import cancel_requested
 from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
 from agents.errors import ToolError, ToolNotStarted, ToolRetryableError, UnknownAgent
 from agents.registry import AgentRegistry
@@ -51,8 +54,25 @@ class ToolActivities:
         args = _parse_arguments(tool, request.arguments)
         if isinstance(args, ToolCallOutput):
             return args
+        request = _storable_ids(request)
         async with heartbeating():
-            return await self._run(tool, args, _storable_ids(request))
+            try:
+                return await self._run(tool, args, request)
+            except (asyncio.CancelledError, ApplicationError):
+                if not cancel_requested():
+                    raise
+                return await self._interrupted(tool, args, request)
+
+    async def _interrupted(
+        self, tool: Tool, args: BaseModel, request: ToolCallInput
+    ) -> ToolCallOutput:
+        """Cancelled by `cancel_turn`: what the ledger holds for the call. A committed
+        effect is reported with its result; none means no effect; an external call stopped
+        midway is closed as unknown, never run again."""
+        if tool.kind == "read":
+            return tool_interrupted()
+        recorded = await self._ledger.interrupted(_claim(tool, args, request))
+        return recorded or tool_interrupted()
 
     async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
         ctx = ToolContext(request.conversation_id, request.turn, idempotency_key=request.key)

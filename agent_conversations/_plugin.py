@@ -37,6 +37,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.db import Database
+from activities.deltas import TextDeltas
 from activities.ledger import Ledger, LedgerHooks
 from activities.mcp import SESSIONS as MCP_SESSIONS
 from activities.model import ModelActivities
@@ -84,6 +85,10 @@ class WorkerTuning(BaseModel):
     context_window: int = DEFAULT_CONTEXT_WINDOW
     """Tokens. The context window of a model whose client does not know it (the token
     budget of its agents' windows is computed from it)."""
+    stream_text: bool = True
+    """Model calls write their text deltas to the database's `text_deltas` table as they
+    come, for `Conversations.events()` (docs/streaming.md). Off: no deltas; the durable
+    events, the final reply among them, are unchanged."""
     log_prompts: bool = False
     """Let the frameworks' loggers that print prompts and answers (`autogen_core.events`,
     `openai`, `llama_index`, ...) log below WARNING. Off: no customer text in the logs."""
@@ -127,7 +132,10 @@ class AgentConversationsPlugin(SimplePlugin):
         if agents is not None and database is not None:
             quiet_prompt_loggers(self._tuning.log_prompts)
             self._model = ModelActivities(
-                agents, Transcript(database), context_window=self._tuning.context_window
+                agents,
+                Transcript(database),
+                context_window=self._tuning.context_window,
+                deltas=TextDeltas(database) if self._tuning.stream_text else None,
             )
             tools = ToolActivities(agents, Ledger(database, ledger_hooks))
             activities = [self._model.describe_agent, self._model.model_call, tools.call_tool]

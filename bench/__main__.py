@@ -27,6 +27,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, help="pyinstrument reports of the hosts here")
     parser.add_argument("--note", default="", help="free text kept in the report's meta")
     parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="the event stream's targets instead (bench/streaming.py); --quick: fewer turns",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -60,6 +65,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     args = parse()
+    if args.streaming:
+        return streaming_main(args)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +75,19 @@ def main() -> None:
     out = args.out or RESULTS / f"{date.today().isoformat()}{suffix}.json"
     write_json(report, out)
     print_report(report)
+    print(f"JSON report: {out}")
+
+
+def streaming_main(args: argparse.Namespace) -> None:
+    from bench.streaming import print_streaming, run_streaming
+
+    turns, repeats = (8, 2) if args.quick else (20, 3)
+    report = asyncio.run(run_streaming(turns, repeats, args.workdir))
+    report["meta"]["note"] = args.note
+    suffix = "-streaming-quick" if args.quick else "-streaming"
+    out = args.out or RESULTS / f"{date.today().isoformat()}{suffix}.json"
+    write_json(report, out)
+    print_streaming(report)
     print(f"JSON report: {out}")
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.db import Database
+from activities.deltas import TextDeltas
 from activities.tables import TranscriptMessage
 from codec import (
     KeyConfigError,
@@ -159,7 +160,10 @@ async def _conversation(
     stack: AsyncExitStack,
     worker_env: dict[str, str] | None = None,
 ) -> str:
-    conversations = Conversations(client, task_queue)
+    reader = Database(database_url)
+    stack.push_async_callback(reader.dispose)
+    deltas = TextDeltas(reader)
+    conversations = Conversations(client, task_queue, deltas=deltas)
     cid = f"demo-{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="agent-demo-"))
     workers = _Workers(
@@ -170,7 +174,7 @@ async def _conversation(
         log=workdir / "worker.log",
         fault=FAULT,
         fault_once=workdir / "fault-fired",
-        extra_env=worker_env,
+        extra_env={**(worker_env or {}), "SCRIPTED_TOKEN_DELAY": "0.03"},
     )
     console.print(f"Conversation [bold]{cid}[/]; worker logs in {workdir / 'worker.log'}")
     approval = WorkerSettings.from_env().demo_email_approval
@@ -178,6 +182,9 @@ async def _conversation(
         console.print("DEMO_EMAIL_APPROVAL is on: send_customer_email waits for a decide_tool")
     with console.status("starting a worker that will be killed inside create_claim_note"):
         await workers.start()
+    await conversations.start(cid)
+    watcher = asyncio.create_task(_stream_text(conversations, cid))
+    stack.callback(watcher.cancel)
     for number, text in enumerate(TURNS, start=1):
         console.print(f"\n[bold cyan]user[/] {text}")
         turn = asyncio.create_task(conversations.ask(cid, text, f"{cid}-m{number}"))
@@ -190,6 +197,20 @@ async def _conversation(
     await conversations.end(cid)
     await conversations.handle(cid).result()
     return cid
+
+
+async def _stream_text(conversations: Conversations, cid: str) -> None:
+    """The replies as the model writes them: the conversation's text deltas, live."""
+    position = await conversations.event_position(cid)
+    async for _, event in conversations.events(cid, after=position):
+        if event.type == "model_started":
+            console.print("  [dim]streaming:[/] ", end="")
+        elif event.type == "text_reset":
+            console.print(" [dim](the model call restarts)[/] ", end="")
+        elif event.type == "text" and event.text:
+            console.print(event.text, end="", style="dim", highlight=False)
+        elif event.type in ("tool_started", "turn_finished"):
+            console.print()
 
 
 async def _approve_pending(conversations: Conversations, cid: str) -> None:

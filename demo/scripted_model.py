@@ -31,9 +31,10 @@ Team members each get a client with their name, `ScriptedChatCompletionClient("t
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_core import CancellationToken, FunctionCall
@@ -66,8 +67,12 @@ Content = str | list[FunctionCall]
 
 
 class ScriptedChatCompletionClient(ChatCompletionClient):
-    def __init__(self, name: str | None = None) -> None:
+    """`token_delay`: seconds before each chunk (a word) that `create_stream` yields, so
+    that streaming shows; `create` answers at once either way."""
+
+    def __init__(self, name: str | None = None, token_delay: float = 0.0) -> None:
         self._name = name
+        self.token_delay = token_delay
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._last = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
@@ -95,8 +100,25 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
         finish = "function_calls" if isinstance(content, list) else "stop"
         return CreateResult(finish_reason=finish, content=content, usage=self._last, cached=False)
 
-    def create_stream(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("the scripted model does not stream")
+    async def create_stream(  # type: ignore[override]
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        """The reply of `create`, word by word with `token_delay` before each, then the
+        whole `CreateResult`, as AutoGen's streaming clients yield it."""
+        result = await self.create(messages, tools=tools, json_output=json_output)
+        if isinstance(result.content, str):
+            for chunk in re.findall(r"\S+\s*|\s+", result.content):
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                yield chunk
+        yield result
 
     async def close(self) -> None:
         pass

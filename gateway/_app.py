@@ -52,6 +52,8 @@ from gateway._temporal import (
     why_closed,
 )
 from interface import (
+    CancelTurn,
+    CancelTurnResult,
     ConversationState,
     StartConversation,
     ToolDecision,
@@ -322,6 +324,35 @@ async def post_tool_decision(
         raise ApiError(404, "tool_call_not_pending", message)
     await _signal(request, conversation_id, lambda c: c.decide(conversation_id, decision))
     return _accepted(request, conversation_id, tool_call_id=decision.tool_call_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/cancel",
+    response_model=CancelTurnResult,
+    responses={**NOT_FOUND, **ENDED, **COMMON_ERRORS},
+    summary="Interrupt the running turn",
+)
+async def post_cancel(
+    request: Request, conversation_id: ConversationId, body: CancelTurn | None = None
+) -> CancelTurnResult:
+    """The `cancel_turn` update: the running turn (only the one of `message_id`, if given)
+    stops; its partial reply is kept and its `ask` returns status "interrupted". Queued
+    turns go on. `cancelled` is false when no such turn runs. The body is optional."""
+    body = body or CancelTurn()
+    conversations = await _conversations(request)
+    await _check_agent(request, conversations, conversation_id, None)
+    cancel = conversations.cancel_turn(conversation_id, body.message_id, body.reason)
+    timeout = _settings(request).query_timeout
+    try:
+        return await asyncio.wait_for(cancel, timeout)
+    except TimeoutError:
+        hint = f"is a worker polling task queue {conversations.task_queue!r}?"
+        message = f"no worker took the cancel within {timeout:g} s; {hint}"
+        raise ApiError(504, "temporal_timeout", message) from None
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise await missing_or_ended(conversations, conversation_id) from error
 
 
 @router.post(

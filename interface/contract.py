@@ -25,7 +25,10 @@ Error types of a failed tool call (`ToolCallOutput.error_type`, and `"error"` in
 ToolInputError         arguments the tool cannot use; the model sees the message
 ToolBusinessError      a business rule refused the call; the model sees the message
 OutcomeUnknown         the call may or may not have happened (a crash mid-call on a tool that
-                       cannot dedupe downstream); never re-run, surfaced to a person
+                       cannot dedupe downstream, or an external tool interrupted by
+                       `cancel_turn` while it ran); never re-run, surfaced to a person
+TurnInterrupted        `cancel_turn` stopped the call before it finished (or before it ran); it
+                       had no effect
 
 Error types of a failed turn (`TurnResult.error.type`, status "failed"):
 
@@ -33,6 +36,10 @@ ModelHTTP<status>      the model endpoint's status (a 4xx at once, a 429/5xx aft
 ContextLengthExceeded  one message does not fit the model's context window
 ModelUnavailable       the model endpoint could not be reached
 ModelResponseInvalid   the endpoint's answer could not be parsed (after 3 attempts)
+
+The type of an interrupted turn (`TurnResult.error.type`, status "interrupted"):
+
+TurnInterrupted        the `cancel_turn` update stopped the turn; `error.message` is its reason
 
 Activity failure types, seen in history and the Web UI (retried or not as marked):
 
@@ -56,6 +63,7 @@ __all__ = [
     "ACTIVITY_MODEL_CALL",
     "CLIENT_ERROR_TYPES",
     "DEFAULT_TASK_QUEUE",
+    "EVENTS_TOPIC",
     "ErrorType",
     "MCP_IDEMPOTENCY_META_KEY",
     "MAX_CONVERSATION_ID_CHARS",
@@ -64,6 +72,7 @@ __all__ = [
     "SIGNAL_END",
     "SIGNAL_USER_MESSAGE",
     "UPDATE_ASK",
+    "UPDATE_CANCEL_TURN",
     "WORKFLOW_TYPE",
 ]
 
@@ -78,7 +87,15 @@ SIGNAL_USER_MESSAGE: Final = "user_message"
 SIGNAL_DECIDE_TOOL: Final = "decide_tool"
 SIGNAL_END: Final = "end"
 UPDATE_ASK: Final = "ask"
+UPDATE_CANCEL_TURN: Final = "cancel_turn"
 QUERY_STATE: Final = "state"
+
+EVENTS_TOPIC: Final = "events"
+"""The conversation's durable events (interface.events.ConversationEvent) on its Workflow
+Stream (`temporalio.contrib.workflow_streams`): clients poll the update
+`__temporal_workflow_stream_poll` with `{"topics": ["events"], "from_offset": N}` (or the
+query of that name, which answers at once), and `__temporal_workflow_stream_offset` gives
+the offset of now. Text deltas are not on it: they go through the database (text_deltas)."""
 
 # Versioned: a change of input or output that old histories cannot decode gets a new name.
 ACTIVITY_DESCRIBE_AGENT: Final = "agent.describe-v1"
@@ -109,6 +126,7 @@ class ErrorType(StrEnum):
     MODEL_UNAVAILABLE = "ModelUnavailable"
     CONTEXT_LENGTH_EXCEEDED = "ContextLengthExceeded"
     MODEL_RESPONSE_INVALID = "ModelResponseInvalid"
+    TURN_INTERRUPTED = "TurnInterrupted"
     CONFIGURATION = "ConfigurationError"
 
 

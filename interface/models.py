@@ -7,6 +7,7 @@ is not.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -44,6 +45,8 @@ class Message(BaseModel):
     source: str | None = None
     thought: str | None = None
     """A ReAct agent's `Thought:` before its action or answer; None for other agents."""
+    interrupted: bool = False
+    """An assistant message cut short by `cancel_turn`: the text written before it."""
 
 
 class SeqMessage(BaseModel):
@@ -141,9 +144,11 @@ class TurnResult(BaseModel):
     """In a team: the members who spoke in this turn, in order."""
     output: dict[str, Any] | None = None
     """The agent's structured output (agentchat `output_content_type`, LlamaIndex
-    `output_cls`), validated against its schema, as JSON; None for agents without one."""
+    `output_cls`, AG2 and Agent Framework `response_format`), validated with its model, as
+    JSON; None for agents without one."""
     error: TurnError | None = None
-    """Set when `status` is "failed": the failure's type and message."""
+    """Set when `status` is "failed": the failure's type and message; when "interrupted":
+    type `TurnInterrupted` and the reason given to `cancel_turn`."""
 
 
 class PendingApproval(BaseModel):
@@ -200,6 +205,27 @@ class CarriedState(BaseModel):
     """The transcript chain once a reset forked it; None: the first run's ID."""
 
 
+class StreamItem(BaseModel):
+    topic: str
+    data: str
+    """base64 of the item's serialized Payload."""
+    offset: int = 0
+
+
+class StreamPublisher(BaseModel):
+    sequence: int
+    last_seen: datetime
+
+
+class StreamState(BaseModel):
+    """`temporalio.contrib.workflow_streams.WorkflowStreamState`, field for field, as a
+    model of ours: the interface imports no Temporal module (the workflow converts it)."""
+
+    log: list[StreamItem] = Field(default_factory=list)
+    base_offset: int = 0
+    publishers: dict[str, StreamPublisher] = Field(default_factory=dict)
+
+
 class StartConversation(BaseModel):
     """Workflow input. Callers send `{"agent": ..., "metadata": {...}}`; the rest defaults."""
 
@@ -207,6 +233,9 @@ class StartConversation(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     settings: ConversationSettings = Field(default_factory=ConversationSettings)
     carried: CarriedState | None = None
+    stream: StreamState | None = None
+    """The event stream's retained events and offsets, carried across continue-as-new;
+    None on a first start."""
 
 
 class ConversationSummary(BaseModel):

@@ -1,7 +1,7 @@
 """Record workflow histories for the replay tests: `python -m tests.record_histories
 [demo-kill] [features] [autogen-agent] [unknown-agent] [team] [rare-paths] [failures]
-[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures] [long-id]` (all by
-default). tests/test_replay_coverage.py lists the paths each scenario covers.
+[lease-held] [versioned] [ag2] [burst] [reset] [closed] [model-failures] [long-id]
+[cancel]` (all by default). tests/test_replay_coverage.py lists the paths each scenario covers.
 
 Committed histories are never regenerated or deleted: conversations live for weeks, and
 every history a release produced must keep replaying. This script writes new files only
@@ -61,6 +61,7 @@ from interface import (
 from interface.contract import ACTIVITY_CALL_TOOL, MAX_CONVERSATION_ID_CHARS
 from worker import build_worker, prepare_database
 
+from .support import interrupts
 from .support.fake_openai import API_KEY, FakeOpenAI, completion, serving, text, tool_call
 from .support.teams import HANDOFF_TEXT, RESTART_CASES
 from .support.temporal_cli import temporal
@@ -456,6 +457,37 @@ async def closed(conversations: Conversations) -> str:
     return cid
 
 
+async def streaming(conversations: Conversations, db: Database) -> str:
+    """A subscriber of the event stream (its polls are updates in history) through two
+    turns, one per run: the second run starts with the first's stream state."""
+    from activities.deltas import TextDeltas
+
+    watching = Conversations(conversations.client, conversations.task_queue, TextDeltas(db))
+    cid = f"replay-streaming-{uuid.uuid4().hex[:6]}"
+    start = StartConversation(settings=ConversationSettings(max_turns_per_run=1))
+    await watching.start(cid, start)
+    position = await watching.event_position(cid)
+
+    async def watch() -> list[str]:
+        finished, types = 0, []
+        async for _, event in watching.events(cid, after=position):
+            types.append(event.type)
+            finished += event.type == "turn_finished"
+            if finished == 2:
+                return types
+        return types
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.5)
+    await watching.ask(cid, "what is the status of claim 123?", "s-1", start)
+    await watching.ask(cid, "!say thanks", "s-2", start)
+    types = await asyncio.wait_for(watcher, 30)
+    assert types.count("turn_finished") == 2 and "text" in types, types
+    await watching.end(cid)
+    await watching.handle(cid).result()
+    return cid
+
+
 async def _wait_for_approval(conversations: Conversations, cid: str) -> None:
     for _ in range(200):
         with contextlib.suppress(Exception):  # not started yet
@@ -502,6 +534,39 @@ async def long_id(client: Client, task_queue: str) -> str:
     return cid
 
 
+async def cancelled_turns(client: Client, db: Database) -> str:
+    """`cancel_turn`: a model call cancelled mid-stream, then parallel tool calls cancelled
+    (one committed, one sent nothing, one stopped midway) with a turn queued behind them,
+    and a cancel while no turn runs."""
+    cid = f"replay-cancel-{uuid.uuid4().hex[:6]}"
+    conversations = Conversations(client, f"record-cancel-{uuid.uuid4()}")
+    deltas, start, until = interrupts.Deltas(), interrupts.START, interrupts.until
+    model = interrupts.StreamingModel()
+    watched = interrupts.watching_client(client, conversations.task_queue, db)
+    async with interrupts.interruptible_worker(client, conversations.task_queue, db, model):
+        await deltas.watching(watched, cid)
+        streamed = asyncio.create_task(conversations.ask(cid, "!stream 60", "k-1", start))
+
+        async def streaming() -> bool:
+            return len(deltas.received) >= 3
+
+        await until(streaming)
+        await conversations.cancel_turn(cid, reason="recorded")
+        await streamed
+        tools = asyncio.create_task(conversations.ask(cid, interrupts.TOOLS, "k-2", start))
+        running = {"create_claim_note": "succeeded", "slow_transfer": "claimed"}
+        await until(lambda: interrupts.ledger_shows(db, cid, running))
+        queued = asyncio.create_task(conversations.ask(cid, "!say after", "k-3", start))
+        await asyncio.sleep(0.5)
+        await conversations.cancel_turn(cid, message_id="k-2")
+        await tools
+        await queued
+        await conversations.cancel_turn(cid)
+        await conversations.end(cid)
+        await conversations.handle(cid).result()
+    return cid
+
+
 async def _decide_when_pending(conversations: Conversations, cid: str, approve: bool) -> None:
     for _ in range(200):
         state = await conversations.state(cid)
@@ -537,6 +602,8 @@ async def main() -> None:
         "closed",
         "model-failures",
         "long-id",
+        "cancel",
+        "streaming",
     }
     recorded: dict[str, str] = {}
     if "demo-kill" in wanted:
@@ -576,6 +643,8 @@ async def main() -> None:
             recorded[f"reset-{today}"] = await reset_fork(conversations, address)
         if "closed" in wanted:
             recorded[f"closed-{today}"] = await closed(conversations)
+        if "streaming" in wanted:
+            recorded[f"streaming-{today}"] = await streaming(conversations, db)
     stack.close()
     if "rare-paths" in wanted:
         rare = Conversations(env.client, f"record-rare-{uuid.uuid4()}")
@@ -599,6 +668,8 @@ async def main() -> None:
     if "model-failures" in wanted:
         queue = f"record-{uuid.uuid4()}"
         recorded[f"model-failures-{today}"] = await model_failures(env.client, queue, db)
+    if "cancel" in wanted:
+        recorded[f"cancel-{today}"] = await cancelled_turns(env.client, db)
     for name, cid in recorded.items():
         await _save(env, name, cid)
     await db.dispose()

@@ -37,7 +37,7 @@ async def test_worker_prepares_an_empty_database(
         assert await session.scalar(select(func.count()).select_from(Policy)) == 3
         assert await session.scalar(select(func.count()).select_from(Claim)) == 3
         versions = (await session.scalars(text("SELECT version_num FROM alembic_version"))).all()
-        assert sorted(versions) == ["core_0002", "demo_0001"]
+        assert sorted(versions) == ["core_0003", "demo_0001"]
         assert (await session.scalar(text("PRAGMA journal_mode"))) == "wal"
     await db.dispose()
 

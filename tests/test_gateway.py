@@ -36,6 +36,7 @@ from settings import ENV
 from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
+from support.interrupts import StreamingModel, interruptible_agent, ledger_shows, until
 from support.paths import ROOT
 from support.workers import WorkerFactory
 
@@ -445,6 +446,42 @@ async def test_approval_over_http_and_a_message_while_ending_is_409(
     assert await count(db, OutboxEmail, conversation_id=cid) == 1
 
 
+async def test_cancel_interrupts_the_running_turn_and_answers_404_and_409(
+    db: Database, run_worker: WorkerFactory, http: httpx.AsyncClient
+) -> None:
+    cid, mid = new_id(), key()
+    agents = AgentRegistry([interruptible_agent(db, StreamingModel())])
+    slow = '!call slow_transfer {"seconds": 60}'
+    async with run_worker(db, agents):
+        headers = {"Idempotency-Key": mid}
+        body = {"text": slow, "agent": "interruptible"}
+        started = await http.post(
+            f"/conversations/{cid}/messages", json=body, headers=headers, params={"mode": "async"}
+        )
+        await until(lambda: ledger_shows(db, cid, {"slow_transfer": "claimed"}))
+        cancelled = await http.post(
+            f"/conversations/{cid}/cancel", json={"message_id": mid, "reason": "stop"}
+        )
+        turn = await http.post(f"/conversations/{cid}/messages", json=body, headers=headers)
+        idle = await http.post(f"/conversations/{cid}/cancel")
+        unknown = await http.post(f"/conversations/{new_id()}/cancel")
+        assert (await http.post(f"/conversations/{cid}/end")).status_code == 202
+        await wait_for_state(http, cid, lambda s: s["status"] == "ended")
+        ended = await http.post(f"/conversations/{cid}/cancel", json={})
+    assert started.status_code == 202
+    assert cancelled.status_code == 200
+    assert cancelled.json() == {"cancelled": True, "message_id": mid, "turn": 1}
+    assert turn.status_code == 200 and turn.json()["status"] == "interrupted"
+    assert turn.json()["error"] == {"type": "TurnInterrupted", "message": "stop"}
+    assert [(c["name"], c["status"]) for c in turn.json()["tool_calls"]] == [
+        ("slow_transfer", "unknown")
+    ]
+    assert idle.status_code == 200
+    assert idle.json() == {"cancelled": False, "message_id": None, "turn": None}
+    assert_error(unknown, 404, "conversation_not_found")
+    assert_error(ended, 409, "conversation_ended")
+
+
 async def test_an_unexpected_error_is_a_logged_json_502(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -468,6 +505,7 @@ async def test_the_openapi_schema_documents_every_error(http: httpx.AsyncClient)
         "get_conversation",
         "post_tool_decision",
         "post_end",
+        "post_cancel",
         "list_conversations",
         "healthz",
         "readyz",

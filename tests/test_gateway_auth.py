@@ -67,6 +67,7 @@ async def test_without_a_key_or_with_a_wrong_one_everything_is_401(
                 await http.get(f"/conversations/{cid}"),
                 await http.post(f"/conversations/{cid}/messages", **message()),  # type: ignore[arg-type]
                 await http.post(f"/conversations/{cid}/end"),
+                await http.post(f"/conversations/{cid}/cancel"),
             ]
         for response in responses:
             assert error_of(response, 401) == "unauthenticated"

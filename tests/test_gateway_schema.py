@@ -95,6 +95,7 @@ async def test_the_gateway_conforms_to_its_openapi_schema(
         "GET /conversations/{conversation_id}",
         "GET /healthz",
         "GET /readyz",
+        "POST /conversations/{conversation_id}/cancel",
         "POST /conversations/{conversation_id}/end",
         "POST /conversations/{conversation_id}/messages",
         "POST /conversations/{conversation_id}/tool-decisions",

@@ -133,7 +133,7 @@ def test_an_installed_wheel_migrates_an_empty_database(wheel: Path, tmp_path: Pa
         policies = conn.execute("SELECT count(*) FROM policies").fetchone()[0]
     expected = {"tool_ledger", "transcript_messages", "policies", "claims", "claim_notes"}
     assert expected | {"email_outbox"} <= tables
-    assert versions == ["core_0002", "demo_0001"]  # what databases migrated before hold
+    assert versions == ["core_0003", "demo_0001"]  # what databases migrated before hold
     assert policies == 3
     served = json.loads(run(python, "-c", SERVE_PAGES, cwd=elsewhere))
     assert served == {"/": 200, "/ui/chat.js": 200, "/ui/chat.css": 200, "/docs": 200}

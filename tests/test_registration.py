@@ -154,7 +154,6 @@ def test_tool_options_do_not_apply_to_an_agent_definition() -> None:
 
 
 UNSUPPORTED_AUTOGEN: dict[str, Callable[[], object]] = {
-    "model_client_stream": lambda: autogen(model_client_stream=True),
     "memory": lambda: autogen(memory=[ListMemory()]),
     "model_context": lambda: autogen(
         model_context=UnboundedChatCompletionContext([UserMessage(content="hi", source="u")])
@@ -180,6 +179,7 @@ def test_assistant_agent_options_we_honour_are_accepted() -> None:
         tool_call_summary_format="{tool_name}: {result}",
         metadata={"team": "network"},
         model_context=UnboundedChatCompletionContext(),
+        model_client_stream=True,  # the worker streams every agent's text (stream_text)
     )
     definition = from_autogen(agent)
     assert (definition.system_message, definition.max_tool_iterations) == ("Be brief.", 3)

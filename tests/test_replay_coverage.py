@@ -31,6 +31,8 @@ from interface.contract import (
 from support.histories import HISTORIES
 from support.paths import ROOT
 
+STREAM_POLL = "__temporal_workflow_stream_poll"
+"""The Workflow Stream's poll update (temporalio.contrib.workflow_streams)."""
 Event = dict[str, Any]
 Run = list[Event]
 
@@ -187,6 +189,32 @@ def _resumed(run: Run) -> bool:
     )
 
 
+def _cancelled(activity: str) -> Callable[[Run], bool]:
+    """`cancel_turn` cancelled the activity, and it reported (completed) what it had."""
+
+    def cancelled(run: Run) -> bool:
+        ids = {e["eventId"] for e in _scheduled(run, activity)}
+        requested = {
+            a["scheduledEventId"] for a in _of(run, "ACTIVITY_TASK_CANCEL_REQUESTED")
+        } & ids
+        completed = {a["scheduledEventId"] for a in _of(run, "ACTIVITY_TASK_COMPLETED")}
+        return bool(requested & completed)
+
+    return cancelled
+
+
+def _stream_polled(run: Run) -> bool:
+    accepted = _of(run, "WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
+    return any(
+        a.get("acceptedRequest", {}).get("input", {}).get("name") == STREAM_POLL for a in accepted
+    )
+
+
+def _stream_carried(run: Run) -> bool:
+    started = (v for a in _of(run, "WORKFLOW_EXECUTION_STARTED") for v in _decode(a.get("input")))
+    return any(isinstance(v, dict) and v.get("stream") for v in started)
+
+
 def _status(status: str) -> Callable[[Run], bool]:
     return lambda run: any(r.get("status") == status for r in _results(run))
 
@@ -214,10 +242,12 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "search attributes upserted": _any("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"),
     "model call": lambda run: bool(_scheduled(run, ACTIVITY_MODEL_CALL, "model:")),
     "model call fails for good": lambda run: _failed(run, ACTIVITY_MODEL_CALL),
+    "model call interrupted mid-stream (cancel_turn)": _cancelled(ACTIVITY_MODEL_CALL),
     "reflection (model call without tools)": _reflection,
     "select speaker": lambda run: bool(_scheduled(run, ACTIVITY_MODEL_CALL, "select speaker:")),
     "tool call": lambda run: bool(_scheduled(run, ACTIVITY_CALL_TOOL, "call tool:")),
     "tool call fails for good": lambda run: _failed(run, ACTIVITY_CALL_TOOL),
+    "tool call interrupted (cancel_turn)": _cancelled(ACTIVITY_CALL_TOOL),
     "parallel tool calls": _parallel_tools,
     "tool retried after LeaseHeld": _lease_held_retry,
     "handoff": _handoff,
@@ -232,11 +262,14 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "turn failed with a typed error": _typed_failure,
     "failed turn resumed": _resumed,
     "duplicate turn": _status("duplicate"),
+    "turn interrupted": _status("interrupted"),
     "continue-as-new": _any("WORKFLOW_EXECUTION_CONTINUED_AS_NEW"),
     "continue-as-new with turns queued": _continued_with_queue,
     "continue-as-new onto the current build (auto-upgrade)": _upgrading_continue_as_new,
     "run on a versioned worker (pinned)": _pinned,
     "end": _any("WORKFLOW_EXECUTION_COMPLETED"),
+    "event stream polled by a subscriber (update)": _stream_polled,
+    "event stream carried across continue-as-new": _stream_carried,
 }
 """Each path of the workflow, and how a history that went through it shows it."""
 
@@ -258,6 +291,8 @@ CALL_SITES: dict[str, list[str]] = {
         "continue-as-new",
         "continue-as-new onto the current build (auto-upgrade)",
         "run on a versioned worker (pinned)",
+        "event stream polled by a subscriber (update)",
+        "event stream carried across continue-as-new",
     ],
     "conversation.AgentConversation._describe_agent: execute_local_activity": [
         "describe agent",
@@ -266,9 +301,10 @@ CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation._upsert: upsert_search_attributes": [
         "search attributes upserted"
     ],
-    "conversation.AgentConversation._call_model: execute_activity": [
+    "conversation.AgentConversation._call_model: start_activity": [
         "model call",
         "model call fails for good",
+        "model call interrupted mid-stream (cancel_turn)",
         "reflection (model call without tools)",
         "select speaker",
         "failed turn resumed",
@@ -277,9 +313,10 @@ CALL_SITES: dict[str, list[str]] = {
         "patch typed-model-failures",
         "turn failed with a typed error",
     ],
-    "conversation.AgentConversation._call_tool: execute_activity": [
+    "conversation.AgentConversation._call_tool: start_activity": [
         "tool call",
         "tool call fails for good",
+        "tool call interrupted (cancel_turn)",
         "parallel tool calls",
         "tool retried after LeaseHeld",
     ],
@@ -297,6 +334,7 @@ TURN_ENDINGS: dict[str, list[str]] = {
     "step_limit": ["turn at the step limit"],
     "failed": ["turn failed (model unreachable)"],
     "duplicate": ["duplicate turn"],
+    "interrupted": ["turn interrupted"],
 }
 """Every status `TurnMachine._result` is given in workflows/turns.py -> its paths."""
 

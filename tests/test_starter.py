@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,15 +13,18 @@ from typing import Any
 import pytest
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from activities.db import Database
 from agents.adapters import function_tool
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
+from demo.tables import OutboxEmail
 from interface import ToolPolicy
 from settings import ENV, WorkerSettings
 from starter import PROMPT
+from support.databases import count
 from support.fake_openai import API_KEY, FakeOpenAI, error, text, tool_call
 from support.ids import new_id
 from support.paths import ROOT
@@ -192,6 +196,40 @@ async def test_decide_a_pending_tool_call(
         idle = await poll_state(starter, conversation_id, lambda s: s["status"] == "idle")
     [record] = [t for t in idle["tool_calls"] if t["id"] == pending["tool_call_id"]]
     assert record["status"] == status
+
+
+@pytest.mark.e2e
+async def test_cancel_interrupts_a_turn_waiting_for_approval(
+    db, run_worker: WorkerFactory, starter: Starter, conversations: Conversations
+):
+    cid, text = new_id(), "Email the customer about claim 123"
+    async with run_worker(db, agents=agents_needing_approval(db)):
+        turn = asyncio.create_task(conversations.ask(cid, text, "m-1"))
+        await until_status(conversations, cid, "waiting_approval")
+        other = await starter("cancel", cid, "--message-id", "m-2")
+        cancelled = await starter("cancel", cid, "--message-id", "m-1", "--reason", "changed")
+        result = await asyncio.wait_for(turn, TIMEOUT)
+        again = await starter("cancel", cid)
+        state = await conversations.state(cid)
+    assert other.code == 1 and "no turn of m-2 is running" in other.err, other
+    assert cancelled.code == 0 and "interrupted turn 1 (message m-1)" in cancelled.out, cancelled
+    assert again.code == 1 and "nothing to interrupt" in again.err, again
+    assert result.status == "interrupted" and result.error is not None
+    assert result.error.message == "changed"
+    [record] = result.tool_calls
+    assert record.name == "send_customer_email" and record.status == "error"
+    assert "TurnInterrupted" in record.result  # never sent
+    assert state.status == "idle" and state.pending_approvals == []
+    assert await count(db, OutboxEmail, conversation_id=cid) == 0
+
+
+async def until_status(conversations: Conversations, cid: str, status: str) -> None:
+    for _ in range(200):
+        with contextlib.suppress(RPCError):  # not started yet
+            if (await conversations.state(cid)).status == status:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{cid} never got to {status}")
 
 
 class Session:

@@ -1,11 +1,16 @@
-"""Structured output as the frameworks make it: agentchat `output_content_type` and
-LlamaIndex `output_cls`; the turn result carries the validated object as `output`."""
+"""Structured output as the frameworks make it: agentchat `output_content_type`, LlamaIndex
+`output_cls`, AG2 `response_format` and Agent Framework `default_options["response_format"]`;
+the turn result carries the validated object as `output`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from agent_framework import Agent
+from autogen import AssistantAgent as AG2Assistant
+from autogen import LLMConfig
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import StructuredMessage
 from autogen_core.tools import FunctionTool as AutoGenFunctionTool
@@ -23,7 +28,10 @@ from demo.scripted_model import (
     scripted_react_llm,
 )
 from interface import StartConversation, TurnResult
+from support.fake_openai import API_KEY, FakeOpenAI
+from support.fake_openai import text as answer
 from support.ids import new_id
+from support.maf_agents import chat_client
 from support.workers import WorkerFactory
 
 
@@ -135,3 +143,74 @@ async def test_a_failed_llamaindex_structured_call_leaves_the_reply(
     # no `!output`: the structured call's arguments do not validate; LlamaIndex only warns
     [turn] = await durable(registry, db, run_worker, conversations, ["!say no verdict"])
     assert (turn.status, turn.reply, turn.output) == ("completed", "no verdict", None)
+
+
+# --- AG2 and Agent Framework, against the fake endpoint -----------------------------------
+
+# a field the model does not declare: pydantic ignores it, as AG2 and MAF accept it (a
+# strict JSON-schema check, additionalProperties false, would refuse the answer)
+ANSWER = json.dumps({**VERDICT, "confidence": 0.9})
+
+
+def ag2_judge(fake: FakeOpenAI, where: str) -> AG2Assistant:
+    entry: dict[str, Any] = {"model": "gpt-4o-mini", "api_key": API_KEY, "base_url": fake.url}
+    if where == "entry":
+        return AG2Assistant(
+            "judge", llm_config={"config_list": [{**entry, "response_format": Verdict}]}
+        )
+    return AG2Assistant("judge", llm_config=LLMConfig(entry, response_format=Verdict))
+
+
+def maf_judge(fake: FakeOpenAI) -> Agent:
+    return Agent(
+        client=chat_client(fake.url), name="judge", default_options={"response_format": Verdict}
+    )
+
+
+async def test_ag2_response_format_is_asked_for_and_validated(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [answer(ANSWER)]
+    question = [{"role": "user", "content": "Is claim 123 covered?"}]
+    in_process = await asyncio.to_thread(ag2_judge(fake_openai, "entry").generate_reply, question)
+    for where in ("entry", "llm_config"):
+        fake_openai.script = [answer(ANSWER)]
+        registry = AgentRegistry()
+        registry.add("judge", lambda where=where: ag2_judge(fake_openai, where))
+        [turn] = await durable(registry, db, run_worker, conversations, ["Is claim 123 covered?"])
+        assert (turn.status, turn.reply, turn.output) == ("completed", in_process, VERDICT), where
+        asked = fake_openai.requests[-1][1]["response_format"]
+        assert asked["type"] == "json_schema" and asked["json_schema"]["name"] == "Verdict"
+    assert fake_openai.requests[0][1]["response_format"] == asked  # as AG2 asks in-process
+
+
+async def test_agent_framework_response_format_matches_in_process(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script = [answer(ANSWER)]
+    in_process = await maf_judge(fake_openai).run("Is claim 123 covered?")
+    fake_openai.script = [answer(ANSWER)]
+    registry = AgentRegistry()
+    registry.add("judge", lambda: maf_judge(fake_openai))
+    [turn] = await durable(registry, db, run_worker, conversations, ["Is claim 123 covered?"])
+    assert isinstance(in_process.value, Verdict)
+    assert turn.output == in_process.value.model_dump(mode="json") == VERDICT
+    assert (turn.status, turn.reply) == ("completed", in_process.text)
+    first, second = (r[1]["response_format"] for r in fake_openai.requests)
+    assert first == second and first["json_schema"]["name"] == "Verdict"
+
+
+async def test_an_ag2_or_maf_answer_that_does_not_validate_fails_the_turn(
+    db: Database, run_worker: WorkerFactory, conversations: Conversations, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.responder = lambda body: answer('{"claim_id": "not a number"}')
+    for factory in (lambda: ag2_judge(fake_openai, "entry"), lambda: maf_judge(fake_openai)):
+        registry = AgentRegistry()
+        registry.add("judge", factory)
+        cid = new_id("structured")
+        async with run_worker(db, registry):
+            turn = await conversations.ask(
+                cid, "Is it covered?", "m-1", StartConversation(agent="judge")
+            )
+        assert (turn.status, turn.output) == ("failed", None)
+        assert turn.error is not None and "ValidationError" in turn.error.message

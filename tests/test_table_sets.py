@@ -13,7 +13,13 @@ from activities.db import Database, TableSet
 from demo import tables as demo_tables
 from support.databases import DATABASES, make_database
 
-CORE_TABLES = {"tool_ledger", "transcript_messages", "alembic_version"}
+CORE_TABLES = {
+    "tool_ledger",
+    "transcript_messages",
+    "text_deltas",
+    "text_listeners",
+    "alembic_version",
+}
 DEMO_TABLES = {"policies", "claims", "claim_notes", "email_outbox"}
 
 REVISION = """
@@ -64,7 +70,7 @@ async def test_the_core_alone_creates_only_its_tables(empty_db: Database) -> Non
     await empty_db.migrate()
     names, versions = await tables_and_versions(empty_db)
     assert names == CORE_TABLES
-    assert versions == ["core_0002"]
+    assert versions == ["core_0003"]
 
 
 async def test_a_package_with_alembic_revisions_migrates_and_upgrades(
@@ -79,12 +85,12 @@ async def test_a_package_with_alembic_revisions_migrates_and_upgrades(
     await empty_db.migrate(pkg)  # a second start changes nothing
     names, versions = await tables_and_versions(empty_db)
     assert names == CORE_TABLES | {"pkg_notes"}
-    assert versions == ["core_0002", "pkg_0001"]
+    assert versions == ["core_0003", "pkg_0001"]
 
     write_revision(folder, "pkg_0002", "pkg_0001", SECOND)  # the package's next release
     await empty_db.migrate(pkg)
     assert await columns(empty_db, "pkg_notes") == {"id", "text"}
-    assert (await tables_and_versions(empty_db))[1] == ["core_0002", "pkg_0002"]
+    assert (await tables_and_versions(empty_db))[1] == ["core_0003", "pkg_0002"]
     async with empty_db.engine.connect() as conn:
         assert (await conn.scalars(text("SELECT id FROM pkg_notes"))).all() == [7]
 
@@ -99,7 +105,7 @@ async def test_a_package_with_metadata_creates_its_tables_once(empty_db: Databas
     await empty_db.migrate(pkg)
     names, versions = await tables_and_versions(empty_db)
     assert names == CORE_TABLES | {"pkg_rows"}
-    assert versions == ["core_0002"]
+    assert versions == ["core_0003"]
     async with empty_db.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM pkg_rows")) == 1
 
@@ -116,7 +122,7 @@ async def test_revisions_of_packages_not_loaded_are_left_alone(
     await empty_db.migrate(demo)
     names, versions = await tables_and_versions(empty_db)
     assert names == CORE_TABLES | DEMO_TABLES | {"pkg_notes"}
-    assert versions == ["core_0002", "demo_0001", "pkg_0001"]
+    assert versions == ["core_0003", "demo_0001", "pkg_0001"]
 
 
 def test_a_table_set_names_exactly_one_source(tmp_path: Path) -> None:

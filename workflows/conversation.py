@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -20,12 +21,14 @@ with workflow.unsafe.imports_passed_through():
     # every run instead of re-importing pydantic per run
     from agent_workflows.actions import Action, CallModel, Finish, ModelFailure, RunTools, ToolTask
     from agent_workflows.core import ConversationCore, Rejection, forgotten
-    from agent_workflows.summaries import tool_failure
+    from agent_workflows.summaries import tool_failure, tool_interrupted
     from agent_workflows.summaries import tool_summary as _tool_summary  # noqa: F401 (tests)
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel, TypeAdapter, ValidationError
 
     from interface import (
         AgentSpec,
+        CancelTurn,
+        CancelTurnResult,
         ConversationState,
         ConversationStatus,
         ConversationSummary,
@@ -36,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ModelPolicy,
         PendingApproval,
         StartConversation,
+        StreamState,
         ToolCallOutput,
         ToolDecision,
         ToolPolicy,
@@ -46,18 +50,26 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_CALL_TOOL,
         ACTIVITY_DESCRIBE_AGENT,
         ACTIVITY_MODEL_CALL,
+        EVENTS_TOPIC,
         MAX_CONVERSATION_ID_CHARS,
         QUERY_STATE,
         SIGNAL_DECIDE_TOOL,
         SIGNAL_END,
         SIGNAL_USER_MESSAGE,
         UPDATE_ASK,
+        UPDATE_CANCEL_TURN,
         WORKFLOW_TYPE,
     )
+    from interface.events import ConversationEvent
     from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_Result = TypeVar("_Result")
 _UPGRADE = workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
+RETAINED_EVENTS = 256
+"""Events the stream keeps in workflow memory (and carries across continue-as-new); when
+it holds more, the older half is dropped. A subscriber further behind reads from the oldest
+kept event on."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -65,11 +77,20 @@ class AgentConversation:
     @workflow.init
     def __init__(self, start: StartConversation) -> None:
         info = workflow.info()
-        self._core = ConversationCore(start, info.workflow_id, info.first_execution_run_id)
+        # publishing to the stream adds nothing to history; only subscribers' polls do
+        self._stream = WorkflowStream(_stream_state(start.stream))
+        self._events = self._stream.topic(EVENTS_TOPIC, type=ConversationEvent)
+        carried_stream = start.stream
+        self._base = carried_stream.base_offset if carried_stream else 0
+        self._offset = self._base + len(carried_stream.log) if carried_stream else 0
+        self._core = ConversationCore(
+            start, info.workflow_id, info.first_execution_run_id, emit=self._publish
+        )
         self._data = self._core.data
         self._broken: ApplicationError | None = None  # set when the agent cannot start
         self._asking: list[str] = []  # message IDs of the `ask` handlers still waiting
         self._refused = _refused_id(info.workflow_id)
+        self._running: set[asyncio.Task[Any]] = set()  # what cancel_turn stops
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
@@ -88,16 +109,39 @@ class AgentConversation:
         while True:
             await workflow.wait_condition(self._has_work)
             if self._data.carried.queue and await self._continue_mid_queue():
-                workflow.continue_as_new(self._core.carry())
+                await self._release_subscribers()
+                workflow.continue_as_new(self._next_run())
             elif self._data.carried.queue:
                 await self._run_turn()
             elif self._data.carried.end_requested:
                 return await self._finish()
             else:
+                await self._release_subscribers()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # a pinned run moves to the deployment's current build here (unversioned
                 # workers: no effect); not a command change, so no patch
-                workflow.continue_as_new(self._core.carry(), initial_versioning_behavior=_UPGRADE)
+                workflow.continue_as_new(self._next_run(), initial_versioning_behavior=_UPGRADE)
+
+    # --- the event stream ----------------------------------------------------------------
+
+    def _publish(self, event: ConversationEvent) -> None:
+        """The core's events onto the stream's topic; the oldest dropped past the bound."""
+        self._events.publish(event)
+        self._offset += 1
+        if self._offset - self._base > RETAINED_EVENTS:
+            self._base = self._offset - RETAINED_EVENTS // 2
+            self._stream.truncate(self._base)
+
+    def _next_run(self) -> StartConversation:
+        """The next run's input: the core's carried state and the stream's."""
+        state = _STREAM_STATE.dump_python(self._stream.get_state(), mode="json")
+        return self._core.carry().model_copy(update={"stream": StreamState.model_validate(state)})
+
+    async def _release_subscribers(self) -> None:
+        """Waiting polls return (their subscribers follow to the next run, or to the closed
+        run's last events) before the run ends; they are update handlers still in flight."""
+        self._stream.detach_pollers()
+        await workflow.wait_condition(lambda: True)  # the released polls answer first
 
     # --- handlers ------------------------------------------------------------------------
 
@@ -156,6 +200,16 @@ class AgentConversation:
         if rejection:
             raise ApplicationError(rejection.reason, type=rejection.type)
 
+    # Returns at once: the turn ends `interrupted` once its running activities have reported
+    # (a cancel reaches an activity with its next heartbeat); `ask` callers get that result.
+    @workflow.update(name=UPDATE_CANCEL_TURN)
+    def cancel_turn(self, request: CancelTurn) -> CancelTurnResult:
+        result = self._core.interrupt(request)
+        if result.cancelled:
+            for handle in list(self._running):
+                handle.cancel()
+        return result
+
     @workflow.signal(name=SIGNAL_DECIDE_TOOL)
     def decide_tool(self, *args: object) -> None:
         decision = _signal_arg(SIGNAL_DECIDE_TOOL, ToolDecision, args)
@@ -206,7 +260,9 @@ class AgentConversation:
         self._set_status("thinking", f"turn {turn.number}: {turn.message.message_id}")
         action = machine.first()
         while not isinstance(action, Finish):
+            recorded = self._core.performing(action)
             action = machine.send(await self._perform(action))
+            self._core.performed(recorded)
         self._core.finish_turn(action.result)
         self._set_status("idle", f"idle after turn {turn.number}")
 
@@ -218,13 +274,16 @@ class AgentConversation:
 
     async def _call_model(self, action: CallModel) -> ModelCallOutput | ModelFailure | None:
         try:
-            return await workflow.execute_activity(
+            handle = workflow.start_activity(
                 ACTIVITY_MODEL_CALL,
                 action.request,
                 result_type=ModelCallOutput,
                 **_config(action.activity_id, action.summary, action.policy),
             )
+            return await self._cancellable(handle)
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError) and self._core.interrupted():
+                return ModelFailure(ErrorType.TURN_INTERRUPTED, "cancelled before it answered")
             turn = action.request.turn
             if action.purpose == "select_speaker":
                 workflow.logger.error("speaker selection failed for turn %s: %s", turn, err)
@@ -239,14 +298,19 @@ class AgentConversation:
             denial = await self._await_approval(task.approval, task.policy.approval_timeout)
             if denial is not None:
                 return denial
+        if self._core.interrupted():  # approved, but the turn was interrupted meanwhile
+            return tool_interrupted()
         try:
-            return await workflow.execute_activity(
+            handle = workflow.start_activity(
                 ACTIVITY_CALL_TOOL,
                 task.request,
                 result_type=ToolCallOutput,
                 **_config(task.activity_id, task.summary, task.policy),
             )
+            return await self._cancellable(handle)
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError) and self._core.interrupted():
+                return tool_interrupted()  # cancelled before an attempt ran
             cause = err.cause
             error_type = getattr(cause, "type", None) or type(cause).__name__
             return tool_failure(error_type, getattr(cause, "message", None) or str(cause))
@@ -259,12 +323,24 @@ class AgentConversation:
         self._set_status("waiting_approval", f"turn {approval.turn}: approve {approval.name}?")
         timed_out = False
         try:
-            await workflow.wait_condition(lambda: self._core.decided(call_id), timeout=timeout)
+            await workflow.wait_condition(
+                lambda: self._core.decided(call_id) or self._core.interrupted(), timeout=timeout
+            )
         except TimeoutError:
             timed_out = True
         denial = self._core.settle_approval(call_id, timed_out)
         self._set_status("waiting_approval" if self._data.approvals else "thinking")
         return denial
+
+    async def _cancellable(self, handle: workflow.ActivityHandle[_Result]) -> _Result:
+        """Awaits the activity; `cancel_turn` cancels it meanwhile. Its cancellation type
+        waits for the activity to report: an interrupted call writes its partial text and
+        a tool reports what the ledger committed."""
+        self._running.add(handle)
+        try:
+            return await handle
+        finally:
+            self._running.discard(handle)
 
     # --- status, search attributes, start and end -------------------------------------------
 
@@ -290,6 +366,7 @@ class AgentConversation:
         )
 
     async def _finish(self) -> ConversationSummary:
+        await self._release_subscribers()
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._set_status("ended", "ended")
         carried = self._data.carried
@@ -316,6 +393,7 @@ class AgentConversation:
             if failed_status:  # histories before it did not upsert here
                 self._data.indexed = indexed and _reports_indexed(cause)
                 self._set_status("failed", f"failed: {self._broken.message}")
+            await self._release_subscribers()
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise self._broken from err
 
@@ -327,6 +405,16 @@ class AgentConversation:
         return DescribeAgentInput(
             agent=data.start.agent, conversation_id=data.conversation_id, chain_id=data.chain_id
         )
+
+
+_STREAM_STATE = TypeAdapter(WorkflowStreamState)
+
+
+def _stream_state(carried: StreamState | None) -> WorkflowStreamState | None:
+    """The carried stream state as the SDK's dataclass."""
+    if carried is None:
+        return None
+    return _STREAM_STATE.validate_python(carried.model_dump())
 
 
 def _start_failure(agent: str, cause: BaseException | None) -> ApplicationError:
@@ -350,6 +438,9 @@ def _config(
         schedule_to_close_timeout=policy.schedule_to_close,
         heartbeat_timeout=policy.heartbeat,
         retry_policy=policy.retry.to_temporal(),
+        # not part of the command (old histories replay unchanged): the SDK waits for the
+        # activity's own report of a cancel instead of resolving at once
+        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
 
 

@@ -7,13 +7,18 @@ turn's `TurnMachine`. Nothing here awaits, reads a clock or imports Temporal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent_workflows.actions import Action, CallModel, RunTools, ToolTask
 from agent_workflows.state import ConversationData, TurnProgress
+from agent_workflows.summaries import shorten, tool_interrupted
 from agent_workflows.turns import TurnMachine
 
 from interface import (
     AgentSpec,
+    CancelTurn,
+    CancelTurnResult,
     CarriedState,
     ConversationState,
     ErrorType,
@@ -21,14 +26,18 @@ from interface import (
     StartConversation,
     ToolCallOutput,
     ToolDecision,
+    TurnError,
     TurnResult,
     UserMessage,
 )
+from interface.events import ConversationEvent
 
 __all__ = ["RECENT_TOOL_CALLS", "ConversationCore", "Rejection", "forgotten"]
 
 RECENT_TOOL_CALLS = 20
 MESSAGE_ID_LIMIT = 200
+REASON_LIMIT = 500
+"""Characters of a `cancel_turn` reason kept in the turn's error."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,15 @@ class Rejection:
 class ConversationCore:
     """The conversation's rules over its one state model, `data`."""
 
-    def __init__(self, start: StartConversation, conversation_id: str, chain_id: str) -> None:
+    def __init__(
+        self,
+        start: StartConversation,
+        conversation_id: str,
+        chain_id: str,
+        emit: Callable[[ConversationEvent], None] | None = None,
+    ) -> None:
+        self.emit = emit or (lambda _: None)
+        """Where the conversation's durable events go (the shell publishes them)."""
         carried = start.carried or CarriedState()
         self.data = ConversationData(
             start=start,
@@ -88,6 +105,13 @@ class ConversationCore:
         self.data.seen.add(message.message_id)
         self.data.carried.recent_message_ids.append(message.message_id)
         self.data.carried.queue.append(message)
+        self._accepted(message)
+
+    def _accepted(self, message: UserMessage) -> None:
+        event = ConversationEvent(
+            type="turn_accepted", message_id=message.message_id, text=message.text
+        )
+        self.emit(event)
 
     def resume(self, message: UserMessage) -> TurnResult | None:
         """Queue the failed turn of `message.message_id` to continue where it failed; returns
@@ -100,6 +124,7 @@ class ConversationCore:
         running = turn is not None and turn.message.message_id == message.message_id
         if not queued and not running:
             self.data.carried.queue.append(message.model_copy(update={"resume": True}))
+            self._accepted(message)
         return failed
 
     def result_for(self, message_id: str) -> TurnResult | None:
@@ -150,7 +175,48 @@ class ConversationCore:
             data.turn = _resumed(message, failed, attempts)
         else:
             data.turn = TurnProgress(number=data.carried.turn_count + 1, message=message)
+        self.emit(
+            ConversationEvent(
+                type="turn_started", message_id=message.message_id, turn=data.turn.number
+            )
+        )
         return TurnMachine(data, data.turn)
+
+    def performing(self, action: Action) -> int:
+        """Emits the start of a model call or of tool calls; returns how many tool calls the
+        turn had recorded before it, for `performed`."""
+        turn = self.data.turn
+        assert turn is not None
+        if isinstance(action, CallModel) and action.purpose == "reply":
+            request = action.request
+            self.emit(
+                ConversationEvent(
+                    type="model_started", turn=request.turn, step=request.step, agent=request.agent
+                )
+            )
+        elif isinstance(action, RunTools):
+            for task in action.tasks:
+                for call_id in task.request.call_ids:
+                    self.emit(_tool_started(task.request.turn, call_id, task))
+        return len(turn.tool_calls)
+
+    def performed(self, recorded_before: int) -> None:
+        """Emits the end of each tool call the turn recorded since `performing`."""
+        turn = self.data.turn
+        if turn is None:
+            return
+        for call in turn.tool_calls[recorded_before:]:
+            self.emit(
+                ConversationEvent(
+                    type="tool_finished",
+                    turn=call.turn or turn.number,
+                    tool_call_id=call.id,
+                    name=call.name,
+                    status=call.status,
+                    result=call.result,
+                    agent=call.speaker,
+                )
+            )
 
     def finish_turn(self, result: TurnResult) -> None:
         """Records the turn's result and trims what is kept to its bounds."""
@@ -165,11 +231,46 @@ class ConversationCore:
         carried.recent_message_ids = ids
         data.seen = set(ids) | {m.message_id for m in carried.queue}
         data.turn = None
+        self.emit(
+            ConversationEvent(
+                type="turn_finished",
+                message_id=result.message_id,
+                turn=result.turn,
+                status=result.status,
+                text=result.reply,
+                error=result.error,
+            )
+        )
+
+    def interrupt(self, request: CancelTurn) -> CancelTurnResult:
+        """Marks the running turn (if `request.message_id` names it, or names none) to end
+        `interrupted`; the shell cancels its running activities. Queued turns go on."""
+        turn = self.data.turn
+        if turn is None or request.message_id not in (None, turn.message.message_id):
+            return CancelTurnResult(cancelled=False, message_id=request.message_id)
+        if turn.interrupt is None:  # a repeated cancel keeps the first reason
+            reason = shorten(request.reason.strip(), REASON_LIMIT) or "interrupted by cancel_turn"
+            turn.interrupt = TurnError(type=ErrorType.TURN_INTERRUPTED, message=reason)
+        return CancelTurnResult(
+            cancelled=True, message_id=turn.message.message_id, turn=turn.number
+        )
+
+    def interrupted(self) -> bool:
+        return self.data.turn is not None and self.data.turn.interrupt is not None
 
     # --- approvals ---------------------------------------------------------------------------
 
     def request_approval(self, approval: PendingApproval) -> None:
         self.data.approvals[approval.tool_call_id] = approval
+        self.emit(
+            ConversationEvent(
+                type="approval_needed",
+                turn=approval.turn,
+                tool_call_id=approval.tool_call_id,
+                name=approval.name,
+                arguments=approval.arguments,
+            )
+        )
 
     def decide(self, decision: ToolDecision) -> bool:
         """Takes a person's decision; False (ignored) if no such approval is pending."""
@@ -182,14 +283,27 @@ class ConversationCore:
         return tool_call_id in self.data.decisions
 
     def settle_approval(self, tool_call_id: str, timed_out: bool) -> ToolCallOutput | None:
-        """None if approved (the tool runs); otherwise the denial the model sees."""
+        """None if approved (the tool runs); otherwise the denial the model sees (or, for a
+        turn interrupted while it waited, the interruption)."""
+        if tool_call_id not in self.data.decisions and self.interrupted():
+            del self.data.approvals[tool_call_id]
+            return tool_interrupted()
         if timed_out:
             decision = ToolDecision(
                 tool_call_id=tool_call_id, approve=False, reason="approval timed out"
             )
         else:
             decision = self.data.decisions.pop(tool_call_id)
-        del self.data.approvals[tool_call_id]
+        approval = self.data.approvals.pop(tool_call_id)
+        self.emit(
+            ConversationEvent(
+                type="approval_decided",
+                turn=approval.turn,
+                tool_call_id=tool_call_id,
+                name=approval.name,
+                status="ok" if decision.approve else "denied",
+            )
+        )
         if decision.approve:
             return None
         return ToolCallOutput(status="denied", content=f"Denied: {decision.reason or 'no reason'}")
@@ -239,6 +353,18 @@ def _resumed(message: UserMessage, failed: TurnResult, attempts: int) -> TurnPro
         speaker=failed.speaker,
         speakers=list(failed.speakers),
         resumed=attempts,
+    )
+
+
+def _tool_started(turn: int, call_id: str, task: ToolTask) -> ConversationEvent:
+    request = task.request
+    return ConversationEvent(
+        type="tool_started",
+        turn=turn,
+        tool_call_id=call_id,
+        name=request.name,
+        arguments=request.arguments,
+        agent=request.agent,
     )
 
 

@@ -13,6 +13,7 @@ from interface import (
     StartConversation,
     ToolCallRecord,
     ToolDecision,
+    TurnError,
     Usage,
     UserMessage,
 )
@@ -35,6 +36,8 @@ class TurnProgress(BaseModel):
     """(target, message) of the speaking member's handoff."""
     resumed: int = 0
     """How many times this failed turn was resumed (`UserMessage.resume`); 0: a new turn."""
+    interrupt: TurnError | None = None
+    """Set by `cancel_turn`: the turn ends after the actions running now, `interrupted`."""
 
 
 class ConversationData(BaseModel):

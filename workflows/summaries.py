@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from interface import Message, ToolCall, ToolCallOutput, ToolCallRecord
+from interface import ErrorType, Message, ToolCall, ToolCallOutput, ToolCallRecord
 
 __all__ = [
     "RECORD_TEXT_LIMIT",
@@ -20,6 +20,7 @@ __all__ = [
     "record",
     "shorten",
     "tool_failure",
+    "tool_interrupted",
     "tool_message",
     "tool_summary",
 ]
@@ -108,3 +109,23 @@ def tool_failure(error_type: str, message: str) -> ToolCallOutput:
     """A tool activity that failed for good: the model sees the error's type and message."""
     content = json.dumps({"error": error_type, "message": message})
     return ToolCallOutput(status="error", content=content, error_type=error_type)
+
+
+def tool_interrupted(unknown: bool = False) -> ToolCallOutput:
+    """A call that `cancel_turn` stopped: it had no effect, or (`unknown`: an external
+    effect stopped midway) nobody knows whether it happened; it is never run again."""
+    if unknown:
+        error_type = ErrorType.OUTCOME_UNKNOWN.value
+        message = (
+            "The turn was interrupted while this call ran; whether its effect happened is "
+            "not known. It is not run again; a person must check."
+        )
+        status = "unknown"
+    else:
+        error_type = ErrorType.TURN_INTERRUPTED.value
+        message = "The turn was interrupted before this call finished; it had no effect."
+        status = "error"
+    content = json.dumps({"error": error_type, "message": message})
+    return ToolCallOutput.model_validate(
+        {"status": status, "content": content, "error_type": error_type}
+    )

@@ -19,6 +19,7 @@ from agent_workflows.summaries import (
     STATE_TEXT_LIMIT,
     canonical,
     record,
+    tool_interrupted,
     tool_message,
     tool_summary,
 )
@@ -53,6 +54,15 @@ ModelOutcome: TypeAlias = ModelCallOutput | ModelFailure | None
 _T = TypeVar("_T")
 Steps = Generator[Action, Any, _T]
 """A step of the loop: yields actions, receives each one's outcome, returns a value."""
+
+
+class _Interrupted(Exception):
+    """Raised in the loop after the action that `cancel_turn` interrupted: the turn ends
+    with `reply`, the text written so far."""
+
+    def __init__(self, reply: str = "") -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 @dataclass(frozen=True)
@@ -98,10 +108,17 @@ class TurnMachine:
         user = Message(role="user", content=message.text, message_id=message.message_id)
         # a resumed turn's message is in the transcript already (or still unsent)
         pending = [] if self._turn.resumed else [self._seq(user, None)]
-        if self._spec.team is not None:
-            return (yield from self._team_turn(self._spec.team, pending))
-        single = _Speaker(self._spec, self._data.start.agent)
-        return (yield from self._agent_loop(single, pending))
+        try:
+            if self._spec.team is not None:
+                return (yield from self._team_turn(self._spec.team, pending))
+            single = _Speaker(self._spec, self._data.start.agent)
+            return (yield from self._agent_loop(single, pending))
+        except _Interrupted as stop:
+            return self._result("interrupted", stop.reply, self._turn.interrupt)
+
+    def _stop_if_interrupted(self, reply: str = "") -> None:
+        if self._turn.interrupt is not None:
+            raise _Interrupted(reply)
 
     # --- one agent's loop ------------------------------------------------------------------
 
@@ -166,13 +183,29 @@ class TurnMachine:
         )
         if not isinstance(output, ModelCallOutput):
             self._after_failure(output)
+            self._stop_if_interrupted()
             return output
         self._follow_fork(output)
-        carried.unsent = []
+        if not output.message.interrupted:  # an interrupted call may not have written them
+            carried.unsent = []
         self._add_usage(output)
-        self._remember(SeqMessage(seq=output_seq, message=output.message), who)
+        if output.message.content or not output.message.interrupted:  # empty: nothing written
+            self._remember(SeqMessage(seq=output_seq, message=output.message), who)
         self._terminated = self._terminated or output.terminate
+        if self._turn.interrupt is not None:
+            self._interrupt_after(who, output)
         return output
+
+    def _interrupt_after(self, who: _Speaker, output: ModelCallOutput) -> None:
+        """The answer of an interrupted call: its text is the reply; tool calls it asks for
+        are not run, and get results that say so (the transcript stays whole)."""
+        results = []
+        for call in output.message.tool_calls:
+            out = tool_interrupted()
+            self._turn.tool_calls.append(record(self._turn.number, call, out, self._turn.speaker))
+            results.append(self._seq(tool_message(call, out), who))
+        self._carried.unsent = [*self._carried.unsent, *results]
+        raise _Interrupted(output.message.content)
 
     def _after_failure(self, failure: ModelFailure | None) -> None:
         """What the failed call's activity wrote is not carried again; the rest stays
@@ -222,6 +255,9 @@ class TurnMachine:
             out = by_call[call.id]
             self._turn.tool_calls.append(record(self._turn.number, call, out, self._turn.speaker))
             messages.append(self._seq(tool_message(call, out), who))
+        if self._turn.interrupt is not None:  # the results go with the next model call
+            self._carried.unsent = [*self._carried.unsent, *messages]
+            raise _Interrupted()
         return messages
 
     def _tool_task(self, who: _Speaker, index: int, group: list[ToolCall]) -> ToolTask:
@@ -332,9 +368,11 @@ class TurnMachine:
         if not isinstance(output, ModelCallOutput) or output.duplicate_message_id:
             if isinstance(output, ModelFailure):
                 self._after_failure(output)
+            self._stop_if_interrupted()
             return self._answer(output)
         carried.unsent = []  # the activity wrote them
         self._add_usage(output)
+        self._stop_if_interrupted()
         return teams.chosen_speaker(team, output.message.content, candidates)
 
     # --- bookkeeping -----------------------------------------------------------------------

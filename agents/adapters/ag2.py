@@ -129,6 +129,7 @@ def ag2_definition(
         ],
         max_steps=_max_steps(agent, executor),
         output_schema=_output_schema(client.response_format),
+        output_type=_output_type(client.response_format),
         **context,
     )
 
@@ -279,6 +280,14 @@ def _output_schema(response_format: Any) -> dict[str, Any] | None:
     if isinstance(response_format, dict):
         return response_format
     raise UnsupportedOption(f"response_format {response_format!r}: a pydantic model or a dict")
+
+
+def _output_type(response_format: Any) -> type[BaseModel] | None:
+    """The pydantic model the answer is validated with. A model with a `format()` method
+    makes AG2 reply with its formatted text, which is not JSON: no output for it."""
+    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
+        return None if callable(getattr(response_format, "format", None)) else response_format
+    return None
 
 
 def _is_default(rule: TerminationRule) -> bool:

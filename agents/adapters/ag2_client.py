@@ -45,12 +45,23 @@ class AG2Client:
         """Built once, on first use: each config entry with `max_retries=0`, no cache, and
         every provider SDK client it holds without retries (AG2's Anthropic client, for
         one, does not pass `max_retries` on)."""
+        return self._wrapper({})
+
+    @cached_property
+    def streaming_wrapper(self) -> OpenAIWrapper:
+        """`wrapper` with `stream=True` in each config entry: an entry's own `stream` (False
+        by default in an `LLMConfig`) outranks `create(stream=True)`."""
+        return self._wrapper({"stream": True})
+
+    def _wrapper(self, override: dict[str, Any]) -> OpenAIWrapper:
         from autogen import OpenAIWrapper  # only workers that call an AG2 model load AG2
 
         config = {k: v for k, v in self.llm_config.items() if k != "tools"}
         config["cache_seed"] = None
         entries = config.pop("config_list", None) or [{}]
-        config_list = [{**entry, "max_retries": 0, "cache_seed": None} for entry in entries]
+        config_list = [
+            {**entry, "max_retries": 0, "cache_seed": None, **override} for entry in entries
+        ]
         wrapper = OpenAIWrapper(config_list=config_list, **config)
         for client in wrapper._clients:
             for attr in ("_oai_client", "_client"):

@@ -124,6 +124,7 @@ def agent_framework_definition(agent: RawAgent, tools: ToolOptions | None) -> Ag
         max_tool_iterations=iterations,
         reflect_on_tool_use=True,
         output_schema=output_schema,
+        output_type=_output_type(options.get("response_format")),
     )
 
 
@@ -153,6 +154,13 @@ def _output_schema(response_format: object) -> dict[str, Any] | None:
         f"Agent(default_options={{'response_format': {type(response_format).__name__}}}) "
         "is not supported: give a pydantic model or a JSON schema"
     )
+
+
+def _output_type(response_format: object) -> type[BaseModel] | None:
+    """The pydantic model MAF's `ChatResponse.value` validates the answer with."""
+    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
+        return response_format
+    return None
 
 
 _FUNCTION_INVOCATION_DEFAULTS: dict[str, object] = {

@@ -150,7 +150,6 @@ def _in_context(tool: AutoGenTool[Any, Any], kind: str) -> AutoGenTool[Any, Any]
 
 
 _UNSUPPORTED: list[Unsupported] = [
-    ("model_client_stream", lambda a: a._model_client_stream, "text deltas are not streamed"),
     (
         "output_content_type_format",
         lambda a: a._output_content_type_format,

@@ -8,6 +8,14 @@ It refuses what the real API refuses, with the real API's status and error body:
 - a message `name` or tool name outside the API's patterns: 400 `invalid_value`.
 A refused request does not use up a scripted reply. `rate_limited` (429 with `retry-after`),
 `error(5xx)` and `garbage` (a 200 the client cannot parse) script the endpoint's failures.
+
+A Chat Completions request with `stream: true` gets its scripted completion as the real API
+streams it: server-sent `chat.completion.chunk` events, the content and each tool call's
+arguments split into tokens, one token every `token_interval` seconds, then the
+`finish_reason`, a usage chunk if `stream_options.include_usage`, and `data: [DONE]`. A
+refusal or a scripted error is answered before the stream starts, as the API does.
+`token_times` holds, per streamed request, the wall-clock time each token was sent. With a
+`token_interval`, a reply that is not streamed comes when its last token would have.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ __all__ = [
     "garbage",
     "rate_limited",
     "serving",
+    "stream_chunks",
     "text",
     "tool_call",
 ]
@@ -211,13 +220,62 @@ def _pattern(param: str, pattern: str) -> Reply:
     )
 
 
+def _tokens(value: str) -> list[str]:
+    """`value` cut where o200k_base cuts it, as the API streams text."""
+    if not _ENCODING:
+        _ENCODING.append(tiktoken.get_encoding("o200k_base"))
+    encoding = _ENCODING[0]
+    return [encoding.decode([token]) for token in encoding.encode(value)] or [value]
+
+
+def _token_count(body: dict[str, Any]) -> int:
+    """The tokens `stream_chunks` would stream for the completion `body`."""
+    return sum(is_token for _, is_token in stream_chunks(body, include_usage=False))
+
+
+def stream_chunks(body: dict[str, Any], include_usage: bool) -> Iterator[tuple[dict, bool]]:
+    """The `chat.completion.chunk`s the API streams for the completion `body`, each with
+    whether it carries a token (a piece of content or of a tool call's arguments)."""
+    choice = body["choices"][0]
+    message = choice["message"]
+    head = {k: body[k] for k in ("id", "created", "model")}
+    head["object"] = "chat.completion.chunk"
+    head["system_fingerprint"] = "fp_test"
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        return {**head, "choices": choices, **({"usage": None} if include_usage else {})}
+
+    content, calls = message.get("content"), message.get("tool_calls") or []
+    opening: dict[str, Any] = {"role": "assistant", "content": "" if content else None}
+    yield chunk({**opening, "refusal": None}), False
+    for piece in _tokens(content) if content else []:
+        yield chunk({"content": piece}), True
+    for index, call in enumerate(calls):
+        function = {"name": call["function"]["name"], "arguments": ""}
+        start = {"index": index, "id": call["id"], "type": "function", "function": function}
+        yield chunk({"tool_calls": [start]}), False
+        for piece in _tokens(call["function"]["arguments"]):
+            fragment = {"index": index, "function": {"arguments": piece}}
+            yield chunk({"tool_calls": [fragment]}), True
+    yield chunk({}, choice["finish_reason"]), False
+    if include_usage:
+        yield {**head, "choices": [], "usage": body["usage"]}, False
+
+
 class FakeOpenAI:
     """Answers every POST (OpenAI's /v1/chat/completions, Azure's deployment path, Anthropic's
     /v1/messages) from a script, then from `responder` if one is set; records each
     request's body, path and key headers, and refuses what the real API refuses."""
 
-    def __init__(self, context_window: int = DEFAULT_CONTEXT_WINDOW) -> None:
+    def __init__(
+        self, context_window: int = DEFAULT_CONTEXT_WINDOW, token_interval: float = 0.0
+    ) -> None:
         self.script: list[Reply] = []
+        self.token_interval = token_interval
+        """Seconds between two streamed tokens."""
+        self.token_times: list[list[float]] = []
+        """Per streamed request, the wall-clock time (`time.time()`) each token was sent."""
         self.responder: Responder | None = None
         self.context_window = context_window
         self.requests: list[tuple[float, dict]] = []
@@ -235,7 +293,32 @@ class FakeOpenAI:
                     "api-key": self.headers["api-key"],
                     "path": self.path,
                 }
-                self._send(*fake.answer(self.path, {**seen, **body}, body))
+                reply = fake.answer(self.path, {**seen, **body}, body)
+                status, _, payload = reply
+                streams = body.get("stream") and not self.path.endswith("/messages")
+                if streams and status == 200 and isinstance(payload, dict):
+                    self._stream(
+                        payload, bool((body.get("stream_options") or {}).get("include_usage"))
+                    )
+                else:
+                    if status == 200 and isinstance(payload, dict) and "choices" in payload:
+                        time.sleep(fake.token_interval * max(_token_count(payload) - 1, 0))
+                    self._send(*reply)
+
+            def _stream(self, payload: dict, include_usage: bool) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream; charset=utf-8")
+                self.end_headers()  # no length: HTTP/1.0, the stream ends when the server closes
+                times: list[float] = []
+                with fake._lock:
+                    fake.token_times.append(times)
+                for chunk, is_token in stream_chunks(payload, include_usage):
+                    if is_token and times and fake.token_interval:
+                        time.sleep(fake.token_interval)
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    if is_token:
+                        times.append(time.time())
+                self.wfile.write(b"data: [DONE]\n\n")
 
             def _send(self, status: int, headers: dict[str, str], payload: dict | bytes) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -268,9 +351,11 @@ class FakeOpenAI:
 
 
 @contextmanager
-def serving(context_window: int = DEFAULT_CONTEXT_WINDOW) -> Iterator[FakeOpenAI]:
+def serving(
+    context_window: int = DEFAULT_CONTEXT_WINDOW, token_interval: float = 0.0
+) -> Iterator[FakeOpenAI]:
     """A FakeOpenAI answering on a thread until the block ends."""
-    fake = FakeOpenAI(context_window)
+    fake = FakeOpenAI(context_window, token_interval)
     thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -18,6 +18,8 @@ from agent_workflows.turns import MAX_UNSENT
 
 from interface import (
     AgentSpec,
+    CancelTurn,
+    CancelTurnResult,
     ConversationSettings,
     ErrorType,
     HandoffSpec,
@@ -710,3 +712,88 @@ def test_a_resumed_turn_goes_on_from_its_failed_step_under_the_same_keys() -> No
     assert len(action.result.tool_calls) == 1 and core.data.carried.turn_count == 1
     assert core.result_for("m-1") == action.result
     assert core.resume(UserMessage(message_id="m-1", text="", resume=True)) is None
+
+
+# --- cancel_turn ----------------------------------------------------------------------------
+
+
+def interrupted_turn(
+    core: ConversationCore, outcomes: list[object], queued: UserMessage | None = None
+) -> tuple[TurnResult, list[Action]]:
+    """Runs turn m-1, whose last scripted action is interrupted (`cancel_turn` arrives
+    while it runs), with `queued` arriving meanwhile; returns the result and the actions."""
+    core.enqueue(UserMessage(message_id="m-1", text="hello"))
+    machine = core.start_turn()
+    if queued is not None:
+        core.enqueue(queued)
+    actions: list[Action] = []
+    action = machine.first()
+    while not isinstance(action, Finish):
+        actions.append(action)
+        outcome = outcomes.pop(0)
+        if not outcomes:
+            assert core.interrupt(CancelTurn(reason="stop")).cancelled
+        action = machine.send(outcome)
+    core.finish_turn(action.result)
+    return action.result, actions
+
+
+def test_an_interrupted_stream_ends_the_turn_with_its_text_and_the_next_call_resends() -> None:
+    core = conversation(agent(tools={"lookup": ToolPolicy()}))
+    partial = ModelCallOutput(
+        message=Message(role="assistant", content="Claim 1", interrupted=True)
+    )
+    result, actions = interrupted_turn(core, [partial])
+    assert (result.status, result.reply) == ("interrupted", "Claim 1")
+    assert result.error is not None and result.error.type == ErrorType.TURN_INTERRUPTED
+    assert result.error.message == "stop"
+    # the interrupted call may not have written its new messages: they go with the next call
+    script = Script(model=[say("ok")])
+    assert turn(core, script, "again").status == "completed"
+    [first] = [a for a in actions if isinstance(a, CallModel)]
+    sent = [m.seq for m in script.model_calls[0].request.new_messages]
+    assert sent == [0, 2] and first.request.output_seq == 1
+    assert core.interrupt(CancelTurn()) == CancelTurnResult(cancelled=False)
+
+
+def test_an_answer_that_raced_the_cancel_runs_no_tools_and_gets_their_results() -> None:
+    core = conversation(agent(tools={"lookup": ToolPolicy()}))
+    asks = call(("lookup", {"id": 1}), ("lookup", {"id": 2}))
+    result, actions = interrupted_turn(core, [asks])
+    assert result.status == "interrupted" and not any(isinstance(a, RunTools) for a in actions)
+    assert [(c.id, c.status) for c in result.tool_calls] == [("c1", "error"), ("c2", "error")]
+    assert all(ErrorType.TURN_INTERRUPTED in c.result for c in result.tool_calls)
+    script = Script(model=[say("ok")])
+    turn(core, script, "again")
+    new = script.model_calls[0].request.new_messages
+    assert [(m.message.role, m.message.tool_call_id) for m in new] == [
+        ("tool", "c1"),
+        ("tool", "c2"),
+        ("user", None),
+    ]
+
+
+def test_tools_interrupted_keep_their_reported_results_and_queued_turns_go_on() -> None:
+    core = conversation(agent(tools={"lookup": ToolPolicy(), "send": ToolPolicy()}))
+    core.enqueue(UserMessage(message_id="m-0", text="first"))
+    committed = ToolCallOutput(status="ok", content='{"sent": true}')
+    stopped = ToolCallOutput(status="unknown", content="interrupted", error_type="OutcomeUnknown")
+    assert core.interrupt(CancelTurn(message_id="m-0")).cancelled is False  # none running
+    turn(core, Script(model=[say("hi")]), mid="m-0")
+    outcomes: list[object] = [call(("send", {}), ("lookup", {})), [committed, stopped]]
+    result, _ = interrupted_turn(core, outcomes, UserMessage(message_id="m-2", text="queued"))
+    assert result.status == "interrupted" and result.reply == ""
+    assert [(c.name, c.status) for c in result.tool_calls] == [
+        ("send", "ok"),
+        ("lookup", "unknown"),
+    ]
+    assert [m.message_id for m in core.data.carried.queue] == ["m-2"]
+    assert core.interrupt(CancelTurn(message_id="m-2")).cancelled is False  # queued, not running
+    script = Script(model=[say("done")])
+    machine = core.start_turn()
+    action = machine.first()
+    while not isinstance(action, Finish):
+        action = machine.send(script.answer(action))
+    assert action.result.status == "completed" and action.result.message_id == "m-2"
+    new = script.model_calls[0].request.new_messages
+    assert [m.message.role for m in new] == ["tool", "tool", "user"]
