@@ -2,10 +2,11 @@
 
 Connects as the worker does (settings.py: the Temporal connection through
 temporalio.envconfig, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS / AGENT_CODEC_KEY_FILE,
-OTEL_EXPORTER_OTLP_ENDPOINT); GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT,
-GATEWAY_CORS_ORIGINS, GATEWAY_MAX_BODY_BYTES and TEMPORAL_UI_URL through its options; the
-API keys from GATEWAY_API_KEYS and GATEWAY_API_KEY_FILE (gateway._auth). Without keys it
-refuses every request, unless started with --no-auth (GATEWAY_NO_AUTH=1).
+OTEL_EXPORTER_OTLP_ENDPOINT, DATABASE_URL for the event streams' text); GATEWAY_HOST,
+GATEWAY_PORT, GATEWAY_ASK_TIMEOUT, GATEWAY_CORS_ORIGINS, GATEWAY_MAX_BODY_BYTES and
+TEMPORAL_UI_URL through its options; the API keys from GATEWAY_API_KEYS and
+GATEWAY_API_KEY_FILE (gateway._auth). Without keys it refuses every request, unless started
+with --no-auth (GATEWAY_NO_AUTH=1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from activities.db import Database
+from activities.deltas import TextDeltas
 from codec import KeyConfigError
 from conversation_client import Conversations, run_then_exit
 from gateway import AuthConfigError, GatewayAuth, GatewaySettings, create_app
@@ -68,9 +71,11 @@ def serve(
         raise SystemExit(f"Temporal connection settings: {error}") from None
     stop_tracing = configure_tracing(settings, "agent-gateway")
 
+    deltas = TextDeltas(Database(settings.database_url))  # the event streams' live text
+
     async def factory() -> Conversations:
         """Connects on the first request; the SDK raises RuntimeError while it cannot."""
-        return Conversations(await settings.connect(plugin), settings.task_queue)
+        return Conversations(await settings.connect(plugin), settings.task_queue, deltas=deltas)
 
     gateway_settings = GatewaySettings(
         ask_timeout=ask_timeout,

@@ -8,26 +8,29 @@ The page's screenshot for the README is written to docs/images/chat.png.
 from __future__ import annotations
 
 import asyncio
-import socket
+import itertools
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Error as PlaywrightError
+from temporalio.client import Client
 
 from activities.db import Database
+from activities.deltas import TextDeltas
 from agents.registry import AgentRegistry
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import OutboxEmail
-from gateway import ApiKey, GatewayAuth, GatewaySettings, create_app
+from gateway import ApiKey, GatewayAuth, GatewaySettings
 from interface import ToolPolicy
 from support.chromium import chromium_or_skip
 from support.databases import count
+from support.gateway_server import serving
 from support.ids import new_id
 from support.paths import ROOT
 from support.workers import WorkerFactory
@@ -67,30 +70,8 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(conversations: Conversations, auth: GatewayAuth) -> AsyncIterator[str]:
-    """The gateway on a free port, served by uvicorn in this process; its base URL."""
-    settings = GatewaySettings(auth=auth, temporal_ui_url="http://127.0.0.1:8233")
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(conversations, settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn did not start"
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def settings(auth: GatewayAuth) -> GatewaySettings:
+    return GatewaySettings(auth=auth, temporal_ui_url="http://127.0.0.1:8233")
 
 
 def email_needs_approval(db: Database) -> AgentRegistry:
@@ -112,7 +93,10 @@ async def test_chat_page_talks_to_an_agent_and_approves_a_tool_call(
 ) -> None:
     cid = new_id("web")
     auth = GatewayAuth(keys=[ApiKey(name="page", key=KEY)])
-    async with run_worker(db, agents=email_needs_approval(db)), serving(conversations, auth) as url:
+    async with (
+        run_worker(db, agents=email_needs_approval(db)),
+        serving(conversations, settings(auth)) as url,
+    ):
         await page.goto(url)
         # the API wants a key: the page asks for it, keeps it in sessionStorage
         await expect(page.locator("#key-form")).to_be_visible()
@@ -162,7 +146,7 @@ async def test_chat_page_without_auth_needs_no_key(
     db: Database, run_worker: WorkerFactory, conversations: Conversations, page: Page
 ) -> None:
     cid = new_id("web")
-    async with run_worker(db), serving(conversations, GatewayAuth(anonymous=True)) as url:
+    async with run_worker(db), serving(conversations, settings(GatewayAuth(anonymous=True))) as url:
         await page.goto(url)
         await page.locator("#new-id").fill(cid)
         await page.get_by_role("button", name="Start").click()
@@ -170,3 +154,49 @@ async def test_chat_page_without_auth_needs_no_key(
         await expect(page.get_by_test_id("transcript")).to_contain_text("Claim 123 is in_review")
         await expect(page.locator("#key-form")).to_be_hidden()
         await expect(page.get_by_test_id("error")).to_be_hidden()
+
+
+async def test_chat_page_streams_a_reply_and_cancels_a_turn(
+    db: Database, run_worker: WorkerFactory, client: Client, task_queue: str, page: Page
+) -> None:
+    """The reply appears in pieces while the turn runs (the event stream, through the
+    page's cookie); Cancel interrupts a streaming turn."""
+    cid = new_id("web")
+    slow = AgentRegistry(
+        [claims_assistant(ScriptedChatCompletionClient(token_delay=0.25), db.sessions)]
+    )
+    streaming = Conversations(client, task_queue, deltas=TextDeltas(db))
+    auth = GatewayAuth(keys=[ApiKey(name="page", key=KEY)])
+    async with run_worker(db, agents=slow), serving(streaming, settings(auth)) as url:
+        await page.goto(url)
+        await page.locator("#api-key").fill(KEY)
+        await page.get_by_role("button", name="Use key").click()
+        await page.locator("#new-id").fill(cid)
+        await page.get_by_role("button", name="Start").click()
+        await send(page, "hello")  # creates the conversation; the page subscribes
+        transcript = page.get_by_test_id("transcript")
+        await expect(page.get_by_test_id("status")).to_contain_text("idle, 1 turns")
+
+        await send(page, "Check policy status for claim 123")
+        live = transcript.locator("li.streaming")
+        await expect(live).to_have_count(1)
+        seen: list[str] = []
+        while await live.count():  # until turn_finished ends the live reply
+            with suppress(PlaywrightError):
+                text = await live.inner_text(timeout=1000)
+                if text and (not seen or text != seen[-1]):
+                    seen.append(text)
+            await asyncio.sleep(0.1)
+        growing = [t for t in seen if "Claim 123" in t]
+        assert len(growing) >= 3, seen  # the text arrived in several steps
+        assert all(a in b for a, b in itertools.pairwise(growing)), growing
+        await expect(transcript.locator("li.assistant").last).to_contain_text("policy POL-1001")
+
+        await send(page, "Check policy status for claim 123 once more")
+        await expect(live).to_contain_text("Claim 123")  # streaming now
+        await page.get_by_role("button", name="Cancel turn").click()
+        await expect(page.get_by_test_id("status")).to_contain_text("interrupted")
+        state = await streaming.state(cid)
+    assert state.turn_count == 3
+    last = state.messages[-1]
+    assert last.role == "assistant" and "POL-1001" not in last.content  # cut short

@@ -279,14 +279,14 @@ async def session(temporal_address: str, task_queue: str) -> AsyncIterator[Calla
     """`async with session("chat", "conv-1") as s:` starter.py with piped stdin."""
     started: list[asyncio.subprocess.Process] = []
 
-    async def open_session(*args: str) -> Session:
+    async def open_session(*args: str, env: dict[str, str] | None = None) -> Session:
         process = await start_starter(
             "--address",
             temporal_address,
             "--task-queue",
             task_queue,
             *args,
-            env={"PYTHONUNBUFFERED": "1"},
+            env={"PYTHONUNBUFFERED": "1", **(env or {})},
             stdin=asyncio.subprocess.PIPE,
         )
         started.append(process)
@@ -570,3 +570,56 @@ def test_progress_on_a_terminal_uses_a_spinner():
     progress.stop()
     assert "calling get_claim_status" in screen.getvalue()
     assert "... thinking" not in screen.getvalue()  # the plain form is for pipes only
+
+
+def slow_streaming_agents(db: Database, delay: float) -> AgentRegistry:
+    """The demo agent on the scripted model, its replies streamed a word every `delay` s."""
+    from demo.scripted_model import ScriptedChatCompletionClient
+
+    return AgentRegistry(
+        [claims_assistant(ScriptedChatCompletionClient(token_delay=delay), db.sessions)]
+    )
+
+
+async def read_timed(stream: asyncio.StreamReader, until: str) -> list[tuple[float, str]]:
+    """(arrival time, chunk) of everything `stream` gives until its text contains `until`."""
+    loop = asyncio.get_running_loop()
+    chunks: list[tuple[float, str]] = []
+    while until not in "".join(c for _, c in chunks):
+        chunk = await asyncio.wait_for(stream.read(4096), 3 * TIMEOUT)
+        assert chunk, f"{until!r} never came: {chunks}"
+        chunks.append((loop.time(), chunk.decode()))
+    return chunks
+
+
+@pytest.mark.e2e
+async def test_ask_prints_the_reply_as_it_is_written_and_ctrl_c_cancels(
+    db, run_worker: WorkerFactory, session, conversations
+):
+    """`ask` prints the tool call as it starts and the reply's words as they come (the
+    reply takes seconds to write, and arrives in several pieces); Ctrl-C interrupts it."""
+    import signal
+
+    env = {"DATABASE_URL": db.url}
+    conversation_id = new_id()
+    async with run_worker(db, agents=slow_streaming_agents(db, 0.2)):
+        await conversations.start(conversation_id)  # running: `ask` subscribes, then sends
+        ask = await session("ask", conversation_id, CLAIM_QUESTION, env=env)
+        chunks = await read_timed(ask.process.stdout, "turn 1: completed")
+        assert await ask.close() == 0
+        out = "".join(c for _, c in chunks)
+        assert out.index("[tool] get_claim_status(") < out.index("Claim 123 is in_review")
+        assert "-> ok" in out
+        pieces = [t for t, c in chunks if c.strip() and "turn 1:" not in c and "[tool]" not in c]
+        assert len(pieces) >= 3, chunks  # the words came in several writes
+        assert pieces[-1] - pieces[0] > 1.0, chunks  # over the seconds the model took
+
+        ask = await session("ask", conversation_id, CLAIM_QUESTION + " again", env=env)
+        await read_timed(ask.process.stdout, "Claim 123")  # the reply is being written
+        ask.process.send_signal(signal.SIGINT)
+        rest = await read_timed(ask.process.stdout, "turn 2: interrupted")
+        assert await ask.close() == 0
+        assert "POL-1001" not in "".join(c for _, c in rest)  # it stopped before the end
+        await ask.stderr("cancelling the turn")
+    state = await conversations.state(conversation_id)
+    assert state.turn_count == 2 and state.status == "idle"

@@ -1,7 +1,8 @@
 // The gateway's chat page: plain JavaScript, no build step, nothing from another host.
 // It talks to the gateway's own HTTP API: the API key (when the gateway wants one) is kept
 // in sessionStorage and sent as `Authorization: Bearer`; the event stream, which an
-// EventSource cannot send headers with, gets it as `?token=`.
+// EventSource cannot send headers with, gets it as an HttpOnly cookie that
+// `POST /ui/session` sets (only the events route reads it).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +16,7 @@ const page = {
   live: new Map(), // "turn/step" -> the <li> of a reply being written
   running: null, // { turn, message_id } of the turn the stream shows
   turns: 0, // turns done, as the state last said
+  outcome: null, // how the last turn ended, when it did not complete
   expect: 0, // turns done once every turn sent from here is answered
 };
 
@@ -92,6 +94,7 @@ function workflowUrl(id) {
 
 async function openConversation(id, agent) {
   closeStream();
+  page.outcome = null;
   page.expect = 0;
   page.current = { id, agent: agent || "claims-assistant", exists: true };
   page.live.clear();
@@ -112,6 +115,7 @@ async function openConversation(id, agent) {
 
 function startNew(id, agent) {
   closeStream();
+  page.outcome = null;
   page.expect = 0;
   page.turns = 0;
   page.current = { id, agent, exists: false };
@@ -147,7 +151,8 @@ async function refresh() {
 
 function render(state) {
   const speaking = state.active_agent ? `, speaking: ${state.active_agent}` : "";
-  $("status").textContent = `${state.status}, ${state.turn_count} turns${speaking}`;
+  const outcome = page.outcome ? ` · ${page.outcome}` : "";
+  $("status").textContent = `${state.status}, ${state.turn_count} turns${speaking}${outcome}`;
   $("title").textContent = `${page.current.id} · ${state.agent}`;
   page.current.agent = state.agent;
   page.turns = state.turn_count;
@@ -311,11 +316,8 @@ function closeStream() {
 }
 
 function openStream(after) {
-  const params = new URLSearchParams();
-  if (after) params.set("after", after);
-  if (apiKey()) params.set("token", apiKey());
-  const query = params.toString();
-  const url = `/conversations/${enc(page.current.id)}/events${query ? `?${query}` : ""}`;
+  const query = after ? `?after=${enc(after)}` : "";
+  const url = `/conversations/${enc(page.current.id)}/events${query}`;
   const stream = new EventSource(url);
   page.stream = stream;
   const on = (type, handle) =>
@@ -347,6 +349,7 @@ function openStream(after) {
     }
     page.live.clear();
     page.running = null;
+    page.outcome = event.status === "completed" ? null : `turn ${event.turn}: ${event.status}`;
     $("cancel").hidden = true;
     await refresh();
     loadList();
@@ -383,6 +386,16 @@ function liveReply(event) {
 
 // --- start -----------------------------------------------------------------------------
 
+async function streamCookie() {
+  // the key, as the cookie the events route accepts from an EventSource
+  if (!page.config.events || !page.config.auth || !apiKey()) return;
+  try {
+    await api("POST", "/ui/session", {});
+  } catch (error) {
+    showError(`the stream's cookie: ${error.message}`);
+  }
+}
+
 async function loadConfig() {
   try {
     const response = await fetch("/ui/config");
@@ -397,12 +410,13 @@ async function loadConfig() {
 }
 
 function wire() {
-  $("key-form").addEventListener("submit", (event) => {
+  $("key-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     sessionStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
     $("api-key").value = "";
     $("key-form").hidden = true;
     showError("");
+    await streamCookie();
     loadList();
   });
   $("new-form").addEventListener("submit", (event) => {
@@ -431,5 +445,6 @@ function wire() {
 document.addEventListener("DOMContentLoaded", async () => {
   wire();
   await loadConfig();
+  await streamCookie();
   loadList();
 });
