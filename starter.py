@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import sys
 import uuid
@@ -58,7 +57,7 @@ from settings import WorkerSettings
 
 T = TypeVar("T")
 POLL_SECONDS = 0.2
-"""How often a running turn's progress is polled (the `state` query)."""
+"""How often `start` checks whether a worker took the conversation's first task."""
 QUERY_TIMEOUT = 2.0
 FINISHED_GRACE = 2.0
 """Seconds the live events may lag behind the turn's result before it prints anyway."""
@@ -380,34 +379,6 @@ async def accepted_turns(c: Conversations, conversation_id: str) -> int | None:
     return state.turn_count + state.queued_turns + int(running)
 
 
-TOOL_CALL = re.compile(r"([\w.-]+)\(\{")
-"""`get_claim_status({...`: how the state shows an assistant message that asks for tools."""
-
-
-def tool_names(content: str) -> str | None:
-    """`get_claim_status({...}), lookup_policy({...})` -> the names; None for model text
-    (an assistant message with text, which the state shows instead of its calls)."""
-    if not TOOL_CALL.match(content):
-        return None
-    names = TOOL_CALL.findall(content)
-    return ", ".join(dict.fromkeys(names))
-
-
-def progress_of(state: ConversationState) -> str | None:
-    """What the conversation is doing now: thinking, calling a tool, waiting for approval."""
-    if state.status == "waiting_approval" and state.pending_approvals:
-        waiting = ", ".join(f"{p.name} ({p.tool_call_id})" for p in state.pending_approvals)
-        return f"waiting for approval of {waiting}"
-    if state.status != "thinking":
-        return None
-    who = f"{state.active_agent} is " if state.active_agent else ""
-    last = state.messages[-1] if state.messages else None
-    names = tool_names(last.content) if last is not None and last.role == "assistant" else None
-    if names:  # a tool call's result is not in the state yet: it runs
-        return f"{who}calling {names}"
-    return f"{who}thinking"
-
-
 class Progress:
     """Shows progress lines: a rich spinner on a terminal, plain lines otherwise."""
 
@@ -433,34 +404,6 @@ class Progress:
             self._status.stop()
             self._status = None
         self._last = None
-
-
-async def watch(
-    c: Conversations, conversation_id: str, running: Awaitable[T], progress: Progress | None
-) -> T:
-    """Await `running` (a turn), polling the `state` query meanwhile to show progress, and
-    saying so on stderr when no worker answers for NO_WORKER_SECONDS."""
-    task = asyncio.ensure_future(running)
-    silent_since: float | None = asyncio.get_running_loop().time()
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
-            if done:
-                return task.result()
-            try:
-                state = await asyncio.wait_for(c.state(conversation_id), QUERY_TIMEOUT)
-            except (RPCError, TimeoutError):
-                # not started yet, or the worker is busy: try again
-                silent_since = warn_if_silent(c, silent_since, progress)
-                continue
-            silent_since = None
-            if progress is not None:
-                progress.show(progress_of(state))
-    finally:
-        if progress is not None:
-            progress.stop()
-        if not task.done():
-            task.cancel()
 
 
 def warn_if_silent(

@@ -49,7 +49,7 @@ async def chat_page() -> FileResponse:
 @pages.get("/ui/config", response_model=PageConfig, summary="The chat page's settings")
 async def page_config(request: Request) -> PageConfig:
     settings: GatewaySettings = request.app.state.settings
-    paths = {getattr(route, "path", None) for route in request.app.routes}
+    paths = request.app.openapi()["paths"]  # built once, then cached by FastAPI
     return PageConfig(
         auth=not settings.auth.anonymous,
         temporal_ui_url=settings.temporal_ui_url or None,

@@ -489,28 +489,48 @@ async def test_chat_on_a_terminal_prompts_only_when_the_spinner_is_off(
         assert not SPINNER.intersection(prompt_line), repr(prompt_line)
 
 
-def test_progress_lines():
-    from interface import ConversationState, PendingApproval, RecentMessage
-    from starter import progress_of
+def test_live_events_print_text_tools_and_progress():
+    """What `ask` and `chat` print of a turn's events; model text is never shown as a
+    tool call, and a retried step says its text starts again."""
+    import io
 
-    def state(status: str, **fields: Any) -> ConversationState:
-        return ConversationState(agent="a", status=status, turn_count=1, **fields)
+    from rich.console import Console
 
-    asked = RecentMessage(seq=2, role="assistant", content='get_claim_status({"claim_id": "1"})')
-    two = RecentMessage(seq=2, role="assistant", content="lookup_policy({}), create_note({})")
-    user = RecentMessage(seq=1, role="user", content="hi (there)")
-    said = RecentMessage(seq=3, role="assistant", content="I can check a claim's status (soon)")
-    pending = PendingApproval(tool_call_id="call-1", name="send_email", arguments="{}", turn=1)
-    assert progress_of(state("thinking", messages=[user])) == "thinking"
-    assert progress_of(state("thinking", messages=[user, asked])) == "calling get_claim_status"
-    assert progress_of(state("thinking", messages=[two])) == "calling lookup_policy, create_note"
-    # model text (a team member's message, or text beside tool calls) is not a tool call
-    assert progress_of(state("thinking", messages=[user, said])) == "thinking"
-    in_team = state("thinking", messages=[asked], active_agent="triage")
-    assert progress_of(in_team) == "triage is calling get_claim_status"
-    waiting = state("waiting_approval", pending_approvals=[pending])
-    assert progress_of(waiting) == "waiting for approval of send_email (call-1)"
-    assert progress_of(state("idle", messages=[user, asked])) is None
+    import starter
+    from interface.events import ConversationEvent as E
+    from starter import EventPrinter, Progress
+
+    lines = io.StringIO()
+    printer = EventPrinter("claims-assistant", Progress(Console(file=lines)), speakers=True)
+    events = [
+        E(type="turn_started", turn=1, message_id="m-1"),
+        E(type="model_started", turn=1, step=1, agent="triage"),
+        E(type="text", turn=1, step=1, attempt=1, text="I can check ", agent="triage"),
+        E(type="text_reset", turn=1, step=1, attempt=2),
+        E(type="text", turn=1, step=1, attempt=2, text="Let me check.", agent="triage"),
+        E(type="tool_started", turn=1, tool_call_id="c-1", name="get_claim_status", arguments="{}"),
+        E(type="tool_finished", turn=1, tool_call_id="c-1", name="get_claim_status", status="ok"),
+        E(type="approval_needed", turn=1, tool_call_id="c-2", name="send_email", arguments="{}"),
+        E(type="approval_decided", turn=1, tool_call_id="c-2", name="send_email", status="denied"),
+        E(type="turn_finished", turn=1, message_id="m-1", status="interrupted", text="Let me"),
+    ]
+    with starter.out.capture() as captured:
+        for event in events:
+            printer.show(event)
+    assert captured.get().splitlines() == [
+        "triage: I can check  [the model call is retried: its text starts again]",
+        "triage: Let me check.",
+        "  [tool] get_claim_status({}) ...",
+        "  [tool] get_claim_status -> ok",
+        "  [approval] send_email -> denied",
+        "  (turn 1: interrupted)",
+    ]
+    assert lines.getvalue().splitlines() == [
+        "... triage is thinking",
+        "... calling get_claim_status",
+        "... waiting for approval of send_email (c-2)",
+    ]
+    assert "m-1" in printer.finished
 
 
 def test_approve_without_an_id_needs_exactly_one_pending_call():
