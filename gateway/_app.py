@@ -61,7 +61,7 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from interface.events import ConversationEvent
+from interface.events import EVENT_TYPES, ConversationEvent
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 DOCS_ASSETS = "/docs-assets"
@@ -118,9 +118,16 @@ NOT_FOUND: Responses = {404: _error("no conversation with this ID")}
 ENDED: Responses = {409: _error("the conversation has ended, is ending, or was closed")}
 BACKLOG: Responses = {429: _error("too many turns are waiting: retry later", retry=True)}
 EVENT_STREAM_CONTENT: dict[str, Any] = {
-    "schema": {"type": "string"},
-    "example": 'event: text\nid: 3-17\ndata: {"type": "text", "turn": 1, "step": 1, '
-    '"attempt": 1, "text": "Claim 123 "}\n\n',
+    "schema": {
+        "type": "object",
+        "description": "one Server-Sent Event (comments such as `: ping` are not events)",
+        "properties": {
+            "event": {"type": "string", "enum": list(EVENT_TYPES)},
+            "id": {"type": "string", "description": "the event ID, for Last-Event-ID"},
+            "data": {"type": "string", "description": "the ConversationEvent, as JSON"},
+        },
+        "required": ["event", "id", "data"],
+    },
 }
 
 
@@ -391,10 +398,11 @@ TURN_POLL_SECONDS = 0.2
 FINISHED_GRACE_SECONDS = 2.0
 """After the turn's result, how long its `turn_finished` event may take to arrive."""
 LastEventId = Annotated[
-    str | None,
+    str,
     Header(
         alias="Last-Event-ID",
         max_length=100,
+        pattern=r"^[0-9]+-[0-9]+$",
         description="an event's `id:` seen earlier: resume exactly after it (EventSource "
         "sends it when it reconnects)",
     ),
@@ -478,7 +486,7 @@ async def get_events(
     request: Request,
     conversation_id: ConversationId,
     after: After = None,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> EventSourceResponse:
     """Turns accepted, started and finished, model calls, the reply's text as it is written
     (`text`, and `text_reset` when a retried model call starts its step again), tool calls
