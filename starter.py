@@ -171,9 +171,7 @@ class OptionalDeltas:
         self.failed = False
 
     def _fail(self, error: Exception) -> None:
-        if not self.failed:
-            self.failed = True
-            err.print(f"(no live text: the database's text deltas: {type(error).__name__})")
+        self.failed = True  # quietly: an error's answer stays one line (docs/cli.md)
 
     async def read(self, conversation_id: str, after: int) -> list[tuple[int, ConversationEvent]]:
         if not self.failed:

@@ -358,7 +358,7 @@ async def test_chat_session(db, run_worker: WorkerFactory, session, conversation
         call_id = line.rsplit("(", 1)[1].rstrip(")")
         await chat.type("/approve")  # no ID: the only call that waits
         await chat.stdout(f"approved {call_id}")
-        await chat.stdout("[tool] send_customer_email(")
+        await chat.stdout("[tool] send_customer_email -> ok")
         await chat.stdout("claims-assistant: ")
 
         await chat.type("/nonsense")
@@ -622,7 +622,7 @@ async def test_ask_prints_the_reply_as_it_is_written_and_ctrl_c_cancels(
 
     env = {"DATABASE_URL": db.url}
     conversation_id = new_id()
-    async with run_worker(db, agents=slow_streaming_agents(db, 0.2)):
+    async with run_worker(db, agents=slow_streaming_agents(db, 0.4)):
         await conversations.start(conversation_id)  # running: `ask` subscribes, then sends
         ask = await session("ask", conversation_id, CLAIM_QUESTION, env=env)
         chunks = await read_timed(ask.process.stdout, "turn 1: completed")
