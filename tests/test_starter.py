@@ -641,5 +641,5 @@ async def test_ask_prints_the_reply_as_it_is_written_and_ctrl_c_cancels(
         assert await ask.close() == 0
         assert "POL-1001" not in "".join(c for _, c in rest)  # it stopped before the end
         await ask.stderr("cancelling the turn")
-    state = await conversations.state(conversation_id)
+        state = await conversations.state(conversation_id)  # a worker answers the query
     assert state.turn_count == 2 and state.status == "idle"
