@@ -23,6 +23,8 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -243,6 +245,34 @@ class Conversations:
             _retrieve_start_error(operation)
             raise
 
+    async def start_ask(
+        self,
+        conversation_id: str,
+        message: UserMessage,
+        start: StartConversation | None = None,
+    ) -> AcceptedTurn:
+        """`ask_message`, returning once the workflow accepted the turn (it is queued, in
+        order, behind the turns accepted before it) instead of once it is answered: a client
+        that sends several turns in a row sends the next only after this returns."""
+        start = start or StartConversation()
+        _check_size(message.text)
+        operation = WithStartWorkflowOperation(
+            AgentConversation.run, start, **self._start_options(conversation_id, start)
+        )
+        try:
+            with _encrypted_hint():
+                handle = await self.client.start_update_with_start_workflow(
+                    AgentConversation.ask,  # type: ignore[arg-type]  # the SDK types async updates loosely
+                    message,
+                    start_workflow_operation=operation,
+                    id=_update_id(message),
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                )
+        except BaseException:
+            _retrieve_start_error(operation)
+            raise
+        return AcceptedTurn(self, conversation_id, message, start, handle)
+
     async def send(
         self,
         conversation_id: str,
@@ -324,6 +354,27 @@ class Conversations:
                 conversation_status=found.get(CONVERSATION_STATUS),
                 turns=found.get(TURN_COUNT),
             )
+
+
+@dataclass
+class AcceptedTurn:
+    """A turn the workflow accepted (`Conversations.start_ask`); `result()` waits for it."""
+
+    conversations: Conversations
+    conversation_id: str
+    message: UserMessage
+    start: StartConversation
+    handle: WorkflowUpdateHandle[TurnResult]
+
+    async def result(self) -> TurnResult:
+        """The turn's result; if its run continued as new first, the next run's answer."""
+        try:
+            with _encrypted_hint():
+                return await self.handle.result()
+        except WorkflowUpdateFailedError as err:
+            if not _continued_before_answer(err):
+                raise
+        return await self.conversations.ask_message(self.conversation_id, self.message, self.start)
 
 
 def event_id(durable: int, delta: int) -> str:

@@ -94,6 +94,7 @@ CLIENT_SETTINGS = (
     "codec_key_file",
     "otel_endpoint",
     "otel_service_name",
+    "database_url",  # the live text deltas of `Conversations.events` (docs/streaming.md)
 )
 """The settings that clients (the gateway, starter.py) read as the worker does."""
 

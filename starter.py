@@ -7,7 +7,9 @@ key, TOML profiles, TEMPORAL_TASK_QUEUE); its options override them.
 from __future__ import annotations
 
 import asyncio
-import re
+import contextlib
+import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,9 +29,12 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.db import Database
+from activities.deltas import TextDeltas
 from codec import KeyConfigError
 from conversation_client import (
     ENCRYPTED_HINT,
+    AcceptedTurn,
     Conversations,
     EncryptedConversation,
     Listed,
@@ -44,14 +49,18 @@ from interface import (
     ToolCallRecord,
     ToolDecision,
     TurnResult,
+    UserMessage,
 )
+from interface.events import ConversationEvent
 from observability import configure_tracing
 from settings import WorkerSettings
 
 T = TypeVar("T")
 POLL_SECONDS = 0.2
-"""How often a running turn's progress is polled (the `state` query)."""
+"""How often `start` checks whether a worker took the conversation's first task."""
 QUERY_TIMEOUT = 2.0
+FINISHED_GRACE = 2.0
+"""Seconds the live events may lag behind the turn's result before it prints anyway."""
 NO_WORKER_SECONDS = 5.0
 """After this long without a worker's answer, the CLI asks whether one polls the queue."""
 
@@ -140,7 +149,8 @@ async def _with_client(
             fail(f"Temporal TLS: {error}", 2)
         except RuntimeError as error:
             raise Unreachable(str(error)) from error
-        conversations = Conversations(client, target.task_queue)
+        deltas = OptionalDeltas(TextDeltas(Database(settings.database_url)))
+        conversations = Conversations(client, target.task_queue, deltas=deltas)
         try:
             return await action(conversations)
         except RPCError as error:
@@ -149,6 +159,43 @@ async def _with_client(
             raise
     finally:
         stop_tracing()
+
+
+class OptionalDeltas:
+    """The conversation database's text deltas, for the live view: if it cannot be read
+    (DATABASE_URL names no worker's database), replies print whole at each turn's end and
+    the durable events still stream."""
+
+    def __init__(self, source: TextDeltas) -> None:
+        self.source = source
+        self.failed = False
+
+    def _fail(self, error: Exception) -> None:
+        self.failed = True  # quietly: an error's answer stays one line (docs/cli.md)
+
+    async def read(self, conversation_id: str, after: int) -> list[tuple[int, ConversationEvent]]:
+        if not self.failed:
+            try:
+                return await self.source.read(conversation_id, after)
+            except Exception as error:
+                self._fail(error)
+        return []
+
+    async def wait(self, conversation_id: str, after: int, timeout: float = 1.0) -> None:
+        if not self.failed:
+            try:
+                return await self.source.wait(conversation_id, after, timeout)
+            except Exception as error:
+                self._fail(error)
+        await asyncio.sleep(timeout)
+
+    async def position(self) -> int:
+        if not self.failed:
+            try:
+                return await self.source.position()
+            except Exception as error:
+                self._fail(error)
+        return 0
 
 
 async def _raise_if_closed(c: Conversations, conversation_id: str) -> None:
@@ -330,26 +377,6 @@ async def accepted_turns(c: Conversations, conversation_id: str) -> int | None:
     return state.turn_count + state.queued_turns + int(running)
 
 
-def tool_names(content: str) -> str:
-    """`get_claim_status({...}), lookup_policy({...})` -> the names, as the state shows
-    an assistant message that asks for tools."""
-    names = re.findall(r"(?:^|, )([\w.-]+)\(", content)
-    return ", ".join(dict.fromkeys(names)) or short(content, 40)
-
-
-def progress_of(state: ConversationState) -> str | None:
-    """What the conversation is doing now: thinking, calling a tool, waiting for approval."""
-    if state.status == "waiting_approval" and state.pending_approvals:
-        waiting = ", ".join(f"{p.name} ({p.tool_call_id})" for p in state.pending_approvals)
-        return f"waiting for approval of {waiting}"
-    if state.status != "thinking":
-        return None
-    last = state.messages[-1] if state.messages else None
-    if last is not None and last.role == "assistant":  # a text answer would end the turn
-        return f"calling {tool_names(last.content)}"
-    return "thinking"
-
-
 class Progress:
     """Shows progress lines: a rich spinner on a terminal, plain lines otherwise."""
 
@@ -377,34 +404,6 @@ class Progress:
         self._last = None
 
 
-async def watch(
-    c: Conversations, conversation_id: str, running: Awaitable[T], progress: Progress | None
-) -> T:
-    """Await `running` (a turn), polling the `state` query meanwhile to show progress, and
-    saying so on stderr when no worker answers for NO_WORKER_SECONDS."""
-    task = asyncio.ensure_future(running)
-    silent_since: float | None = asyncio.get_running_loop().time()
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
-            if done:
-                return task.result()
-            try:
-                state = await asyncio.wait_for(c.state(conversation_id), QUERY_TIMEOUT)
-            except (RPCError, TimeoutError):
-                # not started yet, or the worker is busy: try again
-                silent_since = warn_if_silent(c, silent_since, progress)
-                continue
-            silent_since = None
-            if progress is not None:
-                progress.show(progress_of(state))
-    finally:
-        if progress is not None:
-            progress.stop()
-        if not task.done():
-            task.cancel()
-
-
 def warn_if_silent(
     c: Conversations, since: float | None, progress: Progress | None
 ) -> float | None:
@@ -420,12 +419,195 @@ def warn_if_silent(
 
 
 def print_turn(result: TurnResult) -> None:
-    out.print(result.reply)
+    if result.reply:
+        out.print(result.reply)
     if result.tool_calls:
         out.print(tool_table(result.tool_calls))
     out.print(f"turn {result.turn}: {result.status} (message {result.message_id})")
     if result.error is not None:
         out.print(f"error: {result.error.type}: {result.error.message}")
+
+
+class EventPrinter:
+    """Prints a conversation's events as they come: the reply's text as the model writes
+    it, tool calls as they start and end, approvals; progress (the spinner) in between."""
+
+    def __init__(self, agent: str, progress: Progress | None, speakers: bool) -> None:
+        self.agent, self.progress, self.speakers = agent, progress, speakers
+        self.open: tuple[int, int] | None = None  # the (turn, step) whose text is on the line
+        self.streamed: set[int] = set()  # turns whose text was printed as it came
+        self.finished: dict[str, ConversationEvent] = {}  # turn_finished, by message ID
+
+    def end_line(self) -> None:
+        if self.open is not None:
+            out.print()
+            self.open = None
+
+    def status(self, line: str) -> None:
+        if self.progress is not None and self.open is None:
+            self.progress.show(line)
+
+    def show(self, event: ConversationEvent) -> None:
+        kind = event.type
+        who = event.agent or self.agent
+        if kind == "text":
+            self.text(event, who)
+        elif kind == "text_reset" and self.open == (event.turn, event.step or 0):
+            out.print(" [the model call is retried: its text starts again]")
+            self.open = None
+        elif kind == "model_started":
+            self.status(f"{event.agent} is thinking" if event.agent else "thinking")
+        elif kind == "tool_started":
+            self.end_line()
+            out.print(f"  [tool] {event.name}({short(event.arguments or '')}) ...")
+            self.status(f"calling {event.name}")
+        elif kind == "tool_finished":
+            self.end_line()
+            out.print(f"  [tool] {event.name} -> {event.status}")
+        elif kind == "approval_needed":
+            self.end_line()
+            self.status(f"waiting for approval of {event.name} ({event.tool_call_id})")
+        elif kind == "approval_decided":
+            self.end_line()
+            out.print(f"  [approval] {event.name or event.tool_call_id} -> {event.status}")
+        elif kind == "turn_finished":
+            self.turn_finished(event, who)
+
+    def text(self, event: ConversationEvent, who: str) -> None:
+        key = (event.turn, event.step or 0)
+        if self.open != key:
+            self.end_line()
+            if self.progress is not None:
+                self.progress.stop()
+            if self.speakers:
+                out.print(f"{who}: ", end="")
+            self.open = key
+        out.print(event.text or "", end="")
+        self.streamed.add(event.turn)
+
+    def turn_finished(self, event: ConversationEvent, who: str) -> None:
+        self.end_line()
+        if self.progress is not None:
+            self.progress.stop()
+        if event.message_id:
+            self.finished[event.message_id] = event
+        if self.speakers and event.turn not in self.streamed:
+            out.print(f"{who}: {event.text or ''}")
+        if self.speakers and event.status != "completed":
+            out.print(f"  (turn {event.turn}: {event.status})")
+
+
+async def position_now(c: Conversations, conversation_id: str) -> str | None:
+    """Where to read the conversation's events from: now, or its start if it is new."""
+    try:
+        return await asyncio.wait_for(c.event_position(conversation_id), QUERY_TIMEOUT)
+    except (RPCError, TimeoutError):
+        return None
+
+
+async def print_events(
+    c: Conversations, conversation_id: str, after: str | None, printer: EventPrinter
+) -> None:
+    """Show the conversation's events until cancelled; a stream that fails only loses the
+    live view (each turn's result still prints)."""
+    try:
+        async for _, event in c.events(conversation_id, after=after):
+            printer.show(event)
+    except Exception as error:  # the live view only: each turn's result still prints
+        err.print(f"(no live events: {type(error).__name__})")
+
+
+async def warn_until_done(c: Conversations, running: Awaitable[T], progress: Progress | None) -> T:
+    """Await `running`, saying once on stderr when no worker has answered it for
+    NO_WORKER_SECONDS (a turn is accepted only by a worker)."""
+    task = asyncio.ensure_future(running)
+    done, _ = await asyncio.wait({task}, timeout=NO_WORKER_SECONDS)
+    if not done:
+        warn_if_silent(c, asyncio.get_running_loop().time() - NO_WORKER_SECONDS, progress)
+    return await task
+
+
+class Interrupts:
+    """Ctrl-C while a turn runs: the first cancels the turn (`cancel_turn`), which then
+    ends `interrupted`; a second one leaves at once."""
+
+    def __init__(
+        self, cancel: Callable[[], Awaitable[object]], idle: Callable[[], bool] = lambda: False
+    ) -> None:
+        self.cancel, self.idle = cancel, idle
+        self.pressed = 0
+        self.tasks: set[asyncio.Task[object]] = set()
+
+    def __enter__(self) -> Interrupts:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.interrupt)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+    def interrupt(self) -> None:
+        if self.idle():  # no turn to cancel: Ctrl-C leaves, as it would anywhere
+            os._exit(130)
+        self.pressed += 1
+        if self.pressed > 1:
+            err.print("interrupted again: leaving; the turn goes on in Temporal")
+            os._exit(130)
+        err.print("cancelling the turn (Ctrl-C again to leave) ...")
+        task: asyncio.Task[object] = asyncio.ensure_future(self.cancel())
+        self.tasks.add(task)
+        task.add_done_callback(self.done)
+
+    def done(self, task: asyncio.Task[object]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            err.print(f"error: the cancel failed: {task.exception()}")
+
+
+async def ask_streaming(
+    c: Conversations, conversation_id: str, message: UserMessage, progress: Progress | None
+) -> TurnResult:
+    """The turn, its text and tool calls printed as they happen; Ctrl-C cancels it."""
+    printer = EventPrinter("", progress, speakers=False)
+    after = await position_now(c, conversation_id)
+    events = None
+    if after is not None:  # running: subscribe first, so the model call knows to stream
+        events = asyncio.create_task(print_events(c, conversation_id, after, printer))
+    try:
+        turn = await warn_until_done(c, c.start_ask(conversation_id, message), progress)
+    except BaseException:
+        if events is not None:
+            events.cancel()
+        raise
+    if events is None:  # a new conversation: its events from its first
+        events = asyncio.create_task(print_events(c, conversation_id, None, printer))
+    try:
+        with Interrupts(lambda: c.cancel_turn(conversation_id, message.message_id)):
+            result = await turn.result()
+        await wait_for_finished(printer, message.message_id, events)
+    finally:
+        events.cancel()
+        printer.end_line()
+        if progress is not None:
+            progress.stop()
+    if result.turn in printer.streamed:
+        result = result.model_copy(update={"reply": ""})  # printed already, as it came
+    return result
+
+
+async def wait_for_finished(
+    printer: EventPrinter, message_id: str, events: asyncio.Task[None]
+) -> None:
+    """Let the stream catch up with the turn's end (its last text and tool events)."""
+    deadline = asyncio.get_running_loop().time() + FINISHED_GRACE
+    while message_id not in printer.finished and not events.done():
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.02)
 
 
 @app.command()
@@ -445,22 +627,25 @@ def ask(
         ),
     ] = False,
 ) -> None:
-    """Send a message and wait for the turn's reply (update-with-start)."""
+    """Send a message and print the reply as it is written (update-with-start, then the
+    conversation's events); Ctrl-C cancels the turn."""
     if resume and not message_id:
         raise typer.BadParameter("--resume needs the failed turn's --message-id")
     mid = message_id or new_message_id()
 
     async def run(c: Conversations) -> TurnResult:
-        turn = c.ask(conversation_id, text, mid, resume=resume)
-        return await watch(c, conversation_id, turn, Progress(err) if progress else None)
+        message = UserMessage(message_id=mid, text=text, resume=resume)
+        return await ask_streaming(c, conversation_id, message, Progress(err) if progress else None)
 
     print_turn(call(ctx, run, conversation_id))
 
 
 CHAT_HELP = (
-    "type a message, or: /state, /approve TOOL_CALL_ID [reason], /deny TOOL_CALL_ID [reason],"
-    " /help, /quit"
+    "type a message, or: /state, /approve [TOOL_CALL_ID] [reason], /deny [TOOL_CALL_ID]"
+    " [reason], /cancel (the running turn; or Ctrl-C), /help, /quit"
 )
+PROMPT = "you> "
+"""Shown on a terminal when no turn is in flight; the spinner shows otherwise."""
 
 
 async def stdin_lines() -> AsyncIterator[str]:
@@ -477,26 +662,88 @@ def print_chat_turn(agent: str, result: TurnResult) -> None:
         out.print(f"  (turn {result.turn}: {result.status})")
 
 
+class NotOnePending(Exception):
+    """`/approve` or `/deny` without an ID, and not exactly one call waits for a decision."""
+
+
+def only_pending(state: ConversationState) -> str:
+    """The ID of the one tool call that waits for a decision; NotOnePending otherwise."""
+    pending = state.pending_approvals
+    if not pending:
+        raise NotOnePending("no tool call is waiting for approval")
+    if len(pending) > 1:
+        listed = ", ".join(f"{p.tool_call_id} ({p.name})" for p in pending)
+        raise NotOnePending(f"{len(pending)} tool calls are waiting, name one: {listed}")
+    return pending[0].tool_call_id
+
+
 class ChatSession:
-    """`starter.py chat`: each line is a turn, sent at once; replies print as they come.
+    """`starter.py chat`: each line is a turn; replies print as they come.
 
-    Turns run concurrently with reading, so `/approve` can unblock a turn that waits for
-    it; the workflow still answers them one at a time, in order."""
+    Turns are sent strictly in order: line N+1 goes out only once the workflow accepted
+    line N (the `ask` update's ACCEPTED stage), so the conversation answers them in the
+    order typed. Reading goes on meanwhile, so `/approve` can unblock a waiting turn."""
 
-    def __init__(self, c: Conversations, conversation_id: str, start: StartConversation) -> None:
+    def __init__(
+        self,
+        c: Conversations,
+        conversation_id: str,
+        start: StartConversation,
+        prompt: bool = False,
+    ) -> None:
         self.c, self.id, self.start = c, conversation_id, start
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
         self.turns: set[asyncio.Task[None]] = set()
         self.progress = Progress(err)
-        self.monitor: asyncio.Task[None] | None = None
+        self.printer = EventPrinter(start.agent, self.progress, speakers=True)
+        self.events: asyncio.Task[None] | None = None
+        self.unsent = 0  # typed, not yet accepted
+        self.unanswered = 0  # accepted, not yet answered
+        self.prompt = prompt
+        self.prompted = False
 
     async def run(self, lines: AsyncIterator[str]) -> None:
         if out.is_terminal:
             out.print(f"conversation {self.id} with {self.start.agent}; {CHAT_HELP}")
+        after = await position_now(self.c, self.id)
+        if after is not None:  # a running conversation: its events from now on
+            self.follow(after)
+        sender = asyncio.create_task(self.send_in_order())
+        try:
+            with Interrupts(lambda: self.c.cancel_turn(self.id), idle=lambda: not self.busy()):
+                await self.read(lines)
+        finally:
+            sender.cancel()
+            if self.events is not None:
+                self.events.cancel()
+            self.printer.end_line()
+            self.progress.stop()
+
+    async def read(self, lines: AsyncIterator[str]) -> None:
+        self.show_prompt()
         async for line in lines:
+            self.prompted = False
             if not await self.handle(line.strip()):
                 return  # /quit: turns in flight go on in Temporal
-        if self.turns:  # end of input: let the turns already sent finish and print
+            self.show_prompt()
+        await self.outbox.join()  # end of input: send what was typed, in order,
+        if self.turns:  # and let those turns finish and print
             await asyncio.wait(self.turns)
+
+    def follow(self, after: str | None) -> None:
+        """Print the conversation's events from `after` (None: from its first)."""
+        self.events = asyncio.create_task(print_events(self.c, self.id, after, self.printer))
+
+    def busy(self) -> bool:
+        """Whether a typed turn is not yet accepted, or accepted and not yet answered."""
+        return self.unanswered > 0 or self.unsent > 0
+
+    def show_prompt(self) -> None:
+        """The prompt, on a terminal, when nothing runs: it never shares the spinner's line."""
+        if self.prompt and not self.prompted and not self.busy():
+            self.progress.stop()
+            out.print(PROMPT, end="")
+            self.prompted = True
 
     async def handle(self, line: str) -> bool:
         command, _, rest = line.partition(" ")
@@ -507,57 +754,87 @@ class ChatSession:
         try:
             if command == "/state":
                 print_state(await self.c.state(self.id))
-            elif command in ("/approve", "/deny") and rest.strip():
-                call_id, _, reason = rest.strip().partition(" ")
-                decision = ToolDecision(
-                    tool_call_id=call_id, approve=command == "/approve", reason=reason.strip()
+            elif command in ("/approve", "/deny"):
+                await self.decide(command == "/approve", rest.strip())
+            elif command == "/cancel":
+                cancelled = await self.c.cancel_turn(self.id)
+                out.print(
+                    f"cancelled turn {cancelled.turn}"
+                    if cancelled.cancelled
+                    else "no turn is running"
                 )
-                await self.c.decide(self.id, decision)
-                out.print(f"{'approved' if decision.approve else 'denied'} {call_id}")
             elif command.startswith("/"):
                 out.print(CHAT_HELP)
             else:
                 self.send(line)
+        except NotOnePending as error:
+            err.print(f"error: {error}")
         except RPCError as error:
             err.print(f"error: {error.message}")
         return True
 
-    def send(self, text: str) -> None:
-        task = asyncio.create_task(self.turn(text, new_message_id()))
-        self.turns.add(task)
-        task.add_done_callback(self.turns.discard)
-        if self.monitor is None or self.monitor.done():
-            self.monitor = asyncio.create_task(self.watch())
+    async def decide(self, approve: bool, rest: str) -> None:
+        """`/approve ID reason`, or `/approve` alone for the only call that waits."""
+        call_id, _, reason = rest.partition(" ")
+        if not call_id:
+            call_id = only_pending(await self.c.state(self.id))
+        decision = ToolDecision(tool_call_id=call_id, approve=approve, reason=reason.strip())
+        await self.c.decide(self.id, decision)
+        out.print(f"{'approved' if approve else 'denied'} {call_id}")
 
-    async def turn(self, text: str, message_id: str) -> None:
+    def send(self, text: str) -> None:
+        self.unsent += 1
+        self.outbox.put_nowait(text)
+
+    async def send_in_order(self) -> None:
+        """Send each typed line once the one before it was accepted."""
+        while True:
+            text = await self.outbox.get()
+            try:
+                turn = await self.accept(text, new_message_id())
+                if turn is not None and self.events is None:
+                    self.follow(None)  # a new conversation: its events from the first
+                if turn is not None:
+                    self.unanswered += 1
+                    task = asyncio.create_task(self.finish(turn))
+                    self.turns.add(task)
+                    task.add_done_callback(self.turns.discard)
+            finally:
+                self.unsent -= 1
+                self.outbox.task_done()
+            if not self.busy():
+                self.show_prompt()
+
+    async def accept(self, text: str, message_id: str) -> AcceptedTurn | None:
+        """The turn, once the workflow accepted it; None (and the reason on stderr) if not."""
+        message = UserMessage(message_id=message_id, text=text)
+        return await self.reporting(self.c.start_ask(self.id, message, self.start))
+
+    async def finish(self, turn: AcceptedTurn) -> None:
+        result = await self.reporting(turn.result())
+        if result is not None and self.events is not None:
+            await wait_for_finished(self.printer, result.message_id, self.events)
+        self.unanswered -= 1
+        if result is not None and result.message_id not in self.printer.finished:
+            self.printer.end_line()  # the live events lag or failed: the result instead
+            self.progress.stop()
+            print_chat_turn(self.start.agent, result)
+        if not self.busy():
+            self.show_prompt()
+
+    async def reporting(self, running: Awaitable[T]) -> T | None:
+        """`running`'s result, or None after printing why it failed."""
         try:
-            result = await self.c.ask(self.id, text, message_id, self.start)
+            return await running
         except WorkflowUpdateFailedError as error:
             err.print(rejection(error))
-            return
         except WorkflowAlreadyStartedError:
             err.print(f"error: {ended(self.id)}")
-            return
         except (EncryptedConversation, ValueError) as error:
             err.print(f"error: {error}")
-            return
         except RPCError as error:
             err.print(f"error: {error.message}")
-            return
-        self.progress.stop()
-        print_chat_turn(self.start.agent, result)
-
-    async def watch(self) -> None:
-        """Poll the state while turns are in flight, showing what the conversation does."""
-        while self.turns:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                state = await asyncio.wait_for(self.c.state(self.id), QUERY_TIMEOUT)
-            except (RPCError, TimeoutError):
-                continue
-            if self.turns:
-                self.progress.show(progress_of(state))
-        self.progress.stop()
+        return None
 
 
 @app.command()
@@ -570,11 +847,13 @@ def chat(
 ) -> None:
     """An interactive session: each line is a turn; /state, /approve, /deny, /quit."""
     start = StartConversation(agent=agent)
-    call(ctx, lambda c: ChatSession(c, conversation_id, start).run(stdin_lines()))
+    prompt = sys.stdin.isatty() and out.is_terminal
+    call(ctx, lambda c: ChatSession(c, conversation_id, start, prompt).run(stdin_lines()))
 
 
 def print_state(state: ConversationState) -> None:
-    out.print(f"agent {state.agent}, status {state.status}, turns {state.turn_count}")
+    speaking = f", speaking: {state.active_agent}" if state.active_agent else ""
+    out.print(f"agent {state.agent}, status {state.status}, turns {state.turn_count}{speaking}")
     usage = state.usage
     out.print(f"usage: {usage.prompt_tokens} prompt, {usage.completion_tokens} completion tokens")
     if state.pending_approvals:
@@ -587,10 +866,15 @@ def print_state(state: ConversationState) -> None:
                 str(pending.turn),
             )
         out.print(table)
-    table = Table("seq", "role", "name", "content", title="recent messages")
+    table = Table("seq", "role", "speaker", "name", "content", title="recent messages")
     for message in state.messages:
+        speaker = message.speaker or (state.agent if message.role == "assistant" else "")
         table.add_row(
-            str(message.seq), message.role, message.name or "", short(message.content, 80)
+            str(message.seq),
+            message.role,
+            speaker,
+            message.name or "",
+            short(message.content, 80),
         )
     out.print(table)
 

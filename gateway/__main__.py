@@ -2,10 +2,11 @@
 
 Connects as the worker does (settings.py: the Temporal connection through
 temporalio.envconfig, TEMPORAL_TASK_QUEUE, AGENT_CODEC_KEYS / AGENT_CODEC_KEY_FILE,
-OTEL_EXPORTER_OTLP_ENDPOINT); GATEWAY_HOST, GATEWAY_PORT, GATEWAY_ASK_TIMEOUT,
-GATEWAY_CORS_ORIGINS and GATEWAY_MAX_BODY_BYTES through its options; the API keys from
-GATEWAY_API_KEYS and GATEWAY_API_KEY_FILE (gateway._auth). Without keys it refuses every
-request, unless started with --no-auth (GATEWAY_NO_AUTH=1).
+OTEL_EXPORTER_OTLP_ENDPOINT, DATABASE_URL for the event streams' text); GATEWAY_HOST,
+GATEWAY_PORT, GATEWAY_ASK_TIMEOUT, GATEWAY_CORS_ORIGINS, GATEWAY_MAX_BODY_BYTES and
+TEMPORAL_UI_URL through its options; the API keys from GATEWAY_API_KEYS and
+GATEWAY_API_KEY_FILE (gateway._auth). Without keys it refuses every request, unless started
+with --no-auth (GATEWAY_NO_AUTH=1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from activities.db import Database
+from activities.deltas import TextDeltas
 from codec import KeyConfigError
 from conversation_client import Conversations, run_then_exit
 from gateway import AuthConfigError, GatewayAuth, GatewaySettings, create_app
@@ -42,6 +45,12 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option(envvar="GATEWAY_MAX_BODY_BYTES", help="larger bodies get 413")
     ] = GatewaySettings().max_body_bytes,
+    temporal_ui_url: Annotated[
+        str,
+        typer.Option(
+            envvar="TEMPORAL_UI_URL", help="the Web UI the chat page links to; empty: no link"
+        ),
+    ] = GatewaySettings().temporal_ui_url or "",
 ) -> None:
     """Serve the gateway; it connects to Temporal on the first request."""
     import uvicorn
@@ -62,15 +71,18 @@ def serve(
         raise SystemExit(f"Temporal connection settings: {error}") from None
     stop_tracing = configure_tracing(settings, "agent-gateway")
 
+    deltas = TextDeltas(Database(settings.database_url))  # the event streams' live text
+
     async def factory() -> Conversations:
         """Connects on the first request; the SDK raises RuntimeError while it cannot."""
-        return Conversations(await settings.connect(plugin), settings.task_queue)
+        return Conversations(await settings.connect(plugin), settings.task_queue, deltas=deltas)
 
     gateway_settings = GatewaySettings(
         ask_timeout=ask_timeout,
         auth=auth,
         cors_origins=[o.strip() for o in cors_origins.split(",") if o.strip()],
         max_body_bytes=max_body_bytes,
+        temporal_ui_url=temporal_ui_url or None,
     )
     asgi = create_app(factory, gateway_settings)
     target = f"{settings.temporal_address} ({settings.temporal_namespace}, {settings.task_queue})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
@@ -22,7 +24,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from conversation_client import Conversations
+from conversation_client import AcceptedTurn, Conversations
 from gateway import _paging as paging
 from gateway._auth import Caller
 from gateway._errors import ApiError, from_exception, log
@@ -38,6 +40,7 @@ from gateway._models import (
     ListedStatus,
     SendMessage,
 )
+from gateway._pages import add_pages
 from gateway._temporal import (
     ConversationsFactory,
     Temporal,
@@ -58,8 +61,11 @@ from interface import (
     TurnResult,
     UserMessage,
 )
+from interface.events import EVENT_TYPES, ConversationEvent
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
+DOCS_ASSETS = "/docs-assets"
+"""Where Swagger UI's and ReDoc's scripts and styles are served (from fastapi-offline)."""
 DESCRIPTION = """\
 Durable agent conversations on Temporal, over HTTP. Each conversation is one
 `AgentConversation` workflow; its ID is chosen by the caller. Every error is JSON:
@@ -111,6 +117,18 @@ COMMON_ERRORS: Responses = {
 NOT_FOUND: Responses = {404: _error("no conversation with this ID")}
 ENDED: Responses = {409: _error("the conversation has ended, is ending, or was closed")}
 BACKLOG: Responses = {429: _error("too many turns are waiting: retry later", retry=True)}
+EVENT_STREAM_CONTENT: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "description": "one Server-Sent Event (comments such as `: ping` are not events)",
+        "properties": {
+            "event": {"type": "string", "enum": list(EVENT_TYPES)},
+            "id": {"type": "string", "description": "the event ID, for Last-Event-ID"},
+            "data": {"type": "string", "description": "the ConversationEvent, as JSON"},
+        },
+        "required": ["event", "id", "data"],
+    },
+}
 
 
 class GuardedRoute(APIRoute):
@@ -206,12 +224,17 @@ def _accepted(request: Request, conversation_id: str, **ids: str) -> Accepted:
     "/conversations/{conversation_id}/messages",
     response_model=TurnResult,
     responses={
+        200: {
+            "description": "the turn's result; with `Accept: text/event-stream`, the turn's "
+            "events as Server-Sent Events until its `turn_finished`",
+            "content": {"text/event-stream": EVENT_STREAM_CONTENT},
+        },
         202: {"model": Accepted, "description": "accepted; the turn runs on (see Location)"},
         **ENDED,
         **BACKLOG,
         **COMMON_ERRORS,
     },
-    summary="Send a user message; get the turn's result",
+    summary="Send a user message; get the turn's result (or stream its events)",
 )
 async def post_message(
     request: Request,
@@ -220,15 +243,19 @@ async def post_message(
     idempotency_key: IdempotencyKey,
     mode: Mode = "sync",
     resume: bool = False,
-) -> TurnResult | JSONResponse:
+) -> TurnResult | JSONResponse | EventSourceResponse:
     """Start the conversation if needed and run one turn. Retries with the same
     Idempotency-Key return the same result and make no new turn. With `resume=true` and
     the Idempotency-Key of a failed turn, that turn continues where it failed, without
-    repeating the tool calls it made."""
+    repeating the tool calls it made. With `Accept: text/event-stream` the answer is the
+    turn's events (as `GET .../events` sends them) from its acceptance to its
+    `turn_finished`."""
     conversations = await _conversations(request)
     message = UserMessage(message_id=idempotency_key, text=body.text, resume=resume)
     start = StartConversation(agent=body.agent) if body.agent else StartConversation()
     await _check_agent(request, conversations, conversation_id, start.agent)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return await _stream_turn(request, conversations, conversation_id, message, start)
     if mode == "sync":
         result = await _wait_for_turn(request, conversations, conversation_id, message, start)
         if result is not None:
@@ -364,6 +391,226 @@ async def post_end(request: Request, conversation_id: ConversationId) -> Accepte
     return _accepted(request, conversation_id)
 
 
+STREAM_COOKIE = "agent_gateway_key"
+"""The HttpOnly cookie `POST /ui/session` sets for the chat page's EventSource, which cannot
+send an Authorization header; only the events route reads it."""
+TURN_POLL_SECONDS = 0.2
+FINISHED_GRACE_SECONDS = 2.0
+"""After the turn's result, how long its `turn_finished` event may take to arrive."""
+LastEventId = Annotated[
+    str,
+    Header(
+        alias="Last-Event-ID",
+        max_length=100,
+        pattern=r"^[0-9]+-[0-9]+$",
+        description="an event's `id:` seen earlier: resume exactly after it (EventSource "
+        "sends it when it reconnects)",
+    ),
+]
+After = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        pattern=r"^(now|[0-9]+-[0-9]+)$",
+        description="resume after this event ID; `now`: only events from now on. Without "
+        "it (and without Last-Event-ID): from the oldest event the conversation keeps",
+    ),
+]
+STREAM_KEY = APIKeyCookie(
+    name=STREAM_COOKIE,
+    auto_error=False,
+    description="the API key as a cookie, for EventSource (set by `POST /ui/session`)",
+)
+
+
+async def _authenticate_stream(
+    request: Request,
+    credentials: Credentials,
+    cookie: Annotated[str | None, Security(STREAM_KEY)] = None,
+) -> Caller:
+    """The events route: the bearer key, or the same key in the chat page's cookie."""
+    if credentials is None and cookie:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=cookie)
+    return await _authenticate(request, credentials)
+
+
+streams = APIRouter(route_class=GuardedRoute, dependencies=[Security(_authenticate_stream)])
+
+
+@router.post(
+    "/ui/session",
+    status_code=204,
+    response_class=Response,
+    responses={**AUTH_ERRORS},
+    tags=["pages"],
+    summary="Give this browser the stream cookie (the chat page's EventSource)",
+)
+async def post_ui_session(request: Request, credentials: Credentials) -> Response:
+    """Sets the request's API key as an HttpOnly, SameSite=Strict cookie for `/conversations`:
+    an EventSource sends it to the events route, the one route that reads it (a read, so a
+    cross-site request could not change anything with it even if it were sent)."""
+    response = Response(status_code=204)
+    if credentials is not None:
+        response.set_cookie(
+            STREAM_COOKIE,
+            credentials.credentials,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/conversations",
+        )
+    return response
+
+
+def _sse(event_id: str, event: ConversationEvent) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=event.model_dump_json(exclude_none=True), event=event.type, id=event_id
+    )
+
+
+@streams.get(
+    "/conversations/{conversation_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `event:` the type, `id:` the event ID, "
+            "`data:` the ConversationEvent as JSON; a `: ping` comment every 15 s",
+            "content": {"text/event-stream": EVENT_STREAM_CONTENT},
+        },
+        **NOT_FOUND,
+        **COMMON_ERRORS,
+    },
+    summary="The conversation's live events (Server-Sent Events), resumable",
+)
+async def get_events(
+    request: Request,
+    conversation_id: ConversationId,
+    after: After = None,
+    last_event_id: LastEventId = "",
+) -> EventSourceResponse:
+    """Turns accepted, started and finished, model calls, the reply's text as it is written
+    (`text`, and `text_reset` when a retried model call starts its step again), tool calls
+    and approvals. `Last-Event-ID` (or `after`) resumes exactly after that event. The
+    stream ends once the conversation has closed and its events are delivered."""
+    conversations = await _conversations(request)
+    await _check_agent(request, conversations, conversation_id, None)
+    missing = await missing_or_ended(conversations, conversation_id, running_ok=True)
+    if missing is not None and missing.code == "conversation_not_found":
+        raise missing
+    position = last_event_id or after
+    if position == "now":
+        position = await conversations.event_position(conversation_id)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for event_id, event in conversations.events(conversation_id, after=position):
+            yield _sse(event_id, event)
+
+    return EventSourceResponse(events(), ping=_settings(request).sse_ping_seconds)
+
+
+EventQueue = asyncio.Queue[tuple[str, ConversationEvent] | None]
+
+
+async def _pump(events: AsyncIterator[tuple[str, ConversationEvent]], queue: EventQueue) -> None:
+    """The conversation's events into `queue`, then None (closed, or the stream failed)."""
+    try:
+        async for item in events:
+            await queue.put(item)
+    except Exception as error:
+        log.warning("event stream failed: %s", type(error).__name__)
+    finally:
+        queue.put_nowait(None)
+
+
+async def _stream_turn(
+    request: Request,
+    conversations: Conversations,
+    conversation_id: str,
+    message: UserMessage,
+    start: StartConversation,
+) -> EventSourceResponse:
+    """Send the turn (refusals answer as errors, before any event), then stream the
+    conversation's events from just before it until the turn's `turn_finished`. A running
+    conversation is subscribed to before the turn is sent, so its text streams."""
+    try:
+        position: str | None = await conversations.event_position(conversation_id)
+    except RPCError as error:  # a new conversation: everything it will have is this turn's
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        position = None
+    queue: EventQueue = asyncio.Queue()
+    reader = None
+    if position is not None:
+        reader = asyncio.create_task(
+            _pump(conversations.events(conversation_id, after=position), queue)
+        )
+    try:
+        turn = await conversations.start_ask(conversation_id, message, start)
+    except WorkflowUpdateFailedError as error:
+        if reader is not None:
+            reader.cancel()
+        if from_exception(error, conversation_id).code != "conversation_ended":
+            raise
+        raise await why_closed(conversations, conversation_id) from error
+    except BaseException:
+        if reader is not None:
+            reader.cancel()
+        raise
+    if reader is None:
+        reader = asyncio.create_task(_pump(conversations.events(conversation_id), queue))
+    events = _turn_events(queue, reader, turn, position or "0-0")
+    return EventSourceResponse(events, ping=_settings(request).sse_ping_seconds)
+
+
+async def _turn_events(
+    queue: EventQueue, reader: asyncio.Task[None], turn: AcceptedTurn, last: str
+) -> AsyncIterator[ServerSentEvent]:
+    """The turn's events until its `turn_finished`. A retried request whose turn finished
+    long ago gets one `turn_finished` made from the recorded result."""
+    message_id = turn.message.message_id
+    result = asyncio.ensure_future(turn.result())
+    loop = asyncio.get_running_loop()
+    answered_at: float | None = None
+    try:
+        while True:
+            # a short poll, not asyncio.wait on `result`: inside sse-starlette's anyio task
+            # group that wait was seen to miss the result's completion
+            try:
+                item = await asyncio.wait_for(queue.get(), TURN_POLL_SECONDS)
+            except TimeoutError:
+                if result.done():
+                    answered_at = answered_at or loop.time()
+                    if loop.time() - answered_at > FINISHED_GRACE_SECONDS:
+                        break  # answered, and no turn_finished came: it finished long ago
+                continue
+            if item is None:
+                break  # the conversation closed, or its stream failed
+            last, event = item
+            yield _sse(last, event)
+            if event.type == "turn_finished" and event.message_id == message_id:
+                return
+        for _ in range(int(FINISHED_GRACE_SECONDS / TURN_POLL_SECONDS)):
+            if result.done():
+                break
+            await asyncio.sleep(TURN_POLL_SECONDS)
+        if result.done() and not result.cancelled() and result.exception() is None:
+            yield _sse(last, _finished(result.result()))
+    finally:
+        reader.cancel()
+        result.cancel()
+
+
+def _finished(result: TurnResult) -> ConversationEvent:
+    return ConversationEvent(
+        type="turn_finished",
+        turn=result.turn,
+        message_id=result.message_id,
+        status=result.status,
+        text=result.reply,
+        error=result.error,
+    )
+
+
 @router.get(
     "/conversations",
     response_model=ConversationPage,
@@ -483,11 +730,13 @@ def create_app(
 ) -> FastAPI:
     """The gateway's ASGI app, on a connected `Conversations` or a factory of one
     (`connector(...)`), called on the first request and again while connecting fails."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from the fastapi-offline package, not a CDN: /docs works offline
+    app = FastAPIOffline(
         title="Agent conversations gateway",
         version="1",
         description=DESCRIPTION,
         generate_unique_id_function=lambda route: route.name,
+        static_url=DOCS_ASSETS,
     )
     settings = settings or GatewaySettings()
     app.state.temporal = Temporal(conversations)
@@ -496,7 +745,9 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)
+    app.include_router(streams)
     app.include_router(health)
+    add_pages(app)
     # outermost last: CORS answers preflights, then the guard checks size, type and Origin
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, allowed_origins=settings.cors_origins

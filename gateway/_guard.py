@@ -1,6 +1,7 @@
 """Checks made before a request reaches a route, as an ASGI middleware: a body-size limit
 applied before anything is parsed, and, on state-changing requests, JSON bodies only and
-an `Origin` (when a browser sends one) among the allowed ones.
+an `Origin` (when a browser sends one) among the allowed ones, or the gateway's own (the
+chat page it serves).
 
 A cross-site form POST cannot send JSON without a CORS preflight, which the gateway does
 not grant to origins it was not configured with; so the two checks together stop
@@ -10,6 +11,7 @@ cross-site requests even from a browser that holds a key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,12 +51,19 @@ class RequestGuard:
         if method not in STATE_CHANGING:
             return None
         origin = headers.get("origin")
-        if origin is not None and origin not in self.allowed_origins:
+        if origin is not None and not self._allowed(origin, headers.get("host")):
             return ApiError(403, "origin_not_allowed", f"requests from {origin} are not allowed")
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media and media not in JSON_TYPES:
             return ApiError(415, "unsupported_media_type", "send the body as application/json")
         return None
+
+    def _allowed(self, origin: str, host: str | None) -> bool:
+        """A configured origin, or the gateway's own (its chat page): same-origin is not
+        cross-site, so it needs no CORS entry."""
+        return origin in self.allowed_origins or (
+            host is not None and urlsplit(origin).netloc.lower() == host.lower()
+        )
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, ApiError | None]:
         """The whole body, read at most to the limit (a chunked body declares no length)."""

@@ -43,6 +43,10 @@ class GatewaySettings(BaseModel):
     state-changing request may carry. None by default."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Larger request bodies are refused with 413 before they are read whole."""
+    sse_ping_seconds: float = Field(default=15.0, gt=0)
+    """Event streams send a `: ping` comment this often, so proxies keep them open."""
+    temporal_ui_url: str | None = "http://localhost:8233"
+    """The Temporal Web UI the chat page links each conversation to; None for no link."""
 
 
 class SendMessage(BaseModel):

@@ -177,8 +177,15 @@ async def test_no_cors_by_default(conversations: Conversations) -> None:
         evil = await http.post(
             f"/conversations/{new_id()}/end", headers={"Origin": "https://app.example"}
         )
+        # the gateway's own origin (its chat page's fetch sends one) is not cross-site
+        own = await http.post(f"/conversations/{new_id()}/end", headers={"Origin": "http://gw"})
+        spoofed = await http.post(
+            f"/conversations/{new_id()}/end", headers={"Origin": "http://gw.evil.example"}
+        )
     assert "access-control-allow-origin" not in preflight.headers
     assert error_of(evil, 403) == "origin_not_allowed"
+    assert error_of(own, 404) == "conversation_not_found"
+    assert error_of(spoofed, 403) == "origin_not_allowed"
 
 
 async def test_bodies_over_the_limit_are_413_before_parsing(conversations: Conversations) -> None:

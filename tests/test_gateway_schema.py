@@ -93,10 +93,13 @@ async def test_the_gateway_conforms_to_its_openapi_schema(
     assert sorted(checked) == [
         "GET /conversations",
         "GET /conversations/{conversation_id}",
+        "GET /conversations/{conversation_id}/events",
         "GET /healthz",
         "GET /readyz",
+        "GET /ui/config",
         "POST /conversations/{conversation_id}/cancel",
         "POST /conversations/{conversation_id}/end",
         "POST /conversations/{conversation_id}/messages",
         "POST /conversations/{conversation_id}/tool-decisions",
+        "POST /ui/session",
     ]

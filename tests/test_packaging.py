@@ -41,6 +41,19 @@ asyncio.run(main())
 print(json.dumps({m: sys.modules[m].__file__ for m in ("activities.db", "demo.tables", "worker")}))
 """
 
+SERVE_PAGES = """
+import json
+from fastapi.testclient import TestClient
+from gateway import GatewaySettings, create_app
+
+async def never():
+    raise RuntimeError("no Temporal here")
+
+http = TestClient(create_app(never, GatewaySettings()))
+paths = ("/", "/ui/chat.js", "/ui/chat.css", "/docs")
+print(json.dumps({p: http.get(p).status_code for p in paths}))
+"""
+
 
 def run(*args: str | Path, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -99,6 +112,9 @@ def test_the_wheel_ships_the_migrations(wheel: Path) -> None:
         "activities/migrations/script.py.mako",
         "activities/migrations/versions/0001_ledger_transcript.py",
         "demo/migrations/0001_claims.py",
+        "gateway/static/chat.html",
+        "gateway/static/chat.js",
+        "gateway/static/chat.css",
     } <= names
     assert not any(n.startswith("migrations/") for n in names)  # no generic top-level name
 
@@ -119,6 +135,8 @@ def test_an_installed_wheel_migrates_an_empty_database(wheel: Path, tmp_path: Pa
     assert expected | {"email_outbox"} <= tables
     assert versions == ["core_0003", "demo_0001"]  # what databases migrated before hold
     assert policies == 3
+    served = json.loads(run(python, "-c", SERVE_PAGES, cwd=elsewhere))
+    assert served == {"/": 200, "/ui/chat.js": 200, "/ui/chat.css": 200, "/docs": 200}
 
 
 def test_the_local_servers_are_an_extra(wheel: Path) -> None:

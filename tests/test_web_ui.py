@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -31,6 +28,7 @@ from demo.run import TURNS
 from demo.scripted_model import ScriptedChatCompletionClient
 from devserver import ROOT, start_dev_server
 from interface import StartConversation, ToolDecision
+from support.chromium import chromium_or_skip
 from support.ids import new_id
 from support.temporal_cli import temporal
 from support.visibility import WAITING, listed
@@ -41,47 +39,14 @@ pytestmark = [
     pytest.mark.timeout(900),  # a first run may install Chromium
 ]
 
-CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = ROOT / "test-output" / "web-ui"
 TIMEOUT_MS = 30_000
 expect.set_options(timeout=TIMEOUT_MS)  # waits for the UI, never sleeps; generous for CI
 
 
-def _install_chromium() -> str | None:
-    """`apt-get install -y chromium` (after `apt-get update` if that fails); the reason when
-    it cannot be done."""
-    apt = shutil.which("apt-get")
-    if apt is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "installing it needs root: apt-get install chromium"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "chromium"]
-    problem = None
-    for steps in ([install], [[apt, "update", "-q"], install]):  # the package list may be stale
-        problem = None
-        for step in steps:
-            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                problem = f"`{' '.join(step)}` failed: {done.stderr.strip()[-500:]}"
-                break
-        if problem is None:
-            return None
-    return problem
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    """Debian's Chromium. Missing and not installable: a failure in CI, a skip elsewhere."""
-    problem = None if CHROMIUM.exists() else _install_chromium()
-    if problem is None and not CHROMIUM.exists():
-        problem = "the chromium package did not install /usr/bin/chromium"
-    if problem is not None:
-        reason = f"the Web UI test needs Chromium at {CHROMIUM}: {problem}"
-        if os.environ.get("CI", "").lower() in ("1", "true"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return CHROMIUM
+    return chromium_or_skip("the Web UI test")
 
 
 def _free_port() -> int:

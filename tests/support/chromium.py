@@ -1,0 +1,52 @@
+"""Debian's Chromium for the browser tests (test_web_ui.py, test_chat_page.py), driven by
+Playwright without its browser download: `apt-get install -y chromium` when it is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+__all__ = ["CHROMIUM", "chromium_or_skip", "install_chromium"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def install_chromium() -> str | None:
+    """`apt-get install -y chromium` (after `apt-get update` if that fails); the reason when
+    it cannot be done."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return "apt-get is not available"
+    if os.geteuid() != 0:
+        return "installing it needs root: apt-get install chromium"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [apt, "install", "-y", "-q", "chromium"]
+    problem = None
+    for steps in ([install], [[apt, "update", "-q"], install]):  # the package list may be stale
+        problem = None
+        for step in steps:
+            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                problem = f"`{' '.join(step)}` failed: {done.stderr.strip()[-500:]}"
+                break
+        if problem is None:
+            return None
+    return problem
+
+
+def chromium_or_skip(what: str) -> Path:
+    """Debian's Chromium, installed if missing. Missing and not installable: a failure in
+    CI, a skip elsewhere."""
+    problem = None if CHROMIUM.exists() else install_chromium()
+    if problem is None and not CHROMIUM.exists():
+        problem = "the chromium package did not install /usr/bin/chromium"
+    if problem is not None:
+        reason = f"{what} needs Chromium at {CHROMIUM}: {problem}"
+        if os.environ.get("CI", "").lower() in ("1", "true"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return CHROMIUM
