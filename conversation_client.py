@@ -133,6 +133,8 @@ IDLE_AFTER = ("turn_finished", "approval_needed")
 """After these, until the next event, the conversation may wait long: a long-poll update
 waits for it, instead of a query every TURN_POLL_INTERVAL."""
 STREAM_POLL = "__temporal_workflow_stream_poll"
+HOLD_DELTAS = 0.5
+"""Seconds a step's text deltas wait for its `model_started` before they go out anyway."""
 IDLE_DELTA_POLL = 1.0
 """Seconds between checks for text deltas while no turn runs (during a turn: the source's
 own interval, 20 ms for the database)."""
@@ -394,9 +396,13 @@ def parse_event_id(value: str | None) -> tuple[int, int]:
 
 class _EventReader:
     """One `events()` subscription: the workflow stream's durable events merged with the
-    database's text deltas. Before each durable event it reads the deltas written so far,
-    so a step's text comes before the events that follow the step (the model activity
-    writes its deltas before it returns)."""
+    database's text deltas, in the order they happened. Before each durable event it reads
+    the deltas written so far, so a step's text comes before the events that follow the
+    step (the model activity writes its deltas before it returns); and a step's deltas wait
+    for that step's `model_started` (published before its activity is scheduled, but read
+    up to a poll later), so its text never comes before the tool calls of the step before.
+    After `HOLD_DELTAS` seconds held deltas go out anyway (a resumed subscription may
+    never see the `model_started` of the step it resumed in)."""
 
     def __init__(
         self,
@@ -418,6 +424,11 @@ class _EventReader:
         self._busy = asyncio.Event()
         self._failure: BaseException | None = None
         self._attempts: dict[tuple[int, int | None], int] = {}
+        self._delta_read = self._delta  # the last row read; `_delta`: the last one yielded
+        self._held: list[tuple[int, ConversationEvent]] = []
+        self._held_since = 0.0
+        self._started = (0, 0)  # (turn, step) of the newest model_started seen
+        self._resumed = after is not None
 
     async def run(self) -> AsyncIterator[tuple[str, ConversationEvent]]:
         tasks = [asyncio.create_task(self._pump_durable())]
@@ -432,16 +443,20 @@ class _EventReader:
                 while not self._queue.empty():
                     durable = self._queue.get_nowait()
                     if durable is None:  # the stream ended: closed and drained
-                        for item in await self._read_deltas():
+                        for item in await self._read_deltas(release=True):
                             yield item
                         if self._failure is not None:
                             raise self._failure
                         return
-                    self._durable = durable.offset + 1
-                    yield event_id(self._durable, self._delta), durable.data
-                    if not self._queue.empty():
-                        for item in await self._read_deltas():
+                    if durable.data.type == "turn_finished":  # its text comes before it
+                        for item in await self._read_deltas(through=(durable.data.turn, 1 << 30)):
                             yield item
+                    self._durable = durable.offset + 1
+                    if durable.data.type == "model_started":
+                        self._started = max(self._started, (durable.data.turn, _step(durable.data)))
+                    yield event_id(self._durable, self._delta), durable.data
+                    for item in await self._read_deltas():
+                        yield item
         finally:
             for task in tasks:
                 task.cancel()
@@ -517,15 +532,32 @@ class _EventReader:
             self._wake.set()
             await self._read.wait()  # until the reader took them
 
-    async def _read_deltas(self) -> list[tuple[str, ConversationEvent]]:
+    async def _read_deltas(
+        self, release: bool = False, through: tuple[int, int] = (0, 0)
+    ) -> list[tuple[str, ConversationEvent]]:
+        """The deltas to yield now: those of steps up to the newest `model_started` seen
+        (or `through`); all of them when `release`, or once held for `HOLD_DELTAS`."""
         if self._deltas is None:
             return []
+        rows = await self._deltas.read(self._conversation_id, self._delta_read)
+        now = asyncio.get_running_loop().time()
+        if rows:
+            self._delta_read = rows[-1][0]
+            if not self._held:
+                self._held_since = now
+            self._held.extend(rows)
+        self._read.set()
+        if self._resumed and self._started == (0, 0) and self._held:
+            # resumed mid-turn: the step it resumed in started before the resume point
+            self._started = _position(self._held[0][1])
+        until = max(self._started, through)
+        release = release or now - self._held_since >= HOLD_DELTAS
         found = []
-        for row_id, event in await self._deltas.read(self._conversation_id, self._delta):
-            self._delta = row_id
+        while self._held and (release or _position(self._held[0][1]) <= until):
+            row_id, event = self._held.pop(0)
+            self._delta = row_id  # IDs name the last delta yielded: a resume re-reads the held
             if self._current(event):
                 found.append((event_id(self._durable, row_id), event))
-        self._read.set()
         return found
 
     def _current(self, event: ConversationEvent) -> bool:
@@ -536,6 +568,15 @@ class _EventReader:
             return False
         self._attempts[key] = attempt
         return True
+
+
+def _step(event: ConversationEvent) -> int:
+    return event.step or 0
+
+
+def _position(event: ConversationEvent) -> tuple[int, int]:
+    """Where a text delta belongs: its (turn, step)."""
+    return event.turn, _step(event)
 
 
 @dataclass(frozen=True)

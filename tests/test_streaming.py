@@ -122,6 +122,11 @@ async def test_a_turn_streams_its_events_and_text_and_history_holds_no_token(
     finished = events[-1]
     assert finished.status == "completed" and finished.text == result.reply
     assert _texts(events)[(1, 2)] == result.reply
+    # as it happened: a step's text after its model_started, so after the step before's tools
+    started = {(e.turn, e.step): i for i, e in enumerate(events) if e.type == "model_started"}
+    texts = [(i, e) for i, e in enumerate(events) if e.type == "text"]
+    assert texts and all(i > started[(e.turn, e.step)] for i, e in texts)
+    assert texts[0][0] > [e.type for e in events].index("tool_finished")
     assert _split([e for _, e in rest]) == _split(events[middle + 1 :])
     ids = [parse_event_id(i) for i, _ in seen]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
