@@ -323,9 +323,9 @@ class Conversations:
         yields exactly the events after it, none twice. None: from the oldest event the
         conversation still keeps. Follows continue-as-new. An event ID is opaque to clients:
         `"<durable>-<delta>"`, the next offset of the workflow's event stream and the last
-        text-delta row seen. Text deltas of a step may arrive before that step's
-        `model_started`; they carry turn, step and attempt, and a `text_reset` (or a delta
-        of a newer attempt) replaces the step's partial text. Deltas of an older attempt
+        text-delta row yielded. A step's text deltas come after that step's
+        `model_started` (resumed mid-step, at once); they carry turn, step and attempt, and
+        a `text_reset` (or a delta of a newer attempt) replaces the step's partial text. Deltas of an older attempt
         than one already seen are dropped here."""
         reader = _EventReader(self.client, conversation_id, self.deltas, after)
         async for item in reader.run():

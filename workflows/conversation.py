@@ -66,9 +66,11 @@ with workflow.unsafe.imports_passed_through():
 _Model = TypeVar("_Model", bound=BaseModel)
 _Result = TypeVar("_Result")
 _UPGRADE = workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
+CARRIED_EVENTS = 32
+"""Events carried across continue-as-new: a few turns' worth, for subscribers catching up."""
 RETAINED_EVENTS = 256
-"""Events the stream keeps in workflow memory (and carries across continue-as-new); when
-it holds more, the older half is dropped. A subscriber further behind reads from the oldest
+"""Events the stream keeps in workflow memory within a run; when it holds more, the older
+half is dropped. A subscriber further behind reads from the oldest
 kept event on."""
 
 
@@ -133,7 +135,12 @@ class AgentConversation:
             self._stream.truncate(self._base)
 
     def _next_run(self) -> StartConversation:
-        """The next run's input: the core's carried state and the stream's."""
+        """The next run's input: the core's carried state and the stream's newest
+        `CARRIED_EVENTS` events (the input is in history: carrying all retained events would
+        add their bytes to every run, and history per turn would grow)."""
+        if self._offset - self._base > CARRIED_EVENTS:
+            self._base = self._offset - CARRIED_EVENTS
+            self._stream.truncate(self._base)
         state = _STREAM_STATE.dump_python(self._stream.get_state(), mode="json")
         return self._core.carry().model_copy(update={"stream": StreamState.model_validate(state)})
 
