@@ -325,8 +325,8 @@ class Conversations:
         `"<durable>-<delta>"`, the next offset of the workflow's event stream and the last
         text-delta row yielded. A step's text deltas come after that step's
         `model_started` (resumed mid-step, at once); they carry turn, step and attempt, and
-        a `text_reset` (or a delta of a newer attempt) replaces the step's partial text. Deltas of an older attempt
-        than one already seen are dropped here."""
+        a `text_reset` (or a delta of a newer attempt) replaces the step's partial text.
+        Deltas of an older attempt than one already seen are dropped here."""
         reader = _EventReader(self.client, conversation_id, self.deltas, after)
         async for item in reader.run():
             yield item
