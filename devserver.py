@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,15 @@ class WorkerProcess:
         return await asyncio.wait_for(self.process.wait(), timeout)
 
 
+async def python_script(script: Path, env: dict[str, str]) -> list[str]:
+    """The argv of `python script` (env unused: the default `launch` of worker_process)."""
+    return [sys.executable, str(script)]
+
+
+Launch = Callable[[Path, dict[str, str]], Awaitable[list[str]]]
+"""The argv that runs a script in an environment (the tests' fork server is one)."""
+
+
 @asynccontextmanager
 async def worker_process(
     *,
@@ -83,7 +92,9 @@ async def worker_process(
     fault: str | None = None,
     fault_once: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    launch: Launch = python_script,
 ) -> AsyncIterator[WorkerProcess]:
+    """`worker.py` as a process logging to `log`, until it polls; SIGTERM at the end."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -94,9 +105,10 @@ async def worker_process(
     }
     if fault and fault_once:
         env |= {"AGENT_FAULT": fault, "AGENT_FAULT_ONCE": str(fault_once)}
+    command = await launch(ROOT / "worker.py", env)
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "worker.py"), cwd=ROOT, env=env, stdout=out, stderr=out
+            *command, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
         )
     try:
         await _wait_until_polling(process, log)
@@ -112,7 +124,7 @@ async def _wait_until_polling(process: asyncio.subprocess.Process, log: Path) ->
     while b"worker polling" not in log.read_bytes():
         if process.returncode is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
 
 
 # `./run server`: one dev server the CLI, the worker and the gateway share across runs

@@ -15,17 +15,16 @@ import asyncio
 import atexit
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
+import devserver
 from devserver import WorkerProcess
 from support.paths import ROOT
 
@@ -93,46 +92,11 @@ async def python_command(script: Path, *args: str, env: dict[str, str]) -> list[
     return [*launcher, str(script), *args]
 
 
-@asynccontextmanager
-async def worker_process(
-    *,
-    database_url: str,
-    temporal_address: str,
-    task_queue: str,
-    log: Path,
-    fault: str | None = None,
-    fault_once: Path | None = None,
-    extra_env: dict[str, str] | None = None,
-) -> AsyncIterator[WorkerProcess]:
+def worker_process(**options: Any) -> AbstractAsyncContextManager[WorkerProcess]:
     """devserver.worker_process (a `python worker.py` until it polls), through the fork
     server: the same environment, log file, readiness and SIGTERM at the end."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": database_url,
-        **(extra_env or {}),
-    }
-    if fault and fault_once:
-        env |= {"AGENT_FAULT": fault, "AGENT_FAULT_ONCE": str(fault_once)}
-    command = await python_command(ROOT / "worker.py", env=env)
-    with log.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            *command, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
-        )
-    try:
-        await _wait_until_polling(process, log)
-        yield WorkerProcess(process, log)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 30)
+    return devserver.worker_process(**options, launch=_forked)
 
 
-async def _wait_until_polling(process: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while b"worker polling" not in log.read_bytes():
-        if process.returncode is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
-        await asyncio.sleep(0.05)
+async def _forked(script: Path, env: dict[str, str]) -> list[str]:
+    return await python_command(script, env=env)
