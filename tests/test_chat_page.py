@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from playwright.async_api import Error as PlaywrightError
 from temporalio.client import Client
 
@@ -30,7 +30,7 @@ from demo.scripted_model import ScriptedChatCompletionClient
 from demo.tables import OutboxEmail
 from gateway import ApiKey, GatewayAuth, GatewaySettings
 from interface import ToolPolicy
-from support.chromium import chromium_or_skip
+from support.chromium import chromium_or_skip, headless, new_page
 from support.databases import count
 from support.gateway_server import serving
 from support.ids import new_id
@@ -55,21 +55,14 @@ def chromium() -> Path:
 
 @pytest.fixture(scope="module")
 async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # no sandbox: the tests run as root, where Chromium refuses its sandbox
-        launched = await playwright.chromium.launch(
-            executable_path=str(chromium), args=["--no-sandbox"]
-        )
+    async with headless(chromium) as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield await context.new_page()
-    await context.close()
+    async with new_page(browser, 1400, 900, TIMEOUT_MS) as opened:
+        yield opened
 
 
 def settings(auth: GatewayAuth) -> GatewaySettings:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,7 +28,7 @@ from demo.run import TURNS
 from demo.scripted_model import ScriptedChatCompletionClient
 from devserver import ROOT, start_dev_server
 from interface import StartConversation, ToolDecision
-from support.chromium import chromium_or_skip
+from support.chromium import chromium_or_skip, headless, new_page
 from support.ids import new_id
 from support.temporal_cli import temporal
 from support.visibility import WAITING, listed
@@ -66,21 +66,14 @@ async def ui_server() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
 
 @pytest.fixture(scope="module")
 async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # no sandbox: the tests run as root, where Chromium refuses its sandbox
-        launched = await playwright.chromium.launch(
-            executable_path=str(chromium), args=["--no-sandbox"]
-        )
+    async with headless(chromium) as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1600, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield await context.new_page()
-    await context.close()
+    async with new_page(browser, 1600, 1000, TIMEOUT_MS) as opened:
+        yield opened
 
 
 async def screenshot(page: Page, name: str) -> Path:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, Page, async_playwright
 
-__all__ = ["CHROMIUM", "chromium_or_skip", "install_chromium"]
+__all__ = ["CHROMIUM", "chromium_or_skip", "headless", "install_chromium", "new_page"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -50,3 +53,26 @@ def chromium_or_skip(what: str) -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return CHROMIUM
+
+
+@asynccontextmanager
+async def headless(chromium: Path) -> AsyncIterator[Browser]:
+    """That Chromium, launched headless by Playwright."""
+    async with async_playwright() as playwright:
+        # no sandbox: the tests run as root, where Chromium refuses its sandbox
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox"]
+        )
+        yield launched
+        await launched.close()
+
+
+@asynccontextmanager
+async def new_page(
+    browser: Browser, width: int, height: int, timeout_ms: int
+) -> AsyncIterator[Page]:
+    """A page in a context of its own, of that viewport, waiting at most `timeout_ms`."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(timeout_ms)
+    yield await context.new_page()
+    await context.close()
