@@ -336,7 +336,12 @@ class Conversations:
         client can subscribe and then send a turn without missing its first event."""
         stream = WorkflowStreamClient.create(self.client, conversation_id)
         durable = await stream.get_offset()
-        delta = await self.deltas.position() if self.deltas is not None else 0
+        delta = 0
+        if self.deltas is not None:
+            delta = await self.deltas.position()
+            # the caller is about to subscribe and send: marked listened now, its next model
+            # call streams, not only those that start after `events()` has begun to read
+            await self.deltas.wait(conversation_id, delta, timeout=0)
         return event_id(durable, delta)
 
     async def list(self, query: str = "") -> AsyncIterator[tuple[str, str]]:
@@ -431,6 +436,8 @@ class _EventReader:
         self._resumed = after is not None
 
     async def run(self) -> AsyncIterator[tuple[str, ConversationEvent]]:
+        if self._deltas is not None:  # marked listened before anything else: see
+            await self._deltas.wait(self._conversation_id, self._delta, timeout=0)  # position
         tasks = [asyncio.create_task(self._pump_durable())]
         if self._deltas is not None:
             tasks.append(asyncio.create_task(self._pump_deltas(self._deltas)))

@@ -105,6 +105,7 @@ async def test_tampered_or_foreign_payloads_are_refused_and_plain_ones_pass() ->
         ("k1:c2hvcnQ=", "5 bytes; expected 32"),
         (f"{K1},{K1}", "appears twice"),
     ],
+    ids=["empty", "comment", "no-colon", "bad-id", "not-base64", "short", "twice"],  # no key
 )
 def test_bad_key_config_is_a_clear_error_without_the_key(text: str, message: str) -> None:
     with pytest.raises(KeyConfigError, match=message) as raised:
