@@ -8,9 +8,9 @@ is not.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from interface.contract import DEFAULT_TASK_QUEUE, WORKFLOW_TYPE  # noqa: F401 (re-exported)
 from interface.policies import ConversationSettings, ModelPolicy, ToolPolicy
@@ -330,7 +330,43 @@ class SpeakerSelection(BaseModel):
     previous: str | None = None
 
 
-class ModelCallInput(BaseModel):
+def _without_defaults(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`data` (one `model` serialized) without the fields that hold their default: empty,
+    None or False, which validation puts back. Only `model`'s own fields, not the values
+    inside them (a structured output's nulls are the user's data)."""
+    for name, field in model.model_fields.items():
+        if name not in data or field.is_required():
+            continue
+        default = field.get_default(call_default_factory=True)
+        if data[name] == default and isinstance(default, (type(None), bool, str, list, dict)):
+            del data[name]
+    return data
+
+
+class _ActivityPayload(BaseModel):
+    """An activity's input or result: it rides in the history of every turn, three or more
+    times per turn, so it leaves out fields at their default (here and in the messages it
+    carries), which any JSON reader gets back as the default. The messages that clients read
+    (`ask`, `state`) keep every field."""
+
+    _messages: ClassVar[tuple[str, ...]] = ()
+    """Fields holding a Message, a SeqMessage or a list of them."""
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = _without_defaults(handler(self), type(self))
+        for name in self._messages:
+            value = data.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    nested = item.get("message", item) if "seq" in item else item
+                    _without_defaults(nested, Message)
+        return data
+
+
+class ModelCallInput(_ActivityPayload):
+    _messages = ("new_messages",)
+
     conversation_id: str
     chain_id: str
     agent: str
@@ -345,7 +381,9 @@ class ModelCallInput(BaseModel):
     written at `output_seq`, and the output message's content is the chosen name."""
 
 
-class ModelCallOutput(BaseModel):
+class ModelCallOutput(_ActivityPayload):
+    _messages = ("message",)
+
     message: Message
     usage: Usage = Field(default_factory=Usage)
     duplicate_message_id: str | None = None
@@ -360,7 +398,7 @@ class ModelCallOutput(BaseModel):
     abandoned branch's messages at its seqs); later calls and ledger keys use it."""
 
 
-class ToolCallInput(BaseModel):
+class ToolCallInput(_ActivityPayload):
     conversation_id: str
     chain_id: str
     agent: str
@@ -371,7 +409,7 @@ class ToolCallInput(BaseModel):
     call_ids: list[str]
 
 
-class ToolCallOutput(BaseModel):
+class ToolCallOutput(_ActivityPayload):
     status: ToolCallStatus
     content: str
     error_type: str | None = None
