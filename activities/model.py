@@ -44,7 +44,15 @@ from activities.streaming import TextSink, streaming_to, text_sink
 from activities.structured import structured_output
 from activities.teams import select_speaker
 from activities.transcript import Prepared, Transcript
-from activities.window import DEFAULT_CONTEXT_WINDOW, TooLarge, budget_for, count, cut, model_name
+from activities.window import (
+    DEFAULT_CONTEXT_WINDOW,
+    TooLarge,
+    budget_for,
+    count,
+    cut,
+    load_encodings,
+    model_name,
+)
 from agents.adapters.ag2_client import AG2Client
 from agents.adapters.agent_framework import AgentFrameworkModel
 from agents.adapters.llamaindex import ReActDefinition
@@ -104,6 +112,12 @@ class ModelActivities:
         self._agents = agents
         self._transcript = transcript
         self._search_attributes = search_attributes
+
+    async def warm_up(self) -> None:
+        """Load the agents' token encodings in a thread before the worker polls: the first
+        model call of each kind would otherwise spend half a second of CPU on it."""
+        models = {_model_of(agent) for agent in self._agents}
+        await asyncio.to_thread(load_encodings, models)
 
     @activity.defn(name="agent.describe-v1")
     async def describe_agent(self, request: DescribeAgentInput) -> AgentSpec:
@@ -486,6 +500,11 @@ def _llama_schema_tool(tool: Tool) -> LlamaFunctionTool:
 
 def _not_called(**_: object) -> None:
     raise RuntimeError("tools run in the tool activity, not in the model activity")
+
+
+def _model_of(agent: AgentDefinition) -> str:
+    """The model name its window is counted with (`cut`'s and `budget_for`'s)."""
+    return model_name(agent.model_client)
 
 
 def _storable(item: SeqMessage) -> SeqMessage:

@@ -11,6 +11,7 @@ stays in the transcript's SQL table. Tokens are counted offline with tiktoken.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,10 @@ __all__ = [
     "context_window_of",
     "count",
     "cut",
+    "load_encodings",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_WINDOW = 8192
 """The context window of a model whose client does not say (WorkerTuning overrides it)."""
@@ -72,6 +76,17 @@ def _encoding(model: str) -> tiktoken.Encoding:
         return tiktoken.encoding_for_model(model)
     except KeyError:
         return tiktoken.get_encoding("o200k_base")
+
+
+def load_encodings(models: set[str]) -> None:
+    """Load the token encodings of these models now (about 0.5 s of CPU each, once per
+    process), not in the first model call that counts a window. Best effort: an encoding
+    that cannot load fails that model's calls, as it would without this, not the worker."""
+    for model in models:
+        try:
+            _encoding(model)
+        except Exception as exc:
+            log.warning("token encoding for model %r not loaded: %s", model, type(exc).__name__)
 
 
 def count(message: Message, model: str = "gpt-4o") -> int:

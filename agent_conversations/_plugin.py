@@ -230,6 +230,7 @@ class AgentConversationsPlugin(SimplePlugin):
                 indexed = await has_search_attributes(worker.client)
             # private to the activities; set before the worker polls its first task
             self._model._search_attributes = indexed
+            await self._model.warm_up()
         try:
             await super().run_worker(worker, next)
         finally:

@@ -149,6 +149,7 @@ def profiled(path: Path | None) -> Iterator[None]:
         yield
         return
     from pyinstrument import Profiler
+    from pyinstrument.renderers import ConsoleRenderer
 
     profiler = Profiler(interval=0.0005, async_mode="disabled")
     profiler.start()
@@ -157,6 +158,9 @@ def profiled(path: Path | None) -> Iterator[None]:
     finally:
         profiler.stop()
         path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        # and by function, the time spent in each itself (where the tree hides frames)
+        flat = ConsoleRenderer(unicode=False, color=False, flat=True, show_all=True)
+        path.with_suffix(".flat.txt").write_text(flat.render(profiler.last_session))
 
 
 def main() -> None:

@@ -330,15 +330,31 @@ class SpeakerSelection(BaseModel):
     previous: str | None = None
 
 
+_DEFAULTS: dict[type[BaseModel], dict[str, object]] = {}
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, object]:
+    """A model's fields whose default is None, a bool, a string or empty, and that default
+    (computed once per model: `get_default` is slow enough to show in a profile)."""
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = {}
+        for name, field in model.model_fields.items():
+            if field.is_required():
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, (type(None), bool, str, list, dict)):
+                found[name] = default
+        _DEFAULTS[model] = found
+    return found
+
+
 def _without_defaults(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    """`data` (one `model` serialized) without the fields that hold their default: empty,
-    None or False, which validation puts back. Only `model`'s own fields, not the values
-    inside them (a structured output's nulls are the user's data)."""
-    for name, field in model.model_fields.items():
-        if name not in data or field.is_required():
-            continue
-        default = field.get_default(call_default_factory=True)
-        if data[name] == default and isinstance(default, (type(None), bool, str, list, dict)):
+    """`data` (one `model` serialized) without the fields that hold their default, which
+    validation puts back. Only `model`'s own fields, not the values inside them (a
+    structured output's nulls are the user's data)."""
+    for name, default in _defaults(model).items():
+        if name in data and data[name] == default:
             del data[name]
     return data
 
