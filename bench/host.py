@@ -160,7 +160,8 @@ def profiled(path: Path | None) -> Iterator[None]:
         path.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
         # and by function, the time spent in each itself (where the tree hides frames)
         flat = ConsoleRenderer(unicode=False, color=False, flat=True, show_all=True)
-        path.with_suffix(".flat.txt").write_text(flat.render(profiler.last_session))
+        if profiler.last_session is not None:
+            path.with_suffix(".flat.txt").write_text(flat.render(profiler.last_session))
 
 
 def main() -> None:
