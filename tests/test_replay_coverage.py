@@ -215,6 +215,12 @@ def _stream_carried(run: Run) -> bool:
     return any(isinstance(v, dict) and v.get("stream") for v in started)
 
 
+def _lean_upsert(run: Run) -> bool:
+    upserts = _of(run, "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES")
+    fields = (a.get("searchAttributes", {}).get("indexedFields", {}) for a in upserts)
+    return any("ConversationStatus" in f and "AgentName" not in f for f in fields)
+
+
 def _status(status: str) -> Callable[[Run], bool]:
     return lambda run: any(r.get("status") == status for r in _results(run))
 
@@ -240,6 +246,8 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     ),
     "describe agent fails: workflow fails": _any("WORKFLOW_EXECUTION_FAILED"),
     "search attributes upserted": _any("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"),
+    "patch lean-upserts": _patch("lean-upserts"),
+    "upsert of the changed attributes only (lean-upserts)": _lean_upsert,
     "model call": lambda run: bool(_scheduled(run, ACTIVITY_MODEL_CALL, "model:")),
     "model call fails for good": lambda run: _failed(run, ACTIVITY_MODEL_CALL),
     "model call interrupted mid-stream (cancel_turn)": _cancelled(ACTIVITY_MODEL_CALL),
@@ -276,6 +284,7 @@ PATHS: dict[str, Callable[[Run], bool]] = {
 CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation.run: patched(search-attributes)": ["patch search-attributes"],
     "conversation.AgentConversation.run: patched(failed-status)": ["patch failed-status"],
+    "conversation.AgentConversation.run: patched(lean-upserts)": ["patch lean-upserts"],
     "conversation.AgentConversation.run: patched(conversation-id-limit)": [
         "patch conversation-id-limit",
         "conversation ID over the limit: workflow fails",
@@ -299,7 +308,8 @@ CALL_SITES: dict[str, list[str]] = {
         "describe agent fails: workflow fails",
     ],
     "conversation.AgentConversation._upsert: upsert_search_attributes": [
-        "search attributes upserted"
+        "search attributes upserted",
+        "upsert of the changed attributes only (lean-upserts)",
     ],
     "conversation.AgentConversation._call_model: start_activity": [
         "model call",

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
@@ -93,6 +94,7 @@ class AgentConversation:
         self._asking: list[str] = []  # message IDs of the `ask` handlers still waiting
         self._refused = _refused_id(info.workflow_id)
         self._running: set[asyncio.Task[Any]] = set()  # what cancel_turn stops
+        self._lean_upserts = False  # set by run() (a patch)
 
     @workflow.run
     async def run(self, start: StartConversation) -> ConversationSummary:
@@ -104,6 +106,8 @@ class AgentConversation:
         # a later workflow task than replay expects. Older histories have no marker.
         indexed = workflow.patched("search-attributes")
         failed_status = workflow.patched("failed-status")
+        # histories before it upserted all three attributes every time
+        self._lean_upserts = workflow.patched("lean-upserts")
         spec = await self._describe_agent(indexed, failed_status)
         self._core.describe(spec)
         self._data.indexed = indexed and spec.search_attributes
@@ -358,19 +362,22 @@ class AgentConversation:
         self._upsert()
 
     def _upsert(self) -> None:
-        """Keep AgentName, ConversationStatus and TurnCount current, for list queries."""
+        """Keep AgentName, ConversationStatus and TurnCount current, for list queries: all
+        three at a run's first upsert, then only those that changed (an upsert rides in
+        history twice a turn; unchanged attributes keep their values)."""
         data = self._data
         values = (data.status, data.carried.turn_count)
         if not data.indexed or values == data.upserted:
             return
-        data.upserted = values
-        workflow.upsert_search_attributes(
-            [
-                AGENT_NAME.value_set(data.start.agent),
-                CONVERSATION_STATUS.value_set(data.status),
-                TURN_COUNT.value_set(data.carried.turn_count),
-            ]
-        )
+        before, data.upserted = data.upserted, values
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if before is None or not self._lean_upserts:
+            updates.append(AGENT_NAME.value_set(data.start.agent))
+        if before is None or not self._lean_upserts or before[0] != data.status:
+            updates.append(CONVERSATION_STATUS.value_set(data.status))
+        if before is None or not self._lean_upserts or before[1] != data.carried.turn_count:
+            updates.append(TURN_COUNT.value_set(data.carried.turn_count))
+        workflow.upsert_search_attributes(updates)
 
     async def _finish(self) -> ConversationSummary:
         await self._release_subscribers()
