@@ -37,6 +37,8 @@ from interface import ToolCallOutput
 FINAL = ("succeeded", "failed", "unknown")
 
 Effect = Callable[[AsyncSession | None], Awaitable[ToolCallOutput]]
+Then = Callable[[AsyncSession, ToolCallOutput], Awaitable[None]]
+"""Written with the result, in the transaction that records it (the tool's transcript rows)."""
 
 
 class LedgerError(Exception):
@@ -117,9 +119,12 @@ class Ledger:
             .execution_options(preserve_rowcount=True)
         )
 
-    async def run_database(self, claim: Claim, effect: Effect) -> ToolCallOutput:
+    async def run_database(
+        self, claim: Claim, effect: Effect, then: Then | None = None
+    ) -> ToolCallOutput:
         """Claim, effect and record in one transaction: the effect's writes and the ledger
-        row commit together or not at all."""
+        row commit together or not at all. `then` writes more in that transaction, once
+        the effect has run (not when an earlier attempt's result is returned)."""
         for _ in range(3):
             try:
                 async with self._db.session() as session, session.begin():
@@ -128,6 +133,8 @@ class Ledger:
                         return claimed.stored
                     output = await effect(session)
                     await _finalize(session, claim, output)
+                    if then is not None:
+                        await then(session, output)
                 self._hooks.after_commit(claim)
                 return output
             except IntegrityError:
@@ -135,9 +142,10 @@ class Ledger:
         raise LeaseHeld(claim.key, timedelta(seconds=1))
 
     async def run_external(
-        self, claim: Claim, effect: Effect, *, dedupes_downstream: bool
+        self, claim: Claim, effect: Effect, *, dedupes_downstream: bool, then: Then | None = None
     ) -> ToolCallOutput:
-        """Claim (committed), effect outside the database, then record if still the owner."""
+        """Claim (committed), effect outside the database, then record if still the owner
+        (and `then`, in the recording transaction)."""
         async with self._db.session() as session, session.begin():
             claimed = await self._claim(session, claim)
             if claimed.stored is not None:
@@ -154,7 +162,7 @@ class Ledger:
             await self._release(claim)
             raise
         self._hooks.after_effect(claim)
-        await self._record(claim, output)
+        await self._record(claim, output, then)
         self._hooks.after_commit(claim)
         return output
 
@@ -198,7 +206,7 @@ class Ledger:
         await _take_over(session, entry, claim)
         return _Claimed(taken_over=True)
 
-    async def _record(self, claim: Claim, output: ToolCallOutput) -> None:
+    async def _record(self, claim: Claim, output: ToolCallOutput, then: Then | None) -> None:
         async with self._db.session() as session, session.begin():
             result = await session.execute(
                 update(LedgerEntry)
@@ -209,6 +217,8 @@ class Ledger:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(f"ledger key {claim.key!r} was taken over by a newer attempt")
+            if then is not None:
+                await then(session, output)
 
     async def _forget(self, claim: Claim) -> None:
         """Delete this attempt's claim: its effect never started."""

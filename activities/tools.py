@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from agent_workflows.summaries import tool_interrupted
+from agent_workflows.summaries import tool_interrupted, tool_message
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,11 +18,20 @@ from activities.bounds import MAX_RESULT_BYTES, clip, error_text, scrub, storabl
 from activities.errors import classified, describe
 from activities.heartbeat import heartbeating
 from activities.interrupt import cancel_requested
-from activities.ledger import Claim, LeaseHeld, LeaseLost, Ledger, LedgerKeyConflict, args_hash
+from activities.ledger import (
+    Claim,
+    LeaseHeld,
+    LeaseLost,
+    Ledger,
+    LedgerKeyConflict,
+    Then,
+    args_hash,
+)
+from activities.transcript import Transcript
 from agents.errors import ToolError, ToolNotStarted, ToolRetryableError, UnknownAgent
 from agents.registry import AgentRegistry
 from agents.tools import Tool, ToolContext, running
-from interface import ErrorType, ToolCallInput, ToolCallOutput
+from interface import ErrorType, SeqMessage, ToolCall, ToolCallInput, ToolCallOutput
 
 __all__ = ["MAX_RESULT_BYTES", "RETRYABLE", "ToolActivities", "error_output", "invoke", "render"]
 
@@ -30,9 +39,13 @@ RETRYABLE = (ToolRetryableError, TimeoutError, ConnectionError, OperationalError
 
 
 class ToolActivities:
-    def __init__(self, agents: AgentRegistry, ledger: Ledger) -> None:
+    def __init__(
+        self, agents: AgentRegistry, ledger: Ledger, transcript: Transcript | None = None
+    ) -> None:
         self._agents = agents
         self._ledger = ledger
+        self._transcript = transcript
+        """Where a tool with effects writes its result messages, with its ledger row."""
 
     @activity.defn(name="agent.call_tool-v1")
     async def call_tool(self, request: ToolCallInput) -> ToolCallOutput:
@@ -77,16 +90,23 @@ class ToolActivities:
     async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
         ctx = ToolContext(request.conversation_id, request.turn, idempotency_key=request.key)
         claim = _claim(tool, args, request)
+        written: list[bool] = []
+        then = self._writer(request, written)
         try:
             if tool.kind == "read":
                 return await invoke(tool, ctx, args)
             if tool.kind == "database":
-                return await self._ledger.run_database(
-                    claim, lambda session: invoke(tool, ctx, args, session)
+                output = await self._ledger.run_database(
+                    claim, lambda session: invoke(tool, ctx, args, session), then
                 )
-            return await self._ledger.run_external(
-                claim, lambda _: invoke(tool, ctx, args), dedupes_downstream=tool.dedupes_downstream
-            )
+            else:
+                output = await self._ledger.run_external(
+                    claim,
+                    lambda _: invoke(tool, ctx, args),
+                    dedupes_downstream=tool.dedupes_downstream,
+                    then=then,
+                )
+            return output.model_copy(update={"written": True}) if any(written) else output
         except LedgerKeyConflict as exc:
             raise ApplicationError(
                 error_text(str(exc)), type=ErrorType.LEDGER_KEY_CONFLICT.value, non_retryable=True
@@ -102,6 +122,29 @@ class ToolActivities:
             raise ApplicationError(
                 error_text(f"{tool.name}: {exc}"), type="ToolNotStarted"
             ) from None
+
+    def _writer(self, request: ToolCallInput, written: list[bool]) -> Then | None:
+        """The result messages at `request.result_seqs`, in the ledger's transaction that
+        records the result: the next model call's transaction then only reads. Not for a
+        read tool (it has no transaction of its own) nor a result an earlier attempt
+        recorded (the model call writes those, as it did before)."""
+        transcript, seqs = self._transcript, request.result_seqs
+        if transcript is None or len(seqs) != len(request.call_ids):
+            return None
+
+        async def write(session: AsyncSession, output: ToolCallOutput) -> None:
+            messages = [
+                SeqMessage(
+                    seq=seq, message=tool_message(ToolCall(id=call, name=request.name), output)
+                )
+                for seq, call in zip(seqs, request.call_ids, strict=True)
+            ]
+            chain = request.chain_id
+            written.append(
+                await transcript.write_on(session, request.conversation_id, chain, messages)
+            )
+
+        return write
 
 
 async def invoke(

@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from activities.db import Database
 from activities.tables import TranscriptMessage, utcnow
@@ -73,6 +73,21 @@ class Transcript:
                 return None
             body = await conn.scalar(_BODY_AT, {"chain": chain_id, "seq": answer.seq})
         return Message.model_validate_json(body) if body else None
+
+    async def write_on(
+        self,
+        conn: AsyncConnection | AsyncSession,
+        conversation_id: str,
+        chain_id: str,
+        items: list[SeqMessage],
+    ) -> bool:
+        """Write `items` in the caller's transaction (the tool ledger's, with the effect):
+        True if every row was new. False leaves the rows to the next model call, which
+        checks each seq against what it holds (a reset's abandoned branch forks there)."""
+        written = await conn.execute(
+            self._insert, [_row(conversation_id, chain_id, m) for m in items]
+        )
+        return bool(written.rowcount == len(items))  # type: ignore[attr-defined]
 
     async def prepare(
         self,

@@ -138,13 +138,14 @@ class AgentConversationsPlugin(SimplePlugin):
         activities: list[Callable[..., Any]] = []
         if agents is not None and database is not None:
             quiet_prompt_loggers(self._tuning.log_prompts)
+            transcript = Transcript(database)
             self._model = ModelActivities(
                 agents,
-                Transcript(database),
+                transcript,
                 context_window=self._tuning.context_window,
                 deltas=TextDeltas(database) if self._tuning.stream_text else None,
             )
-            tools = ToolActivities(agents, Ledger(database, ledger_hooks))
+            tools = ToolActivities(agents, Ledger(database, ledger_hooks), transcript)
             activities = [self._model.describe_agent, self._model.model_call, tools.call_tool]
             use_caller(MCP_SESSIONS)  # MCP tools call through the worker's session pool
         super().__init__(

@@ -423,9 +423,15 @@ class ToolCallInput(_ActivityPayload):
     name: str
     arguments: str
     call_ids: list[str]
+    result_seqs: list[int] = Field(default_factory=list)
+    """The transcript seqs of the result messages, one per call ID: given, a database or
+    external tool writes them in the transaction that records its result (`written`)."""
 
 
 class ToolCallOutput(_ActivityPayload):
     status: ToolCallStatus
     content: str
     error_type: str | None = None
+    written: bool = False
+    """The result messages are in the transcript at `result_seqs` (the next model call
+    need not carry them)."""

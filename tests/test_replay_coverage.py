@@ -215,6 +215,11 @@ def _stream_carried(run: Run) -> bool:
     return any(isinstance(v, dict) and v.get("stream") for v in started)
 
 
+def _tool_wrote(run: Run) -> bool:
+    results = (v for a in _of(run, "ACTIVITY_TASK_COMPLETED") for v in _decode(a.get("result")))
+    return any(isinstance(v, dict) and v.get("written") is True for v in results)
+
+
 def _lean_upsert(run: Run) -> bool:
     upserts = _of(run, "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES")
     fields = (a.get("searchAttributes", {}).get("indexedFields", {}) for a in upserts)
@@ -247,6 +252,8 @@ PATHS: dict[str, Callable[[Run], bool]] = {
     "describe agent fails: workflow fails": _any("WORKFLOW_EXECUTION_FAILED"),
     "search attributes upserted": _any("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"),
     "patch lean-upserts": _patch("lean-upserts"),
+    "patch tool-results-written": _patch("tool-results-written"),
+    "tool result written with its ledger row (not carried)": _tool_wrote,
     "upsert of the changed attributes only (lean-upserts)": _lean_upsert,
     "model call": lambda run: bool(_scheduled(run, ACTIVITY_MODEL_CALL, "model:")),
     "model call fails for good": lambda run: _failed(run, ACTIVITY_MODEL_CALL),
@@ -285,6 +292,9 @@ CALL_SITES: dict[str, list[str]] = {
     "conversation.AgentConversation.run: patched(search-attributes)": ["patch search-attributes"],
     "conversation.AgentConversation.run: patched(failed-status)": ["patch failed-status"],
     "conversation.AgentConversation.run: patched(lean-upserts)": ["patch lean-upserts"],
+    "conversation.AgentConversation.run: patched(tool-results-written)": [
+        "patch tool-results-written"
+    ],
     "conversation.AgentConversation.run: patched(conversation-id-limit)": [
         "patch conversation-id-limit",
         "conversation ID over the limit: workflow fails",
@@ -329,6 +339,7 @@ CALL_SITES: dict[str, list[str]] = {
         "tool call interrupted (cancel_turn)",
         "parallel tool calls",
         "tool retried after LeaseHeld",
+        "tool result written with its ledger row (not carried)",
     ],
     "conversation.AgentConversation._await_approval: wait_condition(timeout)": [
         "approval approved",

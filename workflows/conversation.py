@@ -108,6 +108,8 @@ class AgentConversation:
         failed_status = workflow.patched("failed-status")
         # histories before it upserted all three attributes every time
         self._lean_upserts = workflow.patched("lean-upserts")
+        # histories before it carried every tool result to the next model call
+        self._data.tools_write_results = workflow.patched("tool-results-written")
         spec = await self._describe_agent(indexed, failed_status)
         self._core.describe(spec)
         self._data.indexed = indexed and spec.search_attributes

@@ -60,3 +60,7 @@ class ConversationData(BaseModel):
     indexed: bool = False
     """Keep the search attributes current (the namespace has them)."""
     upserted: tuple[str, int] | None = None
+    tools_write_results: bool = False
+    """Tool activities get their result messages' seqs and write them with their ledger
+    row (the shell's patch `tool-results-written`): the next model call does not carry
+    the results they wrote."""

@@ -246,7 +246,12 @@ class TurnMachine:
         """Handoffs first (no activity), then one task per group of identical calls."""
         handed = {c.id: self._handoff(who, c) for c in calls if c.name in who.spec.handoffs}
         groups = _group_identical(who.spec, [c for c in calls if c.id not in handed])
-        tasks = [self._tool_task(who, index, group) for index, group in enumerate(groups)]
+        # the seqs the results take below, in call order: a tool may write its own
+        base = self._carried.next_seq
+        seqs = {c.id: base + i for i, c in enumerate(calls)}
+        if not self._data.tools_write_results:
+            seqs = {}
+        tasks = [self._tool_task(who, i, group, seqs) for i, group in enumerate(groups)]
         outputs: list[ToolCallOutput] = (yield RunTools(tasks)) if tasks else []
         by_call = {c.id: out for group, out in zip(groups, outputs, strict=True) for c in group}
         by_call.update(handed)
@@ -254,13 +259,17 @@ class TurnMachine:
         for call in calls:
             out = by_call[call.id]
             self._turn.tool_calls.append(record(self._turn.number, call, out, self._turn.speaker))
-            messages.append(self._seq(tool_message(call, out), who))
+            item = self._seq(tool_message(call, out), who)
+            if not (out.written and seqs.get(call.id) == item.seq):
+                messages.append(item)  # not in the transcript yet: the next model call writes it
         if self._turn.interrupt is not None:  # the results go with the next model call
             self._carried.unsent = [*self._carried.unsent, *messages]
             raise _Interrupted()
         return messages
 
-    def _tool_task(self, who: _Speaker, index: int, group: list[ToolCall]) -> ToolTask:
+    def _tool_task(
+        self, who: _Speaker, index: int, group: list[ToolCall], seqs: dict[str, int]
+    ) -> ToolTask:
         call, policy = group[0], who.spec.tool_policy(group[0].name)
         data, step = self._data, self._step()
         approval = None
@@ -280,6 +289,7 @@ class TurnMachine:
             name=call.name,
             arguments=call.arguments,
             call_ids=[c.id for c in group],
+            result_seqs=[seqs[c.id] for c in group] if seqs else [],
         )
         activity_id = f"{data.conversation_id}/{step}/c{index}"
         return ToolTask(index, request, activity_id, tool_summary(call), policy, approval)
