@@ -90,7 +90,7 @@ class ToolActivities:
     async def _run(self, tool: Tool, args: BaseModel, request: ToolCallInput) -> ToolCallOutput:
         ctx = ToolContext(request.conversation_id, request.turn, idempotency_key=request.key)
         claim = _claim(tool, args, request)
-        written: list[bool] = []
+        written: list[ToolCallOutput] = []  # the output whose messages were written
         then = self._writer(request, written)
         try:
             if tool.kind == "read":
@@ -106,7 +106,10 @@ class ToolActivities:
                     dedupes_downstream=tool.dedupes_downstream,
                     then=then,
                 )
-            return output.model_copy(update={"written": True}) if any(written) else output
+            # only if the output returned is the one written for (not an earlier attempt's)
+            if any(item is output for item in written):
+                return output.model_copy(update={"written": True})
+            return output
         except LedgerKeyConflict as exc:
             raise ApplicationError(
                 error_text(str(exc)), type=ErrorType.LEDGER_KEY_CONFLICT.value, non_retryable=True
@@ -123,7 +126,7 @@ class ToolActivities:
                 error_text(f"{tool.name}: {exc}"), type="ToolNotStarted"
             ) from None
 
-    def _writer(self, request: ToolCallInput, written: list[bool]) -> Then | None:
+    def _writer(self, request: ToolCallInput, written: list[ToolCallOutput]) -> Then | None:
         """The result messages at `request.result_seqs`, in the ledger's transaction that
         records the result: the next model call's transaction then only reads. Not for a
         read tool (it has no transaction of its own) nor a result an earlier attempt
@@ -140,9 +143,8 @@ class ToolActivities:
                 for seq, call in zip(seqs, request.call_ids, strict=True)
             ]
             chain = request.chain_id
-            written.append(
-                await transcript.write_on(session, request.conversation_id, chain, messages)
-            )
+            if await transcript.write_on(session, request.conversation_id, chain, messages):
+                written.append(output)
 
         return write
 
