@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ class Target:
     unit: str = "x"
     scope: str = "sqlite"
     """The database, or the scale run the figure is from."""
+    bound_by: str = ""
+    """What holds the figure where it is, read off the same run (see `_bound_by`)."""
 
     @property
     def met(self) -> bool:
@@ -29,6 +31,39 @@ class Target:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"met": self.met}
+
+
+WHERE = "docs/performance.md#where-the-time-goes-and-why-the-per-turn-targets-are-missed"
+
+
+def _bound_by(results: dict[str, Any], path: tuple[str, ...]) -> str:
+    """For a per-turn target: the parts of the same run that account for the gap, by the
+    server's event times, the processes' CPU and the histories' bytes."""
+    parts = _get(results, "latency", "breakdown_ms_per_turn") or {}
+    ours, floor = parts.get("ours") or {}, parts.get("floor") or {}
+    if path[-1] == "p50_ratio" and ours and floor:
+        return (
+            f"activities {ours['activity run']:.1f} ms/turn against {floor['activity run']:.1f}, "
+            f"workflow tasks {ours['workflow task run']:.1f} against "
+            f"{floor['workflow task run']:.1f} (server event times); {WHERE}"
+        )
+    if path[0] == "throughput":
+        runs = _get(results, "throughput") or {}
+        cpu = [_median_of(runs[side], "cpu_ms_per_turn") for side in ("ours", "floor")]
+        return (
+            f"worker CPU {cpu[0]:.1f} ms/turn against {cpu[1]:.1f}, on cores the worker, "
+            f"server and clients share: the activities' database layer "
+            f"(`./run bench --profile DIR`); {WHERE}"
+        )
+    if path[-1] == "history_ratio":
+        sizes = _get(results, "latency", "history_bytes_per_turn") or {}
+        return (
+            f"{sizes.get('ours', 0):,.0f} bytes/turn against {sizes.get('floor', 0):,.0f}: "
+            "the turn's messages ride in history (the user's text, the tool's arguments and "
+            "result, the reply in the model call's result and again in `ask`'s); the floor's "
+            f"payloads are a few bytes; {WHERE}"
+        )
+    return ""
 
 
 def _get(results: dict[str, Any], *path: str) -> Any:
@@ -73,13 +108,22 @@ def targets(report: dict[str, Any]) -> list[Target]:
         for name, path, limit, at_least, unit in TARGETS:
             value = _get(results, *path)
             if value is not None:
-                found.append(Target(name, float(value), limit, at_least, unit, scope))
+                target = Target(name, float(value), limit, at_least, unit, scope)
+                if not target.met:
+                    target = replace(target, bound_by=_bound_by(results, path))
+                found.append(target)
     for database, results in (report.get("scale") or {}).items():
         for workers, runs in results["by_workers"].items():
             scope = f"scale {database}, {workers} worker{'s' if workers != '1' else ''}"
             value = float(runs["turns_per_s_ratio"])
             name = "throughput, ours / floor"
-            found.append(Target(name, value, SCALE_TARGET, True, "x", scope))
+            why = (
+                f"worker CPU {runs['ours']['cpu_ms_per_turn']:.1f} ms/turn against "
+                f"{runs['floor']['cpu_ms_per_turn']:.1f}: the turns queue behind CPU, not the "
+                f"model; {WHERE}"
+            )
+            target = Target(name, value, SCALE_TARGET, True, "x", scope)
+            found.append(target if target.met else replace(target, bound_by=why))
     return found
 
 
@@ -203,6 +247,15 @@ def targets_table(found: list[Target]) -> Table:
     return table
 
 
+def bounds_lines(found: list[Target]) -> list[str]:
+    """Each missed target and what bounds it, one line each."""
+    return [
+        f"MISSED {t.scope}: {t.name} {t.value:.3g}{t.unit}: {t.bound_by}"
+        for t in found
+        if not t.met
+    ]
+
+
 def scale_table(database: str, results: dict[str, Any]) -> Table:
     title = (
         f"Scale ({database}): {results['conversations']:,} conversations at once, "
@@ -268,7 +321,10 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     for database, results in (report.get("scale") or {}).items():
         console.print(scale_table(database, results))
     if report.get("targets"):
-        console.print(targets_table([Target(**_fields(t)) for t in report["targets"]]))
+        found = [Target(**_fields(t)) for t in report["targets"]]
+        console.print(targets_table(found))
+        for line in bounds_lines(found):
+            console.print(line, highlight=False, markup=False)
 
 
 def _loads(values: list[float]) -> str:

@@ -48,6 +48,15 @@ def test_quick_latency_scenario_writes_a_report(tmp_path: Path) -> None:
     names = [t["name"] for t in report["targets"]]
     assert names == ["turn latency p50, ours / floor", "history bytes per turn, ours / floor"]
     assert all(t["value"] > 0 and t["scope"] == "sqlite" for t in report["targets"])
+    # a missed target says what bounds it, with this run's figures, in the JSON and on stdout
+    for target in report["targets"]:
+        assert bool(target["bound_by"]) is not target["met"], target
+        if not target["met"]:
+            assert f"MISSED sqlite: {target['name']}" in done.stdout
+    bytes_per_turn = latency["history_bytes_per_turn"]
+    [history] = [t for t in report["targets"] if t["name"].startswith("history bytes")]
+    if not history["met"]:
+        assert f"{bytes_per_turn['ours']:,.0f} bytes/turn" in history["bound_by"]
 
 
 def test_postgres_and_scale_modes_write_their_figures_and_targets(tmp_path: Path) -> None:
