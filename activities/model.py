@@ -116,7 +116,7 @@ class ModelActivities:
     async def warm_up(self) -> None:
         """Load the agents' token encodings in a thread before the worker polls: the first
         model call of each kind would otherwise spend half a second of CPU on it."""
-        models = {_model_of(agent) for agent in self._agents}
+        models = {model_name(agent.model_client) for agent in self._agents}
         await asyncio.to_thread(load_encodings, models)
 
     @activity.defn(name="agent.describe-v1")
@@ -500,11 +500,6 @@ def _llama_schema_tool(tool: Tool) -> LlamaFunctionTool:
 
 def _not_called(**_: object) -> None:
     raise RuntimeError("tools run in the tool activity, not in the model activity")
-
-
-def _model_of(agent: AgentDefinition) -> str:
-    """The model name its window is counted with (`cut`'s and `budget_for`'s)."""
-    return model_name(agent.model_client)
 
 
 def _storable(item: SeqMessage) -> SeqMessage:

@@ -8,6 +8,7 @@ is not.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -330,22 +331,17 @@ class SpeakerSelection(BaseModel):
     previous: str | None = None
 
 
-_DEFAULTS: dict[type[BaseModel], dict[str, object]] = {}
-
-
+@cache
 def _defaults(model: type[BaseModel]) -> dict[str, object]:
     """A model's fields whose default is None, a bool, a string or empty, and that default
     (computed once per model: `get_default` is slow enough to show in a profile)."""
-    found = _DEFAULTS.get(model)
-    if found is None:
-        found = {}
-        for name, field in model.model_fields.items():
-            if field.is_required():
-                continue
-            default = field.get_default(call_default_factory=True)
-            if isinstance(default, (type(None), bool, str, list, dict)):
-                found[name] = default
-        _DEFAULTS[model] = found
+    found: dict[str, object] = {}
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, (type(None), bool, str, list, dict)):
+            found[name] = default
     return found
 
 

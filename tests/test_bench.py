@@ -22,17 +22,23 @@ pytestmark = pytest.mark.e2e  # `python -m bench` as a subprocess
 TINY = ["--set", "latency_turns=3", "--set", "repeats=1", "--set", "warmup_turns=1"]
 
 
-def test_quick_latency_scenario_writes_a_report(tmp_path: Path) -> None:
-    out = tmp_path / "report.json"
-    command = [sys.executable, "-m", "bench", "--quick", "--only", "latency", *TINY]
-    done = subprocess.run(
-        [*command, "--out", str(out), "--workdir", str(tmp_path / "work")],
+def run_bench(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """`python -m bench ARGS` from the project root, as CI runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
+
+
+def test_quick_latency_scenario_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    work = str(tmp_path / "work")
+    command = ["--quick", "--only", "latency", *TINY, "--out", str(out), "--workdir", work]
+    done = run_bench(*command, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Ours against the floor" in done.stdout
     report = json.loads(out.read_text())
@@ -63,15 +69,8 @@ def test_postgres_and_scale_modes_write_their_figures_and_targets(tmp_path: Path
     kind = "postgres" if HAS_POSTGRES else "sqlite"
     out = tmp_path / "report.json"
     scale = ["--scale", "3", "--set", "scale_workers=2", "--set", "scale_turns=1"]
-    command = [sys.executable, "-m", "bench", "--only", "latency", "--database", kind]
-    done = subprocess.run(
-        [*command, *scale, "--set", "scale_model_ms=50", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = ["--only", "latency", "--database", kind, *scale, "--set", "scale_model_ms=50"]
+    done = run_bench(*command, *TINY, "--out", str(out), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Scale" in done.stdout
     report = json.loads(out.read_text())

@@ -58,15 +58,18 @@ async def test_an_echoed_model_key_reaches_no_history_event_and_no_log_line(
     assert key not in caplog.text
 
 
+SECRETS = [
+    ("TEMPORAL_API_KEY", "tmprl_" + uuid.uuid4().hex),
+    ("MCP_SERVER_TOKEN", "mcp-" + uuid.uuid4().hex),
+    ("DATABASE_URL", f"postgresql://app:pw{uuid.uuid4().hex[:12]}@db:5432/agents"),
+    ("AGENT_CODEC_KEYS", "k1:" + "QUJD" * 11),
+]
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [
-        ("TEMPORAL_API_KEY", "tmprl_" + uuid.uuid4().hex),
-        ("MCP_SERVER_TOKEN", "mcp-" + uuid.uuid4().hex),
-        ("DATABASE_URL", f"postgresql://app:pw{uuid.uuid4().hex[:12]}@db:5432/agents"),
-        ("AGENT_CODEC_KEYS", "k1:" + "QUJD" * 11),
-    ],
-    ids=["TEMPORAL_API_KEY", "MCP_SERVER_TOKEN", "DATABASE_URL", "AGENT_CODEC_KEYS"],  # no secret
+    SECRETS,
+    ids=[variable for variable, _ in SECRETS],  # the variable: no secret in a test's ID
 )
 def test_every_configured_secret_is_scrubbed_by_value(variable: str, value: str) -> None:
     WorkerSettings.from_env({variable: value})

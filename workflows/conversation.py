@@ -372,13 +372,17 @@ class AgentConversation:
         if not data.indexed or values == data.upserted:
             return
         before, data.upserted = data.upserted, values
-        updates: list[SearchAttributeUpdate[Any]] = []
+        status = CONVERSATION_STATUS.value_set(data.status)
+        count = TURN_COUNT.value_set(data.carried.turn_count)
+        updates: list[SearchAttributeUpdate[Any]]
         if before is None or not self._lean_upserts:
-            updates.append(AGENT_NAME.value_set(data.start.agent))
-        if before is None or not self._lean_upserts or before[0] != data.status:
-            updates.append(CONVERSATION_STATUS.value_set(data.status))
-        if before is None or not self._lean_upserts or before[1] != data.carried.turn_count:
-            updates.append(TURN_COUNT.value_set(data.carried.turn_count))
+            updates = [AGENT_NAME.value_set(data.start.agent), status, count]
+        else:
+            updates = []
+            if before[0] != data.status:
+                updates.append(status)
+            if before[1] != data.carried.turn_count:
+                updates.append(count)
         workflow.upsert_search_attributes(updates)
 
     async def _finish(self) -> ConversationSummary:

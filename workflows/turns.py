@@ -248,9 +248,9 @@ class TurnMachine:
         groups = _group_identical(who.spec, [c for c in calls if c.id not in handed])
         # the seqs the results take below, in call order: a tool may write its own
         base = self._carried.next_seq
-        seqs = {c.id: base + i for i, c in enumerate(calls)}
-        if not self._data.tools_write_results:
-            seqs = {}
+        seqs = (
+            {c.id: base + i for i, c in enumerate(calls)} if self._data.tools_write_results else {}
+        )
         tasks = [self._tool_task(who, i, group, seqs) for i, group in enumerate(groups)]
         outputs: list[ToolCallOutput] = (yield RunTools(tasks)) if tasks else []
         by_call = {c.id: out for group, out in zip(groups, outputs, strict=True) for c in group}
