@@ -61,7 +61,7 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from interface.events import EVENT_TYPES, ConversationEvent
+from interface.events import EVENT_TYPES, ConversationEvent, turn_finished
 from interface.search_attributes import AGENT_NAME, CONVERSATION_STATUS, TURN_COUNT
 
 DOCS_ASSETS = "/docs-assets"
@@ -594,21 +594,10 @@ async def _turn_events(
                 break
             await asyncio.sleep(TURN_POLL_SECONDS)
         if result.done() and not result.cancelled() and result.exception() is None:
-            yield _sse(last, _finished(result.result()))
+            yield _sse(last, turn_finished(result.result()))
     finally:
         reader.cancel()
         result.cancel()
-
-
-def _finished(result: TurnResult) -> ConversationEvent:
-    return ConversationEvent(
-        type="turn_finished",
-        turn=result.turn,
-        message_id=result.message_id,
-        status=result.status,
-        text=result.reply,
-        error=result.error,
-    )
 
 
 @router.get(

@@ -18,9 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from interface.models import ToolCallStatus, TurnError, TurnStatus
+from interface.models import ToolCallStatus, TurnError, TurnResult, TurnStatus
 
-__all__ = ["EVENT_TYPES", "ConversationEvent", "EventType"]
+__all__ = ["EVENT_TYPES", "ConversationEvent", "EventType", "turn_finished"]
 
 EventType = Literal[
     "turn_accepted",  # a user turn was queued: message_id, turn (0 while it waits), text
@@ -58,3 +58,16 @@ class ConversationEvent(BaseModel):
     result: str | None = None
     """`tool_finished`: the tool's result, shortened as in `state`."""
     error: TurnError | None = None
+
+
+def turn_finished(result: TurnResult) -> ConversationEvent:
+    """A turn's `turn_finished` event, made of its result: the workflow publishes it, and
+    the gateway makes it again for a turn that finished before the stream was read."""
+    return ConversationEvent(
+        type="turn_finished",
+        turn=result.turn,
+        message_id=result.message_id,
+        status=result.status,
+        text=result.reply,
+        error=result.error,
+    )

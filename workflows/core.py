@@ -30,7 +30,7 @@ from interface import (
     TurnResult,
     UserMessage,
 )
-from interface.events import ConversationEvent
+from interface.events import ConversationEvent, turn_finished
 
 __all__ = ["RECENT_TOOL_CALLS", "ConversationCore", "Rejection", "forgotten"]
 
@@ -231,16 +231,7 @@ class ConversationCore:
         carried.recent_message_ids = ids
         data.seen = set(ids) | {m.message_id for m in carried.queue}
         data.turn = None
-        self.emit(
-            ConversationEvent(
-                type="turn_finished",
-                message_id=result.message_id,
-                turn=result.turn,
-                status=result.status,
-                text=result.reply,
-                error=result.error,
-            )
-        )
+        self.emit(turn_finished(result))
 
     def interrupt(self, request: CancelTurn) -> CancelTurnResult:
         """Marks the running turn (if `request.message_id` names it, or names none) to end

@@ -92,33 +92,12 @@ function workflowUrl(id) {
   return `${ui.replace(/\/$/, "")}/namespaces/${enc(page.config.namespace)}/workflows/${enc(id)}`;
 }
 
-async function openConversation(id, agent) {
+// an empty panel for conversation `id`, its stream closed, as `current`
+function showConversation(id, agent, exists) {
   closeStream();
   page.outcome = null;
   page.expect = 0;
-  page.current = { id, agent: agent || "claims-assistant", exists: true };
-  page.live.clear();
-  $("conversation").hidden = false;
-  $("title").textContent = `${id} · ${page.current.agent}`;
-  const link = workflowUrl(id);
-  $("workflow-link").hidden = !link;
-  if (link) $("workflow-link").href = link;
-  $("transcript").replaceChildren();
-  $("tool-calls").tBodies[0].replaceChildren();
-  $("approvals").replaceChildren();
-  for (const row of $("conversations").tBodies[0].rows) {
-    row.className = row.dataset.id === id ? "current" : "";
-  }
-  const state = await refresh();
-  if (state && page.config.events) openStream("now");
-}
-
-function startNew(id, agent) {
-  closeStream();
-  page.outcome = null;
-  page.expect = 0;
-  page.turns = 0;
-  page.current = { id, agent, exists: false };
+  page.current = { id, agent, exists };
   page.live.clear();
   $("conversation").hidden = false;
   $("title").textContent = `${id} · ${agent}`;
@@ -128,6 +107,20 @@ function startNew(id, agent) {
   $("transcript").replaceChildren();
   $("tool-calls").tBodies[0].replaceChildren();
   $("approvals").replaceChildren();
+}
+
+async function openConversation(id, agent) {
+  showConversation(id, agent || "claims-assistant", true);
+  for (const row of $("conversations").tBodies[0].rows) {
+    row.className = row.dataset.id === id ? "current" : "";
+  }
+  const state = await refresh();
+  if (state && page.config.events) openStream("now");
+}
+
+function startNew(id, agent) {
+  showConversation(id, agent, false);
+  page.turns = 0;
   $("status").textContent = "new";
   $("text").focus();
 }
