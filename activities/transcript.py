@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -48,7 +48,9 @@ class TranscriptConflict(Exception):
 class Transcript:
     """Core statements built once, so SQLAlchemy compiles each once per worker; a model
     call's transaction writes its new messages, reads the window, and checks the written
-    rows against the window it read: the common case costs one INSERT and one SELECT."""
+    rows against the window it read: the common case costs one INSERT and one SELECT.
+    Its transactions run on the blocking driver, in the database's threads
+    (`Database.run`); `write_on` writes in the caller's async transaction."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -67,11 +69,14 @@ class Transcript:
     ) -> Message | None:
         """Write a model's answer at its position. Returns None if it was written, or the
         answer already there: another attempt of the same model call recorded it first."""
-        async with self._db.transaction() as conn:
-            written = await conn.execute(self._insert, _row(conversation_id, chain_id, answer))
-            if written.rowcount:
+        row = _row(conversation_id, chain_id, answer)
+
+        def write(conn: Connection) -> str | None:
+            if conn.execute(self._insert, row).rowcount:
                 return None
-            body = await conn.scalar(_BODY_AT, {"chain": chain_id, "seq": answer.seq})
+            return conn.scalar(_BODY_AT, {"chain": chain_id, "seq": answer.seq})
+
+        body = await self._db.run(write)
         return Message.model_validate_json(body) if body else None
 
     async def write_on(
@@ -104,36 +109,44 @@ class Transcript:
         read the recorded answer at `output_seq` (a retry after the answer was written) or
         else the window of the last `limit` messages before it, and the first `head`
         messages of the chain."""
-        async with self._db.transaction(read_only=not new_messages) as conn:
+        rows = [_row(conversation_id, chain_id, m) for m in new_messages]
+
+        def read(conn: Connection) -> _Read:
             chain = chain_id
             found: list[Any] = []
-            if new_messages:
-                rows = [_row(conversation_id, chain_id, m) for m in new_messages]
-                await conn.execute(self._insert, rows)
-                found = await _read_window(conn, chain, output_seq, limit)
+            if rows:
+                conn.execute(self._insert, rows)
+                found = _read_window(conn, chain, output_seq, limit)
                 stored = _covered(found, rows, output_seq, limit)
                 if stored is None:  # the window does not reach back to every new seq
-                    stored = await _stored(conn, chain, rows)
+                    stored = _stored(conn, chain, rows)
                 wanted = {r["seq"]: r["body"] for r in rows}
                 if any(wanted[seq] != body for seq, body in stored.items()):
-                    chain = await self._fork(conn, conversation_id, chain_id, rows, branch_id)
+                    chain = self._fork(conn, conversation_id, chain_id, rows, branch_id)
                     found = []
                 if chain != chain_id or len(stored) < len(rows):
                     # a seq left empty: its message ID may be held at another seq
-                    duplicate = await _duplicate(conn, chain, new_messages)
+                    duplicate = _duplicate(conn, chain, new_messages)
                     if duplicate:
-                        return Prepared(duplicate=duplicate, chain_id=chain)
+                        return _Read(chain, duplicate=duplicate)
             if not found:
-                found = await _read_window(conn, chain, output_seq, limit)
+                found = _read_window(conn, chain, output_seq, limit)
             if found and found[0][0] == output_seq:
-                recorded = Message.model_validate_json(found[0][1])
-                return Prepared(recorded=recorded, chain_id=chain)
+                return _Read(chain, recorded=found[0][1])
             first: list[Any] = []
             if head:
                 params = {"chain": chain, "upto": output_seq, "n": head}
-                first = list((await conn.execute(_FIRST, params)).all())
-        window = self._messages(chain, reversed(found[:limit]))
-        return Prepared(window=window, chain_id=chain, head=self._messages(chain, first))
+                first = list(conn.execute(_FIRST, params).all())
+            return _Read(chain, window=found[:limit], head=first)
+
+        done = await self._db.run(read, read_only=not rows)
+        chain = done.chain_id
+        if done.duplicate:
+            return Prepared(duplicate=done.duplicate, chain_id=chain)
+        if done.recorded is not None:
+            return Prepared(recorded=Message.model_validate_json(done.recorded), chain_id=chain)
+        window = self._messages(chain, reversed(done.window))
+        return Prepared(window=window, chain_id=chain, head=self._messages(chain, done.head))
 
     def _messages(self, chain_id: str, rows: Iterable[Any]) -> list[SeqMessage]:
         parsed, window = self._parsed, []
@@ -154,19 +167,17 @@ class Transcript:
     async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:
         """The conversation has rows, none on `chain_id` (its first run's chain, which
         a reset keeps): an earlier conversation under this ID was closed for good."""
-        async with self._db.read_session() as session:
-            chains = set(
-                await session.scalars(
-                    select(TranscriptMessage.chain_id)
-                    .where(TranscriptMessage.conversation_id == conversation_id)
-                    .distinct()
-                )
-            )
+        query = select(_TABLE.c.chain_id).where(_TABLE.c.conversation_id == conversation_id)
+
+        def read(conn: Connection) -> set[str]:
+            return set(conn.scalars(query.distinct()))
+
+        chains = await self._db.run(read, read_only=True)
         return bool(chains) and chain_id not in chains
 
-    async def _fork(
+    def _fork(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         conversation_id: str,
         chain_id: str,
         rows: list[dict[str, Any]],
@@ -177,18 +188,29 @@ class Transcript:
         if branch_id == chain_id:
             raise TranscriptConflict(f"chain {chain_id!r} holds other messages at these seqs")
         fork = min(r["seq"] for r in rows)
-        prefix = await conn.execute(
+        prefix = conn.execute(
             select(_TABLE).where(_TABLE.c.chain_id == chain_id, _TABLE.c.seq < fork)
         )
         copied = [_copy(row, branch_id) for row in prefix.mappings()]
         if copied:
-            await conn.execute(self._insert, copied)
+            conn.execute(self._insert, copied)
         branch_rows = [r | {"chain_id": branch_id} for r in rows]
-        await conn.execute(self._insert, branch_rows)
-        stored = await _stored(conn, branch_id, branch_rows)
+        conn.execute(self._insert, branch_rows)
+        stored = _stored(conn, branch_id, branch_rows)
         if any(r["body"] != stored.get(r["seq"], r["body"]) for r in branch_rows):
             raise TranscriptConflict(f"branch {branch_id!r} holds other messages")
         return branch_id
+
+
+@dataclass
+class _Read:
+    """What `prepare`'s transaction found, as stored: parsed back on the event loop."""
+
+    chain_id: str
+    duplicate: str | None = None
+    recorded: str | None = None
+    window: list[Any] = field(default_factory=list)
+    head: list[Any] = field(default_factory=list)
 
 
 _TABLE = cast(Table, TranscriptMessage.__table__)
@@ -217,11 +239,9 @@ _WITH_IDS = select(_TABLE.c.message_id, _TABLE.c.seq).where(
 )
 
 
-async def _read_window(
-    conn: AsyncConnection, chain_id: str, output_seq: int, limit: int
-) -> list[Any]:
+def _read_window(conn: Connection, chain_id: str, output_seq: int, limit: int) -> list[Any]:
     params = {"chain": chain_id, "upto": output_seq, "n": limit + 1}
-    return list((await conn.execute(_WINDOW, params)).all())
+    return list(conn.execute(_WINDOW, params).all())
 
 
 def _covered(
@@ -238,21 +258,17 @@ def _covered(
     return {seq: body for seq, body in found if seq in wanted}
 
 
-async def _stored(
-    conn: AsyncConnection, chain_id: str, rows: list[dict[str, Any]]
-) -> dict[int, str]:
+def _stored(conn: Connection, chain_id: str, rows: list[dict[str, Any]]) -> dict[int, str]:
     params = {"chain": chain_id, "seqs": [r["seq"] for r in rows]}
-    return {seq: body for seq, body in await conn.execute(_AT_SEQS, params)}
+    return {seq: body for seq, body in conn.execute(_AT_SEQS, params)}
 
 
-async def _duplicate(
-    conn: AsyncConnection, chain_id: str, messages: list[SeqMessage]
-) -> str | None:
+def _duplicate(conn: Connection, chain_id: str, messages: list[SeqMessage]) -> str | None:
     """A new message whose ID the chain holds at another seq: a turn sent twice."""
     wanted = {m.message.message_id: m.seq for m in messages if m.message.message_id}
     if not wanted:
         return None
-    stored = await conn.execute(_WITH_IDS, {"chain": chain_id, "ids": list(wanted)})
+    stored = conn.execute(_WITH_IDS, {"chain": chain_id, "ids": list(wanted)})
     for message_id, seq in stored:
         if wanted[message_id] != seq:
             return str(message_id)
