@@ -13,6 +13,7 @@ from autogen_core.models import (
     UserMessage,
 )
 
+from activities.memo import ByObject
 from interface import Message, SeqMessage, ToolCall
 
 MISSING_RESULT = '{"error": "no_result", "message": "no result was recorded for this call"}'
@@ -43,11 +44,13 @@ def messages_to_autogen(messages: list[Message], agent: str) -> list[LLMMessage]
     converted: list[LLMMessage] = []
     for message in messages:
         if message.role != "tool":
-            converted.append(_to_autogen_one(message, agent))
-        elif converted and isinstance(converted[-1], FunctionExecutionResultMessage):
-            converted[-1].content.append(_result(message))
+            converted.append(_converted(message, agent))
+            continue
+        result = _converted_result(message)
+        if converted and isinstance(converted[-1], FunctionExecutionResultMessage):
+            converted[-1].content.append(result)
         else:
-            converted.append(FunctionExecutionResultMessage(content=[_result(message)]))
+            converted.append(FunctionExecutionResultMessage(content=[result]))
     return converted
 
 
@@ -112,6 +115,11 @@ def _result(message: Message) -> FunctionExecutionResult:
         call_id=message.tool_call_id or "",
         is_error=message.is_error,
     )
+
+
+_converted = ByObject[Message, LLMMessage](_to_autogen_one)
+"""Each window message validated into AutoGen's type once (activities.memo)."""
+_converted_result = ByObject[Message, FunctionExecutionResult](_result)
 
 
 def _missing(call: ToolCall) -> Message:

@@ -60,7 +60,7 @@ class Transcript:
         self._insert = (
             insert(_TABLE).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
         )
-        self._parsed: OrderedDict[tuple[str, int], tuple[str, Message]] = OrderedDict()
+        self._parsed: OrderedDict[tuple[str, int], tuple[str, SeqMessage]] = OrderedDict()
         """Messages parsed for earlier windows, by chain and seq, with the body they were
         parsed from: a row read again with the same body is not parsed again."""
 
@@ -155,13 +155,14 @@ class Transcript:
             known = parsed.get(key)
             if known is not None and known[0] == body:
                 parsed.move_to_end(key)
-                message = known[1]
+                item = known[1]
             else:
                 message = Message.model_validate_json(body)
-                parsed[key] = (body, message)
+                item = SeqMessage.model_construct(seq=seq, message=message)
+                parsed[key] = (body, item)
                 if len(parsed) > PARSED_CACHED:
                     parsed.popitem(last=False)
-            window.append(SeqMessage.model_construct(seq=seq, message=message))
+            window.append(item)
         return window
 
     async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:

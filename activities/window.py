@@ -22,6 +22,7 @@ from typing import Any
 import llama_index.core
 import tiktoken
 
+from activities.memo import ByObject
 from interface import Message, SeqMessage
 
 __all__ = [
@@ -91,9 +92,17 @@ def load_encodings(models: set[str]) -> None:
 
 def count(message: Message, model: str = "gpt-4o") -> int:
     """A message's tokens, as the endpoint counts them (within a few)."""
+    return _counted(message, model)
+
+
+def _count(message: Message, model: str) -> int:
     text = message.content + (message.name or "")
     text += "".join(f"{c.id}{c.name}{c.arguments}" for c in message.tool_calls)
     return MESSAGE_OVERHEAD + _count_text(text, model)
+
+
+_counted = ByObject[Message, int](_count)
+"""Each window message counted once (activities.memo); its text's count is remembered too."""
 
 
 @lru_cache(maxsize=COUNTS_CACHED)

@@ -90,7 +90,7 @@ class ScriptedChatCompletionClient(ChatCompletionClient):
         if isinstance(json_output, type) and isinstance(content, str):
             content = _output(_last_user_text(list(messages))) or content
         self._last = RequestUsage(
-            prompt_tokens=sum(len(str(m.content)) for m in messages) // 4,
+            prompt_tokens=sum(_length(m.content) for m in messages) // 4,
             completion_tokens=len(str(content)) // 4 + 1,
         )
         self._total = RequestUsage(
@@ -281,6 +281,14 @@ def _from_llamaindex(messages: Sequence[ChatMessage]) -> list[LLMMessage]:
         elif m.role == MessageRole.ASSISTANT:
             converted.append(AssistantMessage(content=m.content or "", source="assistant"))
     return converted
+
+
+def _length(content: object) -> int:
+    """About how long a message's content is, in characters: tool results by their text
+    (not their pydantic repr, which cost the scripted model most of its time)."""
+    if isinstance(content, list):
+        return sum(len(getattr(item, "content", "") or str(item)) for item in content)
+    return len(str(content))
 
 
 def _decide(
