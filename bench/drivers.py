@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from temporalio.client import (
@@ -13,13 +13,10 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
+from bench.agent import AGENT, TURN
 from bench.floor import FloorWorkflow
 from conversation_client import Conversations
 from interface import StartConversation
-
-# the scripted model returns exactly this tool call, then a text summary of its result
-TURN = '!call create_claim_note {"claim_id": 123, "text": "bench"}'
-
 
 RPC_RETRIES = 10
 """An overloaded server answers an update's RPC with DEADLINE_EXCEEDED before the turn is
@@ -36,10 +33,10 @@ class Driver(Protocol):
 
 @dataclass
 class Ours:
-    """Our conversation: model call -> create_claim_note under the ledger -> model call."""
+    """Our conversation: model call -> add_note under the ledger -> model call."""
 
     conversations: Conversations
-    start: StartConversation | None = None
+    start: StartConversation = field(default_factory=lambda: StartConversation(agent=AGENT))
     name: str = "ours"
     retries: int = 0
 

@@ -25,12 +25,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.db import Database
+from agents.registry import AgentRegistry
+from bench.agent import TABLES, bench_agent
 from bench.floor import FloorWorkflow
 from bench.floor_activities import FloorActivities, open_notes
 from conversation_client import run_then_exit
 from demo.scripted_model import ScriptedChatCompletionClient
 from settings import WorkerSettings, WorkerTuning
-from worker import build_worker, default_agents, has_search_attributes, prepare_database
+from worker import build_worker, has_search_attributes, prepare_database
 
 READY = "bench host polling"
 log = logging.getLogger("bench.host")
@@ -121,9 +123,9 @@ async def floor_worker(client: Client, config: HostConfig) -> Worker:
 
 async def serve(config: HostConfig) -> None:
     db = Database(config.database_url)
-    await prepare_database(db)
+    await prepare_database(db, [TABLES])
     client = await Client.connect(config.address, data_converter=pydantic_data_converter)
-    agents = default_agents(BenchSettings(model_ms=config.model_ms), db)
+    agents = AgentRegistry([bench_agent(BenchSettings(model_ms=config.model_ms).model_client())])
     indexed = await has_search_attributes(client)  # as worker.py: upsert them if registered
     ours = build_worker(
         client,

@@ -17,13 +17,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from bench.drivers import TURN
 from bench.history import events_of
 from bench.stats import median
 from conversation_client import Conversations
 from devserver import worker_process
 
 FAULT = "after_commit:create_claim_note"
+TURN = '!call create_claim_note {"claim_id": 123, "text": "bench"}'
+"""The demo's claims assistant (worker.py's default agents) calls the tool FAULT stops in."""
 
 
 async def one_recovery(

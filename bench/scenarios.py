@@ -14,7 +14,6 @@ from bench.drivers import Driver, Ours, timed_turn
 from bench.history import chain_size, events_of, turn_breakdown
 from bench.procs import Host
 from bench.stats import median, ratio, summary
-from conversation_client import Conversations
 
 Result = dict[str, Any]
 
@@ -189,12 +188,12 @@ def _buckets(timings: list[float], size: int) -> dict[str, float]:
 # --- 6. idle conversations -------------------------------------------------------------------
 
 
-async def start_many(conversations: Conversations, ids: list[str], parallel: int = 64) -> None:
+async def start_many(ours: Ours, ids: list[str], parallel: int = 64) -> None:
     gate = asyncio.Semaphore(parallel)
 
     async def start(cid: str) -> None:
         async with gate:
-            await conversations.start(cid)
+            await ours.conversations.start(cid, ours.start)
 
     await asyncio.gather(*(start(cid) for cid in ids))
 
@@ -203,11 +202,11 @@ async def idle(host: Host, ours: Ours, counts: Counts) -> Result:
     ids = [new_id("idle") for _ in range(counts.idle_large)]
     await host.quiet()
     rss_before = host.rss_mb()
-    await start_many(ours.conversations, ids[: counts.idle_small])
+    await start_many(ours, ids[: counts.idle_small])
     await host.quiet()
     rss_small = host.rss_mb()
     began = time.perf_counter()
-    await start_many(ours.conversations, ids[counts.idle_small :])
+    await start_many(ours, ids[counts.idle_small :])
     start_s = time.perf_counter() - began
     await host.quiet(limit=600)
     rss_large = host.rss_mb()
