@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,25 @@ def leftover_schemas(names: list[str]) -> list[str]:
     with psycopg.connect(libpq_url(POSTGRES_URL)) as conn:
         rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (names,))
         return [row[0] for row in rows]
+
+
+def test_activities_harness_runs_the_bench_turn_once_per_turn(tmp_path: Path) -> None:
+    """`python -m bench.activities`: each turn's note, ledger row and 4 transcript rows."""
+    url = f"sqlite:///{tmp_path}/agents.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.activities", "--turns", "3", "--database", url],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ms CPU per turn: our three activities, 3 turns, sqlite" in done.stdout
+    turns = 3 + 5  # and the untimed warm-up turns
+    with sqlite3.connect(tmp_path / "agents.db") as db:
+        assert db.execute("SELECT count(*) FROM bench_notes").fetchone() == (turns,)
+        ledger = db.execute("SELECT tool, status, count(*) FROM tool_ledger GROUP BY 1, 2")
+        assert ledger.fetchall() == [("add_note", "succeeded", turns)]
+        roles = db.execute("SELECT role, count(*) FROM transcript_messages GROUP BY 1 ORDER BY 1")
+        assert roles.fetchall() == [("assistant", 2 * turns), ("tool", turns), ("user", turns)]
