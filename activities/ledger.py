@@ -94,6 +94,14 @@ class Claim:
     now: Callable[[], datetime] = field(default=utcnow, compare=False)
 
 
+class _Failed(Exception):
+    """A database effect's failure, carried out of its rolled-back transaction."""
+
+    def __init__(self, output: ToolCallOutput) -> None:
+        super().__init__(output.error_type)
+        self.output = output
+
+
 @dataclass
 class _Claimed:
     stored: ToolCallOutput | None = None  # the recorded result of an earlier attempt
@@ -124,22 +132,42 @@ class Ledger:
     ) -> ToolCallOutput:
         """Claim, effect and record in one transaction: the effect's writes and the ledger
         row commit together or not at all. `then` writes more in that transaction, once
-        the effect has run (not when an earlier attempt's result is returned)."""
+        the effect has run (not when an earlier attempt's result is returned).
+
+        An effect that fails (an output whose status is not "ok": the tool raised) has its
+        transaction rolled back, its writes with it, and its failure is recorded in a
+        transaction of its own. That costs a failure one more transaction and saves every
+        success a savepoint and its release."""
         for _ in range(3):
             try:
-                async with self._db.session() as session, session.begin():
-                    claimed = await self._claim(session, claim)
-                    if claimed.stored is not None:
-                        return claimed.stored
-                    output = await effect(session)
-                    await _finalize(session, claim, output)
-                    if then is not None:
-                        await then(session, output)
+                try:
+                    async with self._db.session() as session, session.begin():
+                        claimed = await self._claim(session, claim)
+                        if claimed.stored is not None:
+                            return claimed.stored
+                        output = await effect(session)
+                        if output.status != "ok":
+                            raise _Failed(output)  # rolls the effect's writes back
+                        await self._close(session, claim, output, then)
+                except _Failed as failed:
+                    output = failed.output
+                    async with self._db.session() as session, session.begin():
+                        claimed = await self._claim(session, claim)
+                        if claimed.stored is not None:  # another attempt recorded first
+                            return claimed.stored
+                        await self._close(session, claim, output, then)
                 self._hooks.after_commit(claim)
                 return output
             except IntegrityError:
                 continue  # a concurrent attempt inserted the key first: read its record
         raise LeaseHeld(claim.key, timedelta(seconds=1))
+
+    async def _close(
+        self, session: AsyncSession, claim: Claim, output: ToolCallOutput, then: Then | None
+    ) -> None:
+        await _finalize(session, claim, output)
+        if then is not None:
+            await then(session, output)
 
     async def run_external(
         self, claim: Claim, effect: Effect, *, dedupes_downstream: bool, then: Then | None = None

@@ -152,16 +152,12 @@ class ToolActivities:
 async def invoke(
     tool: Tool, ctx: ToolContext, args: BaseModel, session: AsyncSession | None = None
 ) -> ToolCallOutput:
-    """Run the tool and classify what it raises. A database tool runs in a savepoint, so a
-    tool that fails leaves none of its writes behind while its failure is recorded."""
+    """Run the tool and classify what it raises. A database tool runs in the ledger's
+    transaction, which rolls its writes back if it fails, and records the failure."""
     ctx.session = session
     try:
         with running(ctx):
-            if session is not None:
-                async with session.begin_nested():
-                    value = await tool.fn(ctx, args)
-            else:
-                value = await tool.fn(ctx, args)
+            value = await tool.fn(ctx, args)
     except ToolNotStarted:
         raise  # the ledger forgets the claim, then _run makes it a retryable failure
     except RETRYABLE as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -12,10 +13,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.db import Database
 from activities.ledger import Ledger
-from activities.tables import TranscriptMessage
+from activities.tables import LedgerEntry, TranscriptMessage
 from activities.tools import ToolActivities
 from activities.transcript import Transcript
+from agents.definitions import AgentDefinition
+from agents.errors import ToolError
 from agents.registry import AgentRegistry
+from agents.tools import ToolContext, tool
 from conversation_client import Conversations
 from demo.agent import claims_assistant
 from demo.scripted_model import ScriptedChatCompletionClient
@@ -117,3 +121,54 @@ async def test_a_retried_tool_returns_the_ledgers_result_and_writes_nothing(
     retried = await ActivityEnvironment().run(tools.call_tool, ToolCallInput(**given))
     assert retried.content == result["content"] and not retried.written
     assert await count(db, ClaimNote, conversation_id=cid) == 1
+
+
+class NoteArgs(BaseModel):
+    text: str
+
+
+async def test_a_failed_database_tool_records_its_failure_without_its_writes(
+    any_db: Database,
+) -> None:
+    """A database tool that wrote a row, then raised its own error: the model hears of the
+    failure (recorded in the ledger, its result message written), the row is gone, and a
+    retry of the call returns the recorded failure without running the tool again."""
+    runs: list[str] = []
+
+    @tool(kind="database")
+    async def note_then_fail(ctx: ToolContext, args: NoteArgs) -> dict[str, int]:
+        """Add a note, then refuse."""
+        runs.append(args.text)
+        ctx.db.add(ClaimNote(claim_id=123, text=args.text, conversation_id=cid, ledger_key="k"))
+        await ctx.db.flush()
+        raise ToolError("the claim is closed")
+
+    model = ScriptedChatCompletionClient()
+    agents = AgentRegistry([AgentDefinition("failing", "fails", model, tools=[note_then_fail])])
+    tools = ToolActivities(agents, Ledger(any_db), Transcript(any_db))
+    cid = new_id()
+    request = ToolCallInput(
+        conversation_id=cid,
+        chain_id=cid,
+        agent="failing",
+        turn=0,
+        key=f"{cid}/{cid}/0/c0",
+        name="note_then_fail",
+        arguments='{"text": "kept?"}',
+        call_ids=["call-1"],
+        result_seqs=[2],
+    )
+    failed = await ActivityEnvironment().run(tools.call_tool, request)
+    assert failed.status == "error" and failed.error_type == "ToolError" and failed.written
+    assert "the claim is closed" in json.loads(failed.content)["message"]
+    assert await count(any_db, ClaimNote, conversation_id=cid) == 0
+    async with any_db.read_session() as session:
+        entry = await session.get(LedgerEntry, request.key)
+    assert entry is not None and entry.status == "failed"
+    [(seq, message)] = await _transcript(any_db, cid)
+    assert (seq, message.role, message.is_error) == (2, "tool", True)
+    assert message.content == failed.content
+
+    retried = await ActivityEnvironment().run(tools.call_tool, request)
+    assert retried.content == failed.content and not retried.written
+    assert runs == ["kept?"]
