@@ -52,8 +52,9 @@ def _bound_by(results: dict[str, Any], path: tuple[str, ...]) -> str:
         cpu = [_median_of(runs[side], "cpu_ms_per_turn") for side in ("ours", "floor")]
         return (
             f"worker CPU {cpu[0]:.1f} ms/turn against {cpu[1]:.1f}, on cores the worker, "
-            f"server and clients share: the activities' database layer "
-            f"(`./run bench --profile DIR`); {WHERE}"
+            "server and clients share: our activities' work per turn (the transcript's and "
+            "the ledger's transactions, the window's messages: `python -m bench.activities`, "
+            f"`./run bench --profile DIR`); {WHERE}"
         )
     if path[-1] == "history_ratio":
         sizes = _get(results, "latency", "history_bytes_per_turn") or {}
