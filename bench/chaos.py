@@ -73,7 +73,10 @@ class ChaosConfig:
     concurrency: int = 25
     """Conversations in flight at once; each sends its turns one after another."""
     kill_every: tuple[float, float] = (1.0, 3.0)
-    """Seconds between random SIGKILLs, drawn uniformly."""
+    """Seconds between random SIGKILLs, drawn uniformly. A random kill also waits for a turn
+    answered since the one before: on a loaded machine (CI runs this beside the rest of the
+    suite on 2 cores) kills paced by the clock alone outran the workers' progress, and the
+    last turns were killed over and over until the test's timeout."""
     fault_rate: float = 0.35
     """Share of worker starts armed with the next worst-moment fault (one armed at a time)."""
     armed_grace: float = 20.0
@@ -194,8 +197,11 @@ class Chaos:
 
     async def killer(self, zygote: Zygote) -> None:
         low, high = self.config.kill_every
+        answered = -1  # turns answered at the last kill
         while not self.stopping.is_set():
             await asyncio.sleep(self.rng.uniform(low, high))
+            if self.stats.turns_done == answered:
+                continue  # no progress since the last kill: let the workers make some
             now = time.monotonic()
             candidates = [
                 s
@@ -209,6 +215,7 @@ class Chaos:
                 self.note(f"kill {victim.log.name} pid {victim.pid}")
                 await zygote.kill(victim)
                 self.stats.random_kills += 1
+                answered = self.stats.turns_done
 
     def note(self, line: str) -> None:
         """The workers' timeline, to match against histories (activity `identity` is
