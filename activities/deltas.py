@@ -103,9 +103,10 @@ class TextDeltas:
         return conversation_id in self._listening
 
     async def _marked(self) -> set[str]:
+        """On the blocking driver (`Database.run`): one hop, where the async session made
+        several; the check model calls make when streaming is on and nobody listens."""
         query = select(TextListener.conversation_id).where(TextListener.until > datetime.now(UTC))
-        async with self._db.read_session() as session:
-            return set((await session.scalars(query)).all())
+        return await self._db.run(lambda conn: set(conn.scalars(query)), read_only=True)
 
     async def listen(self, conversation_id: str) -> None:
         """Mark the conversation listened to for `LISTEN_TTL` (readers renew it)."""
