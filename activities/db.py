@@ -11,7 +11,6 @@ import contextvars
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -24,7 +23,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -132,11 +130,6 @@ class Database:
     def read_session(self) -> AsyncSession:
         """A session for reads only: on SQLite its transactions do not take the write lock."""
         return self._read_sessions()
-
-    def transaction(self, read_only: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A Core connection in a transaction, committed on exit: lighter than a session for
-        statements that need no ORM. `read_only` as for `read_session`."""
-        return (self._reader if read_only else self.engine).begin()
 
     async def run(self, work: Callable[[Connection], _T], read_only: bool = False) -> _T:
         """`work(connection)` in a transaction (committed on return, rolled back if it

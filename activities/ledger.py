@@ -101,6 +101,10 @@ class _Failed(Exception):
         super().__init__(output.error_type)
         self.output = output
 
+    async def result(self, _session: AsyncSession | None) -> ToolCallOutput:
+        """The failure as an `Effect`, for the transaction that records it."""
+        return self.output
+
 
 @dataclass
 class _Claimed:
@@ -141,33 +145,33 @@ class Ledger:
         for _ in range(3):
             try:
                 try:
-                    async with self._db.session() as session, session.begin():
-                        claimed = await self._claim(session, claim)
-                        if claimed.stored is not None:
-                            return claimed.stored
-                        output = await effect(session)
-                        if output.status != "ok":
-                            raise _Failed(output)  # rolls the effect's writes back
-                        await self._close(session, claim, output, then)
-                except _Failed as failed:
-                    output = failed.output
-                    async with self._db.session() as session, session.begin():
-                        claimed = await self._claim(session, claim)
-                        if claimed.stored is not None:  # another attempt recorded first
-                            return claimed.stored
-                        await self._close(session, claim, output, then)
-                self._hooks.after_commit(claim)
+                    output, ran = await self._once(claim, effect, then, keep_failure=False)
+                except _Failed as failed:  # rolled back: the failure alone, recorded
+                    output, ran = await self._once(claim, failed.result, then, keep_failure=True)
+                if ran:
+                    self._hooks.after_commit(claim)
                 return output
             except IntegrityError:
                 continue  # a concurrent attempt inserted the key first: read its record
         raise LeaseHeld(claim.key, timedelta(seconds=1))
 
-    async def _close(
-        self, session: AsyncSession, claim: Claim, output: ToolCallOutput, then: Then | None
-    ) -> None:
-        await _finalize(session, claim, output)
-        if then is not None:
-            await then(session, output)
+    async def _once(
+        self, claim: Claim, effect: Effect, then: Then | None, *, keep_failure: bool
+    ) -> tuple[ToolCallOutput, bool]:
+        """One transaction: claim, then an earlier attempt's recorded result (False), or the
+        effect's result recorded with `then` (True). A failed effect raises `_Failed`,
+        rolling the transaction back, unless `keep_failure`."""
+        async with self._db.session() as session, session.begin():
+            claimed = await self._claim(session, claim)
+            if claimed.stored is not None:
+                return claimed.stored, False
+            output = await effect(session)
+            if output.status != "ok" and not keep_failure:
+                raise _Failed(output)  # rolls the effect's writes back
+            await _finalize(session, claim, output)
+            if then is not None:
+                await then(session, output)
+        return output, True
 
     async def run_external(
         self, claim: Claim, effect: Effect, *, dedupes_downstream: bool, then: Then | None = None

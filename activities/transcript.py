@@ -168,12 +168,10 @@ class Transcript:
     async def has_other_chains(self, conversation_id: str, chain_id: str) -> bool:
         """The conversation has rows, none on `chain_id` (its first run's chain, which
         a reset keeps): an earlier conversation under this ID was closed for good."""
-        query = select(_TABLE.c.chain_id).where(_TABLE.c.conversation_id == conversation_id)
-
-        def read(conn: Connection) -> set[str]:
-            return set(conn.scalars(query.distinct()))
-
-        chains = await self._db.run(read, read_only=True)
+        query = (
+            select(_TABLE.c.chain_id).where(_TABLE.c.conversation_id == conversation_id).distinct()
+        )
+        chains = await self._db.run(lambda conn: set(conn.scalars(query)), read_only=True)
         return bool(chains) and chain_id not in chains
 
     def _fork(
