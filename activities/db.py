@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from activities.sqlite_driver import DRIVER as SQLITE_DRIVER
 from interface.secrets import register_secret
 
 # package data, so an installed (non-editable) copy finds them too
@@ -68,10 +69,11 @@ class TableSet:
 
 
 def async_url(url: str) -> str:
-    """Map plain `sqlite://` and `postgresql://` URLs to the async drivers we ship."""
+    """Map plain `sqlite://` and `postgresql://` URLs to the async drivers we ship: for
+    SQLite, aiosqlite with a statement in one hop to its thread (activities.sqlite_driver)."""
     parsed = make_url(url)
-    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"):
+        parsed = parsed.set(drivername=f"sqlite+{SQLITE_DRIVER}")
     elif parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
@@ -80,7 +82,7 @@ def async_url(url: str) -> str:
 def sync_url(url: str) -> str:
     """The blocking driver's URL, for `Database.run`: pysqlite, or psycopg's own."""
     parsed = make_url(async_url(url))
-    if parsed.drivername == "sqlite+aiosqlite":
+    if parsed.drivername == f"sqlite+{SQLITE_DRIVER}":
         parsed = parsed.set(drivername="sqlite+pysqlite")
     return parsed.render_as_string(hide_password=False)
 
@@ -104,7 +106,7 @@ class Database:
             engine_kwargs.setdefault("connect_args", {"timeout": 30})
             # no ROLLBACK when a connection returns to the pool: every transaction here
             # ends in COMMIT or ROLLBACK already (engine.begin(), session.begin()), and
-            # aiosqlite makes each call a hop to its thread: 5 of a turn's 64
+            # each would be one more hop to aiosqlite's thread
             engine_kwargs.setdefault("pool_reset_on_return", None)
         else:
             engine_kwargs.setdefault("pool_size", 10)
