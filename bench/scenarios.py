@@ -130,7 +130,13 @@ async def long_conversation(client: Client, host: Host, ours: Ours, counts: Coun
     timings: list[float] = []
     sizes: dict[int, Result] = {}
     rss: dict[int, float] = {}
+    fresh_id, fresh = new_id("long-fresh"), []
     for turn in range(1, total + 1):
+        if turn > total - FRESH_TURNS:  # a new conversation's turns 10-20 alternate with these
+            if turn == total - FRESH_TURNS + 1:
+                for index in range(1, 10):
+                    await ours.turn(fresh_id, index)
+            fresh.append(await timed_turn(ours, fresh_id, 9 + turn - (total - FRESH_TURNS)))
         timings.append(await timed_turn(ours, cid, turn))
         if turn in points:
             sizes[turn] = _size_at(turn, await chain_size(client, cid))
@@ -138,8 +144,14 @@ async def long_conversation(client: Client, host: Host, ours: Ours, counts: Coun
             rss[turn] = round(host.rss_mb(), 1)
     return {
         "history": _history(sizes, counts.history_points),
-        "long": _long(timings, rss, host.peak_rss_mb()),
+        "long": _long(timings, fresh, rss, host.peak_rss_mb()),
     }
+
+
+FRESH_TURNS = 11
+"""The long conversation's last turns, each after a turn of a new conversation (its turns
+10-20): the same minutes' latency at both lengths, which the machine's swings over a run
+(10-100-turn buckets moving 50-90 ms in no order) cannot tell apart."""
 
 
 def _size_at(turn: int, size: Any) -> Result:
@@ -159,16 +171,18 @@ def _history(sizes: dict[int, Result], points: tuple[int, ...]) -> Result:
     return {"points": sizes, "growth_ratio": growth, "compared": [first, last]}
 
 
-def _long(timings: list[float], rss: dict[int, float], peak: float) -> Result:
+def _long(timings: list[float], fresh: list[float], rss: dict[int, float], peak: float) -> Result:
     total = len(timings)
     early = timings[9:20]  # turns 10-20
-    late = timings[max(total - 11, 0) :]  # the last 11 turns: 990-1000 of 1,000
+    late = timings[max(total - FRESH_TURNS, 0) :]  # the last 11 turns: 990-1000 of 1,000
     tenth = min(rss, key=lambda turn: abs(turn - total / 10))
     return {
         "turns": total,
         "early": summary(early) | {"turns": "10-20"},
         "late": summary(late) | {"turns": f"{total - 10}-{total}"},
+        "fresh": summary(fresh) | {"turns": "10-20, alternating with the late turns"},
         "late_to_early_p50": ratio(median(late), median(early)),
+        "late_to_fresh_p50": ratio(median(late), median(fresh)),
         "p50_ms_by_100_turns": _buckets(timings, 100),
         "rss_mb_by_turn": rss,
         "rss_growth": ratio(rss[total], rss[tenth]),
