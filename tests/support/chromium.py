@@ -3,9 +3,11 @@ Playwright without its browser download: `apt-get install -y chromium` when it i
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,9 @@ from playwright.async_api import Browser, Page, async_playwright
 __all__ = ["CHROMIUM", "chromium_or_skip", "headless", "install_chromium", "new_page"]
 
 CHROMIUM = Path("/usr/bin/chromium")
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "durable-agents-chromium-install.lock"
+"""Held while one test process installs: the suite's processes (`-n 3`) start their browser
+tests at once, and a second `apt-get` fails on dpkg's lock instead of waiting."""
 
 
 def install_chromium() -> str | None:
@@ -27,7 +32,8 @@ def install_chromium() -> str | None:
     if os.geteuid() != 0:
         return "installing it needs root: apt-get install chromium"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "chromium"]
+    # wait for dpkg's lock if another apt-get (not one of ours) holds it
+    install = [apt, "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "chromium"]
     problem = None
     for steps in ([install], [[apt, "update", "-q"], install]):  # the package list may be stale
         problem = None
@@ -44,7 +50,12 @@ def install_chromium() -> str | None:
 def chromium_or_skip(what: str) -> Path:
     """Debian's Chromium, installed if missing. Missing and not installable: a failure in
     CI, a skip elsewhere."""
-    problem = None if CHROMIUM.exists() else install_chromium()
+    problem = None
+    if not CHROMIUM.exists():
+        with INSTALL_LOCK.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not CHROMIUM.exists():  # another process may have installed it meanwhile
+                problem = install_chromium()
     if problem is None and not CHROMIUM.exists():
         problem = "the chromium package did not install /usr/bin/chromium"
     if problem is not None:
