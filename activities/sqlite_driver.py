@@ -82,8 +82,17 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         return self._cursor.rowcount if self._cursor is not None else -1
 
     @property
-    def lastrowid(self) -> int:
-        return self._cursor.lastrowid if self._cursor is not None else 0
+    def lastrowid(self) -> int:  # None before a statement, as sqlite3's
+        return self._cursor.lastrowid if self._cursor is not None else None  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize if self._cursor is not None else 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        if self._cursor is not None:
+            self._cursor.arraysize = value
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         return await self._run(False, operation, parameters)

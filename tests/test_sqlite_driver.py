@@ -102,3 +102,11 @@ async def test_a_failed_statement_raises_sqlalchemys_error_and_rolls_back(db: Da
     async with db.read_session() as session:
         count = (await session.execute(sa.select(sa.func.count()).select_from(NOTES))).scalar()
     assert count == 0
+
+
+async def test_a_raw_cursor_before_its_first_statement_reads_as_sqlite3s(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        cursor = raw.dbapi_connection.cursor()  # type: ignore[union-attr]
+        assert (cursor.arraysize, cursor.lastrowid, cursor.description) == (1, None, None)
+        assert cursor.fetchmany() == []
