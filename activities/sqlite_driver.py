@@ -4,7 +4,7 @@ The stock adapter makes three or four hops per statement (open a cursor, execute
 the rows, close), each a queue put, a thread wake-up and a self-pipe write back to the
 event loop: about 65 µs of CPU each here. A database tool's transaction (the ledger's
 claim and record, the tool's own writes, its result message) is six statements, so this
-cuts a turn's hops from about 30 to 8. Nothing else changes: the same aiosqlite connection
+cuts a bench turn's hops from 16 to 6. Nothing else changes: the same aiosqlite connection
 and thread, the same sqlite3 calls in the same order, SQLAlchemy's error handling around
 them. The connection's URL is `sqlite+aiosqlite_onehop://` (`activities.db.async_url`).
 """
@@ -37,9 +37,6 @@ class _Finished:
         self.rowcount = cursor.rowcount
         self.lastrowid = cursor.lastrowid
         self.arraysize = cursor.arraysize
-
-    async def close(self) -> None:
-        """Closed already, in aiosqlite's thread."""
 
 
 def _execute(

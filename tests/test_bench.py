@@ -73,12 +73,11 @@ def test_long_scenario_compares_the_last_turns_with_a_new_conversation_in_the_sa
     command = ["--quick", "--only", "long", "--set", "long_turns=14", "--out", str(out)]
     done = run_bench(*command, "--workdir", str(tmp_path / "work"), timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    long = json.loads(out.read_text())["lifted"]["long"]
+    report = json.loads(out.read_text())
+    long = report["lifted"]["long"]
     assert long["turns"] == 14 and long["late"]["n"] == 11 and long["fresh"]["n"] == 11
     assert long["late_to_fresh_p50"] == round(long["late"]["p50_ms"] / long["fresh"]["p50_ms"], 3)
-    [target] = [
-        t for t in json.loads(out.read_text())["targets"] if t["name"].startswith("long conv")
-    ]
+    [target] = [t for t in report["targets"] if t["name"].startswith("long conv")]
     assert target["value"] == long["late_to_fresh_p50"]
     # the new conversation ran 9 untimed turns, then the 11 timed ones: 20 answered turns
     conversations = sqlite3.connect(tmp_path / "work" / "lifted.db")
